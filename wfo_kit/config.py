@@ -1,0 +1,373 @@
+"""Typed, layered configuration.
+
+Sources, lowest to highest precedence::
+
+    built-in defaults < parameters file(s) (``extends:`` chains) < environment (WFO_SECTION__KEY)
+    < CLI ``--set section.key=value`` < runtime overrides (a dict from a notebook or the library)
+
+Every value's source is kept (:func:`config_sources`) so ``wfo config show --sources`` can say where
+it came from. Unknown keys are errors that suggest the nearest valid key. YAML is read with
+``yaml.safe_load``: a ``!!python/...`` tag is an error, never code.
+
+All rates are decimals (0.09 means 9 %). Money is in the currency of each company's row, in the
+units of the input tables (the bundled sample uses millions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from wfo_kit.errors import ConfigurationError, did_you_mean
+
+SAMPLE_DIR = Path(__file__).parent / "sample_data"
+ENV_PREFIX = "WFO_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSource(_Section):
+    """Where one input table comes from: a CSV/Parquet file, or a SQL database.
+
+    A bare string in a parameters file is a file path. Relative paths are relative to the
+    parameters file that names them.
+    """
+
+    path: str | None = Field(None, description="CSV or Parquet file (by its suffix)")
+    url: str | None = Field(
+        None,
+        description="SQL database URL: sqlite:///file.db or duckdb:///file.duckdb; a password "
+        "belongs in an environment variable, written ${VAR} here",
+    )
+    table: str | None = Field(None, description="table name in the database at `url`")
+    query: str | None = Field(None, description="SQL query against the database at `url`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_path(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TableSource:
+        if (self.path is None) == (self.url is None):
+            msg = "give exactly one of `path` (a file) or `url` (a SQL database)"
+            raise ValueError(msg)
+        if self.url is not None and (self.table is None) == (self.query is None):
+            msg = "a SQL source needs exactly one of `table` or `query`"
+            raise ValueError(msg)
+        return self
+
+
+def _sample(name: str) -> TableSource:
+    return TableSource(path=str(SAMPLE_DIR / name))
+
+
+class DataConfig(_Section):
+    """The input tables (see docs/data-contract.md)."""
+
+    companies: TableSource = Field(default_factory=lambda: _sample("companies.csv"))
+    financials: TableSource = Field(default_factory=lambda: _sample("financials.csv"))
+    peers: TableSource | None = Field(default_factory=lambda: _sample("peers.csv"))
+    balance_sheet: TableSource | None = Field(default_factory=lambda: _sample("balance_sheet.csv"))
+
+
+class ValidationConfig(_Section):
+    fail_below: float = Field(
+        0.0, ge=0, le=1, description="`wfo validate` exits 2 when any table's score is below this"
+    )
+    spread_warning: float = Field(
+        0.01, ge=0, description="warn when discount rate - terminal growth is below this (decimal)"
+    )
+
+
+class ValuationConfig(_Section):
+    """Valuation conventions. Documented once, in docs/conventions.md."""
+
+    methods: list[Literal["dcf"]] = Field(default_factory=lambda: ["dcf"])
+    discount_rate: float | None = Field(
+        None,
+        gt=-1,
+        lt=1,
+        description="decimal; used for companies whose row gives no discount_rate",
+    )
+    terminal_growth: float = Field(
+        0.02,
+        gt=-1,
+        lt=1,
+        description="decimal; Gordon growth for companies whose row gives no terminal_growth",
+    )
+    timing: Literal["end_of_year", "mid_year"] = Field(
+        "end_of_year",
+        description="cash flow of forecast year t is discounted over t (end_of_year) or t - 0.5 "
+        "(mid_year) years; the terminal value always uses the year-N factor",
+    )
+
+
+class OutputConfig(_Section):
+    root: str = Field("outputs", description="folder that receives one sub-folder per run")
+    formats: list[Literal["parquet", "csv", "json"]] = Field(
+        default_factory=lambda: ["parquet"], description="result table formats"
+    )
+
+
+class ReportConfig(_Section):
+    title: str = Field("Company valuation report", description="report heading (plain text)")
+    companies: list[str] = Field(
+        default_factory=list, description="company ids to detail; empty means all"
+    )
+    kernel: str = Field("wfo_kit", description="Jupyter kernel that executes the notebook")
+    cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
+
+
+class Config(_Section):
+    """The whole effective configuration of a run."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    valuation: ValuationConfig = Field(default_factory=ValuationConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        msg = f"parameters file not found: {path}"
+        raise ConfigurationError(msg, hint="check the path; it is relative to where you run wfo")
+    text = path.read_text(encoding="utf-8")
+    try:
+        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"cannot parse parameters file {path}: {first}"
+        raise ConfigurationError(msg, hint="only plain YAML/JSON is accepted") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        msg = f"parameters file {path} must hold a mapping of sections, not {type(loaded).__name__}"
+        raise ConfigurationError(msg)
+    return loaded
+
+
+def _resolve_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make data paths in one file's layer relative to that file."""
+    data = layer.get("data")
+    if not isinstance(data, dict):
+        return layer
+    resolved = {}
+    for name, source in data.items():
+        if isinstance(source, str):
+            source = {"path": source}
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            source = {**source, "path": str((base / source["path"]).resolve())}
+        if isinstance(source, dict) and isinstance(source.get("url"), str):
+            source = {**source, "url": _resolve_sql_url(source["url"], base)}
+        resolved[name] = source
+    return {**layer, "data": resolved}
+
+
+def _resolve_sql_url(url: str, base: Path) -> str:
+    for scheme in ("sqlite:///", "duckdb:///"):
+        if url.startswith(scheme) and not url.startswith(scheme + "/"):
+            return scheme + str((base / url[len(scheme) :]).resolve())
+    return url
+
+
+def file_layers(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """The layers one parameters file contributes, ``extends:`` parents first."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        msg = f"parameters files extend each other in a cycle: {chain}"
+        raise ConfigurationError(msg)
+    raw = _read_file(path)
+    parent = raw.pop("extends", None)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if parent is not None:
+        if not isinstance(parent, str):
+            msg = f"`extends` in {path} must be a file path"
+            raise ConfigurationError(msg)
+        layers += file_layers(path.parent / parent, (*_seen, path))
+    layers.append((f"file:{path}", _resolve_paths(raw, path.parent)))
+    return layers
+
+
+def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``WFO_VALUATION__TERMINAL_GROWTH=0.03`` -> ``{"valuation": {"terminal_growth": "0.03"}}``."""
+    environ = os.environ if environ is None else environ
+    layer: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+        _set_dotted(layer, dotted, _parse_scalar(value))
+    return layer
+
+
+def sets_layer(assignments: list[str]) -> dict[str, Any]:
+    """``["valuation.terminal_growth=0.03"]`` -> nested dict. Values are typed by the model."""
+    layer: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set needs key.path=value, got {item!r}"
+            raise ConfigurationError(msg)
+        _set_dotted(layer, key.strip(), _parse_scalar(value))
+    return layer
+
+
+def _parse_scalar(value: str) -> Any:
+    # Only lists and mappings are parsed here; scalars stay text so that pydantic converts them to
+    # the field's declared type (a str field keeps "1e3" as text, a float field gets 1000.0).
+    stripped = value.strip()
+    if stripped[:1] in "[{":
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError as exc:
+            msg = f"cannot parse list/mapping value {value!r}: {exc}"
+            raise ConfigurationError(msg) from exc
+    return value
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            msg = f"cannot set {dotted!r}: {part!r} is not a section"
+            raise ConfigurationError(msg)
+    target[leaf] = value
+
+
+def _merge(low: dict[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+class ResolvedConfig(BaseModel):
+    """A config together with the source of every value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: Config
+    sources: dict[str, str]
+
+
+def resolve_config(
+    path: str | Path | None = None,
+    *,
+    sets: list[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """Build the effective configuration from every layer, remembering each value's source."""
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("default", Config().model_dump(mode="json"))
+    ]
+    if path is not None:
+        layers += file_layers(Path(path))
+    layers.append(("env", env_layer(environ)))
+    layers.append(("--set", sets_layer(sets or [])))
+    layers.append(("override", dict(overrides or {})))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for label, layer in layers:
+        merged = _merge(merged, layer)
+        for key in _flatten(layer):
+            sources[key] = label
+    config = _validate(merged)
+    flat_final = _flatten(config.model_dump(mode="json"))
+    return ResolvedConfig(
+        config=config,
+        sources={key: _source_of(key, sources) for key in flat_final},
+    )
+
+
+def _source_of(key: str, sources: dict[str, str]) -> str:
+    # A value set as a whole section (e.g. a bare path string) is credited to its parent key.
+    while key:
+        if key in sources:
+            return sources[key]
+        key = key.rpartition(".")[0]
+    return "default"
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    sets: list[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """The effective :class:`Config` (see :func:`resolve_config` for the layers)."""
+    return resolve_config(path, sets=sets, overrides=overrides).config
+
+
+def _validate(merged: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise _config_error(exc) from exc
+
+
+def _config_error(exc: PydanticValidationError) -> ConfigurationError:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    dotted = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        msg = f"unknown configuration key {dotted!r}{did_you_mean(loc[-1], known)}"
+        hint = f"known keys here: {', '.join(sorted(known))}"
+        return ConfigurationError(msg, column=dotted, hint=hint, details=exc.errors())
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    msg = f"invalid configuration value at {dotted or '<root>'}: {first['msg']}{tail}"
+    return ConfigurationError(msg, column=dotted, details=exc.errors())
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def config_sources(resolved: ResolvedConfig) -> list[tuple[str, Any, str]]:
+    """Rows of (key, value, source) for printing."""
+    flat = _flatten(resolved.config.model_dump(mode="json"))
+    return [(key, flat[key], resolved.sources.get(key, "default")) for key in sorted(flat)]

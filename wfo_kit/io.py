@@ -1,0 +1,276 @@
+"""Loading input tables and writing outputs atomically.
+
+Loaders read every source into a Polars frame typed by the data contract (:mod:`wfo_kit.schemas`),
+with a ``_row`` column holding the 1-based source row number so that validation can quarantine
+rows by where they came from. File-level problems raise :class:`~wfo_kit.errors.DataFormatError`
+naming the file and what is wrong, in one line.
+
+Writers never leave a half-written file under its final name: they write a temporary file in the
+same folder and ``os.replace`` it into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from wfo_kit.config import DataConfig, TableSource
+from wfo_kit.errors import ConfigurationError, DataFormatError, nearest
+from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
+
+ROW = "_row"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
+
+
+def load_tables(data: DataConfig) -> dict[str, pl.DataFrame]:
+    """Read every configured input table, typed by the contract."""
+    tables = {}
+    for name in INPUT_SCHEMAS:
+        source = getattr(data, name)
+        if source is not None:
+            tables[name] = read_table(source, table=name)
+    return tables
+
+
+def read_table(source: TableSource, *, table: str) -> pl.DataFrame:
+    """One input table from a file or a SQL source, conformed to the contract for ``table``."""
+    if source.path is not None:
+        raw = _read_file(Path(source.path), table=table)
+        where = source.path
+    else:
+        raw = _read_sql(source, table=table)
+        where = _mask_url(source.url or "")
+    return conform(raw, table=table, where=where)
+
+
+def _read_file(path: Path, *, table: str) -> pl.DataFrame:
+    if not path.is_file():
+        msg = f"{table}: file not found: {path}"
+        raise DataFormatError(msg, table=table, hint="check `data.{table}` in the parameters file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            return pl.read_parquet(path)
+        except Exception as exc:
+            msg = f"{table}: cannot read Parquet file {path}: {_first_line(exc)}"
+            raise DataFormatError(msg, table=table) from exc
+    if suffix not in {".csv", ".txt", ".tsv"}:
+        msg = f"{table}: unsupported file type {suffix!r} for {path}"
+        raise DataFormatError(msg, table=table, hint="use .csv or .parquet, or a SQL `url`")
+    return _read_csv(path, table=table)
+
+
+def _read_csv(path: Path, *, table: str) -> pl.DataFrame:
+    if path.stat().st_size == 0:
+        msg = f"{table}: file is empty: {path}"
+        raise DataFormatError(msg, table=table, hint="a CSV needs a header row")
+    head = path.read_bytes()[:65536]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the sample's end
+            line = head[: exc.start].count(b"\n") + 1
+            msg = f"{table}: {path} is not UTF-8 text (undecodable byte at line {line})"
+            raise DataFormatError(msg, table=table, hint="save the file as UTF-8") from exc
+    separator = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        frame = pl.read_csv(path, infer_schema=False, separator=separator)
+    except pl.exceptions.NoDataError as exc:
+        msg = f"{table}: file is empty: {path}"
+        raise DataFormatError(msg, table=table) from exc
+    except Exception as exc:
+        msg = f"{table}: cannot read CSV {path}: {_first_line(exc)}"
+        raise DataFormatError(msg, table=table) from exc
+    if frame.width == 1:
+        header = frame.columns[0]
+        for other in (";", "\t", "|"):
+            if other in header:
+                shown = {"\t": "tab"}.get(other, other)
+                msg = f"{table}: {path} looks {shown!r}-delimited; comma-separated is expected"
+                raise DataFormatError(msg, table=table, hint="export the file as CSV with commas")
+    return frame
+
+
+def _expand_env(url: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            msg = f"environment variable {name} used in a SQL url is not set"
+            raise ConfigurationError(msg)
+        return os.environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, url)
+
+
+def _mask_url(url: str) -> str:
+    """A URL safe to print: any password is replaced by ***."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
+    url = _expand_env(source.url or "")
+    query = source.query or f'SELECT * FROM "{source.table}"'
+    scheme, _, rest = url.partition(":///")
+    try:
+        if scheme == "sqlite":
+            if not Path(rest).is_file():
+                msg = f"{table}: SQLite database not found: {rest}"
+                raise DataFormatError(msg, table=table)
+            with contextlib.closing(sqlite3.connect(f"file:{rest}?mode=ro", uri=True)) as conn:
+                cursor = conn.execute(query)
+                columns = [d[0] for d in cursor.description]
+                rows = cursor.fetchall()
+            return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
+        if scheme == "duckdb":
+            import duckdb
+
+            if not Path(rest).is_file():
+                msg = f"{table}: DuckDB database not found: {rest}"
+                raise DataFormatError(msg, table=table)
+            with contextlib.closing(duckdb.connect(rest, read_only=True)) as conn:
+                return conn.sql(query).pl()
+    except DataFormatError:
+        raise
+    except Exception as exc:
+        msg = f"{table}: SQL source {_mask_url(source.url or '')} failed: {_first_line(exc)}"
+        raise DataFormatError(msg, table=table) from exc
+    msg = f"{table}: unsupported SQL url scheme {scheme!r}"
+    raise ConfigurationError(msg, hint="use sqlite:///path.db or duckdb:///path.duckdb")
+
+
+def conform(raw: pl.DataFrame, *, table: str, where: str) -> pl.DataFrame:
+    """Check required columns, fill optional ones, cast to contract dtypes, add ``_row``.
+
+    A value that cannot be read as its column's type is a :class:`DataFormatError` naming the
+    column, the first bad row and the value. Extra columns are kept as they are.
+    """
+    dtypes = polars_dtypes(INPUT_SCHEMAS[table])
+    optional = OPTIONAL_COLUMNS.get(table, {})
+    missing = [c for c in dtypes if c not in raw.columns and c not in optional]
+    if missing:
+        extra = [c for c in raw.columns if c not in dtypes]
+        hints = [f"{m!r} -> {s!r}?" for m in missing if (s := nearest(m, extra))]
+        msg = f"{table}: {where} lacks required column(s) {', '.join(missing)}"
+        if hints:
+            msg += f" (close names found: {', '.join(hints)})"
+        raise DataFormatError(msg, table=table, column=missing[0])
+    fills = [
+        pl.lit(default, dtype=dtypes[c]).alias(c)
+        for c, default in optional.items()
+        if c not in raw.columns
+    ]
+    frame = raw.with_columns(fills) if fills else raw
+    casts = [_cast(frame[c], dtypes[c]).alias(c) for c in dtypes]
+    typed = frame.with_columns(casts)
+    for column, dtype in dtypes.items():
+        _raise_on_unreadable(frame[column], typed[column], table=table, where=where, dtype=dtype)
+    return typed.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
+    if series.dtype == dtype:
+        return series
+    if series.dtype == pl.String:
+        text = series.str.strip_chars()
+        text = pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
+        if dtype == pl.Boolean:
+            lowered = text.str.to_lowercase()
+            return pl.select(
+                pl.when(lowered.is_in(list(_TRUE)))
+                .then(True)
+                .when(lowered.is_in(list(_FALSE)))
+                .then(False)
+                .otherwise(None)
+            ).to_series()
+        return text.cast(dtype, strict=False)
+    return series.cast(dtype, strict=False)
+
+
+def _raise_on_unreadable(
+    before: pl.Series, after: pl.Series, *, table: str, where: str, dtype: pl.DataType
+) -> None:
+    if before.dtype == pl.String:
+        before = pl.select(pl.when(before.str.strip_chars() == "").then(None).otherwise(before)).to_series()
+    bad = before.is_not_null() & after.is_null()
+    if not bad.any():
+        return
+    index = int(bad.arg_max())  # first True
+    value = before[index]
+    msg = (
+        f"{table}: {where}: column {before.name!r} cannot be read as {dtype}: "
+        f"{value!r} at row {index + 1}"
+    )
+    raise DataFormatError(msg, table=table, column=before.name, row=index + 1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writers
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; move it into place only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_text(target: Path, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json(target: Path, payload: Any) -> Path:
+    return write_text(target, json.dumps(payload, indent=2, default=str, sort_keys=False) + "\n")
+
+
+def write_frame(frame: pl.DataFrame, target: Path) -> Path:
+    """Write one frame as Parquet, CSV or JSON (by suffix), atomically."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        if target.suffix == ".parquet":
+            frame.write_parquet(tmp)
+        elif target.suffix == ".csv":
+            frame.write_csv(tmp)
+        elif target.suffix == ".json":
+            frame.write_json(tmp)
+        else:
+            msg = f"unsupported output format {target.suffix!r}"
+            raise ConfigurationError(msg, hint="use parquet, csv or json")
+    return target
+
+
+def write_results(
+    frames: Mapping[str, pl.DataFrame], folder: Path, *, formats: list[str]
+) -> dict[str, list[str]]:
+    """Write each frame in each format under ``folder``; return the written paths per table."""
+    written: dict[str, list[str]] = {}
+    for name, frame in frames.items():
+        written[name] = [str(write_frame(frame, Path(folder) / f"{name}.{fmt}")) for fmt in formats]
+    return written

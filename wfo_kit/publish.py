@@ -1,0 +1,233 @@
+"""The report step: execute the valuation notebook with Papermill, publish it with nbconvert.
+
+A run writes ``<output.root>/<run_id>/``::
+
+    valuation.ipynb    the executed notebook (kept when a cell fails, showing the failing cell)
+    report.html        self-contained HTML, code hidden, plotly.js embedded once, no network
+    results/           result tables (Parquet by default; CSV/JSON by configuration)
+    metrics.json       per-step timings and row counts from inside the kernel
+    manifest.json      parameters, sources, input hashes, versions, status, error
+
+Everything is built in a hidden ``.<run_id>.partial`` folder and renamed into place at the end, so
+a folder under a run id is always complete (its manifest says whether the run succeeded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from wfo_kit.config import ResolvedConfig
+from wfo_kit.errors import ConfigurationError, InfrastructureError, NotebookExecutionError
+from wfo_kit.io import write_json, write_text
+
+TEMPLATES = Path(__file__).parent / "templates"
+PACKAGES = ("wfo_kit", "polars", "pandera", "numpy", "scipy", "plotly", "papermill", "nbconvert",
+            "nbclient", "ipykernel", "pydantic")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str
+    report: Path
+    error: NotebookExecutionError | None = None
+
+
+def notebook_path(name: str = "valuation.ipynb") -> Path:
+    """The bundled notebook: inside the installed package, or the repository's notebooks/."""
+    for candidate in (
+        Path(__file__).parent / "notebooks" / name,
+        Path(__file__).resolve().parent.parent / "notebooks" / name,
+    ):
+        if candidate.is_file():
+            return candidate
+    msg = f"notebook {name} not found beside the wfo_kit package"
+    raise ConfigurationError(msg, hint="reinstall wfo_kit")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
+    hashes: dict[str, str | None] = {}
+    for name, source in resolved.config.data:
+        if source is not None and source.path is not None:
+            path = Path(source.path)
+            hashes[name] = file_sha256(path) if path.is_file() else None
+    return hashes
+
+
+def make_run_id(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str:
+    """Timestamp plus a short hash of the configuration and the input files' contents."""
+    payload = json.dumps(
+        {"config": resolved.config.model_dump(mode="json"), "inputs": hashes}, sort_keys=True
+    )
+    short = hashlib.sha256(payload.encode()).hexdigest()[:8]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{short}"
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _check_kernel(name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel as exc:
+        msg = f"Jupyter kernel {name!r} is not installed"
+        hint = f"run `make run` once, or `python -m ipykernel install --sys-prefix --name {name}`"
+        raise ConfigurationError(msg, hint=hint) from exc
+
+
+def run_report(
+    resolved: ResolvedConfig,
+    *,
+    params_file: str | Path | None = None,
+    output_root: Path | None = None,
+    log: Any = None,
+) -> RunResult:
+    """Execute the valuation notebook for one configuration and publish its HTML report."""
+    config = resolved.config
+    _check_kernel(config.report.kernel)
+    hashes = input_hashes(resolved)
+    run_id = make_run_id(resolved, hashes)
+    root = Path(output_root or config.output.root).resolve()
+    final = root / run_id
+    partial = root / f".{run_id}.partial"
+    try:
+        partial.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        msg = f"cannot create the run folder under {root}: {exc.strerror}"
+        raise InfrastructureError(msg, hint="check the output folder's permissions") from exc
+
+    say = log or (lambda _msg: None)
+    started = dt.datetime.now(dt.UTC)
+    timings: dict[str, float] = {}
+    error: NotebookExecutionError | None = None
+
+    say(f"executing notebook for run {run_id}")
+    tick = time.perf_counter()
+    executed = partial / "valuation.ipynb"
+    try:
+        _execute(config, executed, partial)
+    except NotebookExecutionError as exc:
+        error = exc
+    timings["execute"] = time.perf_counter() - tick
+
+    say("publishing HTML")
+    tick = time.perf_counter()
+    report = partial / "report.html"
+    export_html(executed, report, failed=error)
+    timings["export"] = time.perf_counter() - tick
+
+    status = "failed" if error else "succeeded"
+    manifest = {
+        "run_id": run_id,
+        "status": status,
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+        "params_file": str(params_file) if params_file else None,
+        "user": _user(),
+        "host": platform.node(),
+        "config": config.model_dump(mode="json"),
+        "sources": resolved.sources,
+        "inputs_sha256": hashes,
+        "versions": package_versions(),
+        "timings_seconds": timings,
+        **(_read_json(partial / "metrics.json") or {"steps": None, "quality": None}),
+        "results": sorted(str(p.relative_to(partial)) for p in (partial / "results").glob("*"))
+        if (partial / "results").is_dir()
+        else [],
+        "error": error.to_dict() | {"details": error.details} if error else None,
+    }
+    write_json(partial / "manifest.json", manifest)
+    if final.exists():  # same second and same inputs: keep the older run, do not merge into it
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    return RunResult(run_id, final, status, final / "report.html", error)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def notebook_parameters(config: Any, run_dir: Path) -> dict[str, Any]:
+    """Papermill parameters: one dict per configuration section, plus the run folder."""
+    return {**config.model_dump(mode="json"), "run_dir": str(run_dir)}
+
+
+def _execute(config: Any, executed: Path, run_dir: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(notebook_path()),
+            str(executed),
+            parameters=notebook_parameters(config, run_dir),
+            kernel_name=config.report.kernel,
+            progress_bar=False,
+            cwd=str(run_dir),
+            execution_timeout=config.report.cell_timeout,
+            # jupyter_client otherwise waits up to 5 s for a kernel that ignores shutdown.
+            shutdown_kernel="immediate",
+        )
+    except PapermillExecutionError as exc:
+        msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+        raise NotebookExecutionError(
+            msg,
+            step="report",
+            details={"cell_index": exc.cell_index, "exec_count": exc.exec_count,
+                     "ename": exc.ename, "evalue": exc.evalue},
+        ) from exc
+
+
+def export_html(notebook: Path, target: Path, *, failed: NotebookExecutionError | None = None) -> Path:
+    """Publish an executed notebook as self-contained HTML (atomic write)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata["wfo"] = {"status": "failed" if failed else "succeeded",
+                          "error": failed.one_line() if failed else ""}
+    exporter = HTMLExporter(
+        template_name="wfo_report",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    return write_text(target, body)

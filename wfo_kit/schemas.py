@@ -1,0 +1,227 @@
+"""Pandera schemas (Polars backend) for every input and output table.
+
+This module is the data contract: each column's type, unit, bounds and nullability. It is rendered
+into docs/data-contract.md by ``python -m wfo_kit.schemas``; a test keeps the two in step.
+
+Money columns are in millions of the company's ``currency`` in the bundled sample; any unit works as
+long as one company's rows agree. Rates are decimals. Business rules that involve more than one
+column or row (contiguous forecast years, discount rate above growth, ...) live in
+:mod:`wfo_kit.validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+
+# pandera reads the annotations at runtime, so `Optional[...]` (not `X | None`) is kept here.
+# ruff: noqa: UP045
+
+
+class _Base(pa.DataFrameModel):
+    class Config:
+        strict = False  # extra columns are kept and carried along, never an error
+        coerce = False  # loaders cast with row-level error reporting; see wfo_kit.io
+
+
+class Companies(_Base):
+    """One row per company (the valuation target)."""
+
+    company_id: str = pa.Field(unique=True, description="identifier, unique; text")
+    name: str = pa.Field(description="display name; untrusted text, always escaped in reports")
+    sector: str = pa.Field(description="sector label; peers are matched on it")
+    currency: str = pa.Field(str_matches=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
+    shares_diluted: float = pa.Field(gt=0, description="diluted shares outstanding, millions")
+    debt: float = pa.Field(ge=0, description="gross financial debt, money")
+    cash: float = pa.Field(ge=0, description="cash and equivalents, money")
+    minority_interest: float = pa.Field(ge=0, description="non-controlling interests, money")
+    preferred_equity: float = pa.Field(ge=0, description="preferred equity, money")
+    non_operating_assets: float = pa.Field(ge=0, description="non-operating assets, money")
+    tax_rate: float = pa.Field(ge=0, lt=1, description="marginal tax rate, decimal in [0, 1)")
+    beta: Optional[float] = pa.Field(nullable=True, description="levered equity beta")
+    discount_rate: Optional[float] = pa.Field(
+        nullable=True, gt=0, lt=1, description="WACC, decimal; null: the configured default"
+    )
+    terminal_growth: Optional[float] = pa.Field(
+        nullable=True, gt=-0.5, lt=0.5, description="stable growth, decimal; null: configured"
+    )
+
+
+class Financials(_Base):
+    """One row per company and year, actual or forecast."""
+
+    company_id: str = pa.Field(description="company the row belongs to")
+    year: int = pa.Field(ge=1900, le=2200, description="fiscal year")
+    is_forecast: bool = pa.Field(description="true for forecast years, false for actuals")
+    revenue: Optional[float] = pa.Field(nullable=True, ge=0, description="revenue, money")
+    ebitda: Optional[float] = pa.Field(nullable=True, description="EBITDA, money")
+    ebit: Optional[float] = pa.Field(nullable=True, description="EBIT (operating income), money")
+    depreciation: Optional[float] = pa.Field(
+        nullable=True, ge=0, description="depreciation and amortisation, money"
+    )
+    capex: Optional[float] = pa.Field(nullable=True, description="capital expenditure, money")
+    change_nwc: Optional[float] = pa.Field(
+        nullable=True, description="increase in net working capital, money"
+    )
+    net_income: Optional[float] = pa.Field(nullable=True, description="net income, money")
+    fcff: Optional[float] = pa.Field(
+        nullable=True, description="free cash flow to the firm if given; else computed, money"
+    )
+
+
+class Peers(_Base):
+    """Comparable companies, matched to targets by sector."""
+
+    peer_id: str = pa.Field(unique=True, description="identifier, unique")
+    name: str = pa.Field(description="display name")
+    sector: str = pa.Field(description="sector label")
+    enterprise_value: float = pa.Field(gt=0, description="enterprise value, money")
+    market_cap: float = pa.Field(gt=0, description="equity market value, money")
+    revenue: Optional[float] = pa.Field(nullable=True, description="revenue, money")
+    ebitda: Optional[float] = pa.Field(nullable=True, description="EBITDA, money")
+    ebit: Optional[float] = pa.Field(nullable=True, description="EBIT, money")
+    net_income: Optional[float] = pa.Field(nullable=True, description="net income, money")
+
+
+class BalanceSheet(_Base):
+    """Balance-sheet items per company for the asset-based methods."""
+
+    company_id: str = pa.Field(description="company the item belongs to")
+    item: str = pa.Field(description="line item label")
+    side: str = pa.Field(isin=["asset", "liability"], description="asset or liability")
+    asset_class: Optional[str] = pa.Field(nullable=True, description="class for recovery rates")
+    book_value: float = pa.Field(description="book value, money")
+    fair_value_adjustment: float = pa.Field(description="signed adjustment to fair value, money")
+    recovery_rate: Optional[float] = pa.Field(
+        nullable=True, ge=0, le=1, description="share of fair value recovered in liquidation"
+    )
+    priority: Optional[str] = pa.Field(
+        nullable=True,
+        isin=["administrative", "secured", "unsecured"],
+        description="claim priority of a liability in liquidation",
+    )
+
+
+# Output tables ------------------------------------------------------------------------------
+
+
+class Valuations(_Base):
+    """One row per company and method: valued, or excluded with a reason."""
+
+    company_id: str = pa.Field(description="company")
+    method: str = pa.Field(description="valuation method name")
+    status: str = pa.Field(isin=["valued", "excluded"], description="valued or excluded")
+    reason: Optional[str] = pa.Field(nullable=True, description="why excluded; null if valued")
+    enterprise_value: Optional[float] = pa.Field(nullable=True, description="money")
+    equity_value: Optional[float] = pa.Field(nullable=True, description="money")
+    value_per_share: Optional[float] = pa.Field(nullable=True, description="money per share")
+
+
+class Quarantine(_Base):
+    """One row per failed check on an input row."""
+
+    table: str = pa.Field(description="input table name")
+    row: int = pa.Field(ge=1, description="1-based data row in the source (CSV line = row + 1)")
+    company_id: Optional[str] = pa.Field(nullable=True, description="company of the row, if known")
+    column: Optional[str] = pa.Field(nullable=True, description="offending column, if one")
+    check: str = pa.Field(description="name of the failed check")
+    value: Optional[str] = pa.Field(nullable=True, description="offending value as text")
+    reason: str = pa.Field(description="what is wrong, in words")
+
+
+class Quality(_Base):
+    """Per input table: rows in = valid + quarantined."""
+
+    table: str = pa.Field(description="input table name")
+    rows_in: int = pa.Field(ge=0, description="rows read")
+    rows_valid: int = pa.Field(ge=0, description="rows passed on")
+    rows_quarantined: int = pa.Field(ge=0, description="rows quarantined")
+    score: float = pa.Field(ge=0, le=1, description="rows_valid / rows_in (1.0 for an empty table)")
+
+
+INPUT_SCHEMAS: dict[str, type[_Base]] = {
+    "companies": Companies,
+    "financials": Financials,
+    "peers": Peers,
+    "balance_sheet": BalanceSheet,
+}
+
+OUTPUT_SCHEMAS: dict[str, type[_Base]] = {
+    "valuations": Valuations,
+    "quarantine": Quarantine,
+    "quality": Quality,
+}
+
+#: Columns a loader may fill when absent from the input, with the value it fills in.
+OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
+    "companies": {
+        "minority_interest": 0.0,
+        "preferred_equity": 0.0,
+        "non_operating_assets": 0.0,
+        "beta": None,
+        "discount_rate": None,
+        "terminal_growth": None,
+    },
+    "financials": {"net_income": None, "fcff": None, "ebitda": None, "revenue": None},
+    "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},
+    "balance_sheet": {"asset_class": None, "recovery_rate": None, "priority": None,
+                      "fair_value_adjustment": 0.0},
+}
+
+
+def polars_dtypes(schema: type[_Base]) -> dict[str, pl.DataType]:
+    """Column name -> Polars dtype, in contract order."""
+    return {name: column.dtype.type for name, column in schema.to_schema().columns.items()}
+
+
+def empty_frame(schema: type[_Base]) -> pl.DataFrame:
+    """A zero-row frame with the schema's columns and dtypes."""
+    return pl.DataFrame(schema=polars_dtypes(schema))
+
+
+def contract_markdown() -> str:
+    """The data contract as Markdown (docs/data-contract.md)."""
+    lines = [
+        "# Data contract",
+        "",
+        "Generated from `wfo_kit/schemas.py` by `python -m wfo_kit.schemas`; do not edit by hand.",
+        "Money is in the units of the input (the sample: millions of the row's currency); rates are",
+        "decimals (0.09 = 9 %). Columns marked optional may be left out of an input file: the",
+        "loader fills them with the default shown.",
+        "",
+    ]
+    for group, schemas in (("Input", INPUT_SCHEMAS), ("Output", OUTPUT_SCHEMAS)):
+        for table, schema in schemas.items():
+            lines += [f"## {group}: `{table}`", "", (schema.__doc__ or "").strip(), ""]
+            lines += ["| column | type | nullable | checks | meaning | optional (default) |",
+                      "|---|---|---|---|---|---|"]
+            optional = OPTIONAL_COLUMNS.get(table, {})
+            for name, column in schema.to_schema().columns.items():
+                checks = ", ".join(_check_text(c) for c in column.checks) or ""
+                if column.unique:
+                    checks = ", ".join(filter(None, ["unique", checks]))
+                default = f"yes ({optional[name]})" if name in optional else ""
+                lines.append(
+                    f"| `{name}` | {column.dtype} | {'yes' if column.nullable else 'no'} | "
+                    f"{checks} | {column.description or ''} | {default} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _check_text(check: object) -> str:
+    stats = getattr(check, "statistics", {}) or {}
+    name = getattr(check, "name", str(check))
+    if stats:
+        args = ", ".join(f"{v}" for v in stats.values())
+        return f"{name}({args})"
+    return str(name)
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / "docs" / "data-contract.md"
+    target.write_text(contract_markdown() + "\n", encoding="utf-8")

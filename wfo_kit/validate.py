@@ -1,0 +1,293 @@
+"""The validate step: Pandera schemas plus named business rules, quarantine and quality.
+
+Every input row ends up either valid (passed on) or quarantined with a reason; for every table
+``rows_in == rows_valid + rows_quarantined``. A row that fails several checks appears once per
+failed check in the quarantine table and is counted once in the quality table.
+
+Company-level gaps that are not a bad row (a forecast year missing because its row was quarantined,
+no peers for a sector) are not quarantined here: the value step excludes the company from the
+methods that need the data and records the reason in the valuations table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+from wfo_kit.config import ValidationConfig, ValuationConfig
+from wfo_kit.errors import SchemaValidationError
+from wfo_kit.io import ROW
+from wfo_kit.schemas import INPUT_SCHEMAS, Quality, Quarantine, empty_frame, polars_dtypes
+
+QUARANTINE_DTYPES = polars_dtypes(Quarantine)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named business rule: rows where ``fails`` is true are quarantined with ``reason``."""
+
+    check: str
+    column: str | None
+    fails: pl.Expr
+    reason: pl.Expr
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the validate step produces."""
+
+    valid: dict[str, pl.DataFrame]
+    quarantine: pl.DataFrame
+    quality: pl.DataFrame
+    warnings: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"table": pl.String, "company_id": pl.String, "check": pl.String,
+                    "reason": pl.String}
+        )
+    )
+
+
+def validate_tables(
+    tables: dict[str, pl.DataFrame],
+    *,
+    validation: ValidationConfig | None = None,
+    valuation: ValuationConfig | None = None,
+) -> Checked:
+    """Validate every input table; return valid frames, quarantine, quality and warnings."""
+    validation = validation or ValidationConfig()
+    valuation = valuation or ValuationConfig()
+    company_ids = (
+        tables["companies"]["company_id"].drop_nulls().unique()
+        if "companies" in tables
+        else pl.Series("company_id", [], dtype=pl.String)
+    )
+    parts, valid, quality = [], {}, []
+    for name, frame in tables.items():
+        rules = RULES[name](valuation=valuation, company_ids=company_ids)
+        bad = pl.concat([schema_failures(frame, table=name), rule_failures(frame, rules, table=name)])
+        parts.append(bad)
+        bad_rows = bad["row"].unique()
+        valid[name] = frame.filter(~pl.col(ROW).is_in(bad_rows.implode()))
+        quality.append(_quality_row(name, frame.height, valid[name].height))
+    quarantine = pl.concat(parts).sort("table", "row", "check") if parts else empty_frame(Quarantine)
+    return Checked(
+        valid=valid,
+        quarantine=quarantine,
+        quality=pl.DataFrame(quality, schema=polars_dtypes(Quality)),
+        warnings=_spread_warnings(valid.get("companies"), valuation, validation),
+    )
+
+
+def _quality_row(table: str, rows_in: int, rows_valid: int) -> dict[str, object]:
+    return {
+        "table": table,
+        "rows_in": rows_in,
+        "rows_valid": rows_valid,
+        "rows_quarantined": rows_in - rows_valid,
+        "score": rows_valid / rows_in if rows_in else 1.0,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Pandera schema checks
+
+
+def schema_failures(frame: pl.DataFrame, *, table: str) -> pl.DataFrame:
+    """Run the table's Pandera schema (lazy: every failure) and map failures back to rows."""
+    schema = INPUT_SCHEMAS[table]
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return _failure_rows(frame, exc.failure_cases, table=table, exc=exc)
+    return empty_frame(Quarantine)
+
+
+def _failure_rows(
+    frame: pl.DataFrame, cases: pl.DataFrame, *, table: str, exc: Exception
+) -> pl.DataFrame:
+    row_level = cases.filter(pl.col("index").is_not_null())
+    if row_level.height < cases.height:
+        first = cases.filter(pl.col("index").is_null()).row(0, named=True)
+        msg = f"{table}: schema check {first['check']} failed on {first['column']}: {first['failure_case']}"
+        raise SchemaValidationError(msg, table=table, column=first["column"], details=cases) from exc
+    has_company = "company_id" in frame.columns
+    rows = []
+    for case in row_level.iter_rows(named=True):
+        index, column, check = case["index"], case["column"], case["check"]
+        value = frame[column][index] if column in frame.columns else case["failure_case"]
+        rows.append({
+            "table": table,
+            "row": frame[ROW][index],
+            "company_id": frame["company_id"][index] if has_company else None,
+            "column": column,
+            "check": _check_name(check),
+            "value": None if value is None else str(value),
+            "reason": _reason(frame, column, check, value, index),
+        })
+    return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
+
+
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_or_equal_to": ">=",
+    "less_than": "<",
+    "less_than_or_equal_to": "<=",
+}
+
+
+def _check_name(check: str) -> str:
+    return {"not_nullable": "not_null", "field_uniqueness": "unique"}.get(
+        check, check.split("(")[0]
+    )
+
+
+def _reason(frame: pl.DataFrame, column: str, check: str, value: object, index: int) -> str:
+    name, _, arg = check.partition("(")
+    arg = arg.rstrip(")")
+    if check == "not_nullable":
+        return f"{column} is missing"
+    if check == "field_uniqueness":
+        rows = frame.filter(pl.col(column) == value)[ROW].to_list()
+        return f"{column} {value!r} is not unique (rows {', '.join(map(str, rows))})"
+    if name in _BOUNDS:
+        return f"{column} must be {_BOUNDS[name]} {arg}, got {value}"
+    if name == "isin":
+        return f"{column} must be one of {arg}, got {value!r}"
+    if name == "str_matches":
+        return f"{column} must match {arg}, got {value!r}"
+    return f"{column} fails {check}: {value!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Business rules (vectorized Polars expressions)
+
+
+def rule_failures(frame: pl.DataFrame, rules: list[Rule], *, table: str) -> pl.DataFrame:
+    """Quarantine rows for every rule, one output row per (row, failed rule)."""
+    if not rules or frame.height == 0:
+        return empty_frame(Quarantine)
+    company = pl.col("company_id") if "company_id" in frame.columns else pl.lit(None, pl.String)
+    parts = []
+    for rule in rules:
+        value = pl.col(rule.column).cast(pl.String) if rule.column else pl.lit(None, pl.String)
+        parts.append(
+            frame.lazy()
+            .filter(rule.fails.fill_null(False))
+            .select(
+                pl.lit(table).alias("table"),
+                pl.col(ROW).alias("row"),
+                company.alias("company_id"),
+                pl.lit(rule.column, pl.String).alias("column"),
+                pl.lit(rule.check).alias("check"),
+                value.alias("value"),
+                rule.reason.alias("reason"),
+            )
+        )
+    return pl.concat(pl.collect_all(parts)).cast(QUARANTINE_DTYPES)
+
+
+def _finite_rules(table: str) -> list[Rule]:
+    floats = [c for c, t in polars_dtypes(INPUT_SCHEMAS[table]).items() if t == pl.Float64]
+    return [
+        Rule(
+            check="finite",
+            column=c,
+            fails=pl.col(c).is_not_null() & ~pl.col(c).is_finite(),
+            reason=pl.format("{} must be a finite number, got {}", pl.lit(c), pl.col(c)),
+        )
+        for c in floats
+    ]
+
+
+def _known_company(company_ids: pl.Series) -> Rule:
+    return Rule(
+        check="known_company",
+        column="company_id",
+        fails=~pl.col("company_id").is_in(company_ids.implode()),
+        reason=pl.format("company_id {} is not in the companies table", pl.col("company_id")),
+    )
+
+
+def _company_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> list[Rule]:
+    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
+    growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
+    return [
+        *_finite_rules("companies"),
+        Rule(
+            check="rate_above_growth",
+            column="terminal_growth",
+            fails=rate <= growth,
+            reason=pl.format(
+                "discount rate {} must exceed terminal growth {} (Gordon growth needs r > g)",
+                rate, growth,
+            ),
+        ),
+    ]
+
+
+def _financials_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> list[Rule]:
+    needed = ["ebit", "depreciation", "capex", "change_nwc"]
+    missing = pl.concat_str(
+        [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in needed], separator=", ",
+        ignore_nulls=True,
+    )
+    return [
+        *_finite_rules("financials"),
+        _known_company(company_ids),
+        Rule(
+            check="unique_company_year",
+            column="year",
+            fails=pl.struct("company_id", "year").is_duplicated(),
+            reason=pl.format("company {} has more than one row for year {}",
+                             pl.col("company_id"), pl.col("year")),
+        ),
+        Rule(
+            check="fcff_inputs",
+            column=None,
+            fails=pl.col("is_forecast")
+            & pl.col("fcff").is_null()
+            & pl.any_horizontal([pl.col(c).is_null() for c in needed]),
+            reason=pl.format(
+                "forecast row needs fcff, or ebit, depreciation, capex and change_nwc (missing: {})",
+                missing,
+            ),
+        ),
+    ]
+
+
+def _peers_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> list[Rule]:
+    return _finite_rules("peers")
+
+
+def _balance_sheet_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> list[Rule]:
+    return [*_finite_rules("balance_sheet"), _known_company(company_ids)]
+
+
+RULES: dict[str, Callable[..., list[Rule]]] = {
+    "companies": _company_rules,
+    "financials": _financials_rules,
+    "peers": _peers_rules,
+    "balance_sheet": _balance_sheet_rules,
+}
+
+
+def _spread_warnings(
+    companies: pl.DataFrame | None, valuation: ValuationConfig, validation: ValidationConfig
+) -> pl.DataFrame:
+    schema = {"table": pl.String, "company_id": pl.String, "check": pl.String, "reason": pl.String}
+    if companies is None or companies.height == 0:
+        return pl.DataFrame(schema=schema)
+    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
+    growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
+    return companies.filter((rate - growth) < validation.spread_warning).select(
+        pl.lit("companies").alias("table"),
+        "company_id",
+        pl.lit("narrow_spread").alias("check"),
+        pl.format(
+            "discount rate {} is within {} of terminal growth {}: value is very sensitive",
+            rate, pl.lit(validation.spread_warning), growth,
+        ).alias("reason"),
+    )
