@@ -18,8 +18,10 @@ def main(argv: list[str]) -> int:
         figures += SUITES[name]()
     print(f"{'figure':<34} {'value':>14} {'unit':<18} {'baseline':>14} {'ratio':>7}")
     for f in figures:
-        print(f"{f['name']:<34} {f['value']:>14.4g} {f['unit']:<18} {f['baseline_value']:>14.4g} "
-              f"{f['ratio']:>7.3f}  (vs {f['baseline']})")
+        print(
+            f"{f['name']:<34} {f['value']:>14.4g} {f['unit']:<18} {f['baseline_value']:>14.4g} "
+            f"{f['ratio']:>7.3f}  (vs {f['baseline']})"
+        )
     out = Path("outputs/bench/latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

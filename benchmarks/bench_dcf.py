@@ -28,7 +28,13 @@ def run(n: int = 1_000_000, years: int = 10) -> list[dict]:
     got = dcf_arrays(flows, horizon, rate, growth)["enterprise_value"]
     np.testing.assert_allclose(got, baseline_horner(flows, rate, growth), rtol=1e-10)
     return [
-        figure("dcf_kernel_throughput", value=n / ours, unit="companies/s",
-               baseline="numpy_horner", baseline_value=n / base, n=n,
-               params={"years": years, "terminal": "gordon"}),
+        figure(
+            "dcf_kernel_throughput",
+            value=n / ours,
+            unit="companies/s",
+            baseline="numpy_horner",
+            baseline_value=n / base,
+            n=n,
+            params={"years": years, "terminal": "gordon"},
+        ),
     ]

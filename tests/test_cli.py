@@ -40,7 +40,9 @@ def test_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert "the following arguments are required: params" in err[0]
 
 
-def test_validate_prints_quality_and_writes_quarantine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_prints_quality_and_writes_quarantine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "q.csv"
     assert main(["validate", "parameters/default.yaml", "--quarantine", str(target)]) == 0
     out = capsys.readouterr().out
@@ -49,16 +51,37 @@ def test_validate_prints_quality_and_writes_quarantine(tmp_path: Path, capsys: p
     assert target.read_text().count("\n") == 6
 
 
-def test_validate_exits_2_below_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["validate", "parameters/default.yaml", "--quarantine", str(tmp_path / "q.csv"),
-                 "--set", "validation.fail_below=0.95"])
+def test_validate_exits_2_below_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "validate",
+            "parameters/default.yaml",
+            "--quarantine",
+            str(tmp_path / "q.csv"),
+            "--set",
+            "validation.fail_below=0.95",
+        ]
+    )
     assert code == 2
     assert "below validation.fail_below 0.95" in capsys.readouterr().err
 
 
 def test_config_show_sources(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["config", "show", "parameters/default.yaml", "--sources",
-                 "--set", "valuation.timing=mid_year"]) == 0
+    assert (
+        main(
+            [
+                "config",
+                "show",
+                "parameters/default.yaml",
+                "--sources",
+                "--set",
+                "valuation.timing=mid_year",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert '"mid_year"  [--set]' in out
     assert "[default]" in out

@@ -16,9 +16,14 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_every_layer_overrides_the_one_below(tmp_path: Path) -> None:
-    base = write(tmp_path / "base.yaml", "valuation:\n  terminal_growth: 0.01\n  discount_rate: 0.08\n"
-                 "report:\n  title: base\n  cell_timeout: 100\n")
-    child = write(tmp_path / "child.yaml", "extends: base.yaml\nvaluation:\n  terminal_growth: 0.015\n")
+    write(
+        tmp_path / "base.yaml",
+        "valuation:\n  terminal_growth: 0.01\n  discount_rate: 0.08\n"
+        "report:\n  title: base\n  cell_timeout: 100\n",
+    )
+    child = write(
+        tmp_path / "child.yaml", "extends: base.yaml\nvaluation:\n  terminal_growth: 0.015\n"
+    )
     resolved = resolve_config(
         child,
         environ={"WFO_VALUATION__DISCOUNT_RATE": "0.085", "WFO_REPORT__TITLE": "env"},
@@ -38,8 +43,11 @@ def test_every_layer_overrides_the_one_below(tmp_path: Path) -> None:
 
 
 def test_set_values_take_the_field_type(tmp_path: Path) -> None:
-    cfg = resolve_config(None, sets=["report.title=1e3", "valuation.terminal_growth=1e-2",
-                                     "output.formats=[csv, json]"], environ={}).config
+    cfg = resolve_config(
+        None,
+        sets=["report.title=1e3", "valuation.terminal_growth=1e-2", "output.formats=[csv, json]"],
+        environ={},
+    ).config
     assert cfg.report.title == "1e3"
     assert cfg.valuation.terminal_growth == 0.01
     assert cfg.output.formats == ["csv", "json"]
@@ -47,14 +55,20 @@ def test_set_values_take_the_field_type(tmp_path: Path) -> None:
 
 def test_unknown_key_suggests_the_nearest(tmp_path: Path) -> None:
     params = write(tmp_path / "p.yaml", "valuation:\n  terminal_growht: 0.02\n")
-    with pytest.raises(ConfigurationError, match=r"unknown configuration key 'valuation.terminal_growht' \(did you mean 'terminal_growth'\?\)"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"unknown configuration key 'valuation.terminal_growht' "
+        r"\(did you mean 'terminal_growth'\?\)",
+    ):
         resolve_config(params, environ={})
 
 
 def test_python_tags_in_yaml_are_refused_not_run(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    params = write(tmp_path / "p.yaml",
-                   f"report:\n  title: !!python/object/apply:os.system ['touch {marker}']\n")
+    params = write(
+        tmp_path / "p.yaml",
+        f"report:\n  title: !!python/object/apply:os.system ['touch {marker}']\n",
+    )
     with pytest.raises(ConfigurationError, match="cannot parse parameters file"):
         resolve_config(params, environ={})
     assert not marker.exists()
@@ -76,5 +90,7 @@ def test_extends_cycle_is_an_error(tmp_path: Path) -> None:
 
 
 def test_bad_value_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"invalid configuration value at valuation.timing"):
+    with pytest.raises(
+        ConfigurationError, match=r"invalid configuration value at valuation.timing"
+    ):
         resolve_config(None, sets=["valuation.timing=sometimes"], environ={})

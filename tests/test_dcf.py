@@ -22,20 +22,52 @@ TOL = 5e-5
 
 
 def published_case() -> tuple[pl.DataFrame, pl.DataFrame]:
-    companies = pl.DataFrame({
-        "company_id": ["X"], "name": ["Example"], "sector": ["S"], "currency": ["USD"],
-        "shares_diluted": [107.0], "debt": [126.2], "cash": [43.1], "minority_interest": [0.0],
-        "preferred_equity": [0.0], "non_operating_assets": [0.0], "tax_rate": [0.25],
-        "beta": [None], "discount_rate": [0.07], "terminal_growth": [0.02],
-    }, schema_overrides={"beta": pl.Float64})
-    financials = pl.DataFrame({
-        "company_id": ["X"] * 3, "year": [2026, 2027, 2028], "is_forecast": [True] * 3,
-        "revenue": [None] * 3, "ebitda": [None] * 3, "ebit": [None] * 3,
-        "depreciation": [None] * 3, "capex": [None] * 3, "change_nwc": [None] * 3,
-        "net_income": [None] * 3, "fcff": [210.0, 218.0, 227.0],
-    }, schema_overrides={c: pl.Float64 for c in
-                         ["revenue", "ebitda", "ebit", "depreciation", "capex", "change_nwc",
-                          "net_income"]})
+    companies = pl.DataFrame(
+        {
+            "company_id": ["X"],
+            "name": ["Example"],
+            "sector": ["S"],
+            "currency": ["USD"],
+            "shares_diluted": [107.0],
+            "debt": [126.2],
+            "cash": [43.1],
+            "minority_interest": [0.0],
+            "preferred_equity": [0.0],
+            "non_operating_assets": [0.0],
+            "tax_rate": [0.25],
+            "beta": [None],
+            "discount_rate": [0.07],
+            "terminal_growth": [0.02],
+        },
+        schema_overrides={"beta": pl.Float64},
+    )
+    financials = pl.DataFrame(
+        {
+            "company_id": ["X"] * 3,
+            "year": [2026, 2027, 2028],
+            "is_forecast": [True] * 3,
+            "revenue": [None] * 3,
+            "ebitda": [None] * 3,
+            "ebit": [None] * 3,
+            "depreciation": [None] * 3,
+            "capex": [None] * 3,
+            "change_nwc": [None] * 3,
+            "net_income": [None] * 3,
+            "fcff": [210.0, 218.0, 227.0],
+        },
+        schema_overrides={
+            c: pl.Float64
+            for c in [
+                "revenue",
+                "ebitda",
+                "ebit",
+                "depreciation",
+                "capex",
+                "change_nwc",
+                "net_income",
+            ]
+        },
+    )
     return companies, financials
 
 
@@ -56,12 +88,16 @@ def test_published_end_of_year_case() -> None:
 def test_mid_year_and_end_of_year_single_flow() -> None:
     # 1,000 in year 5 at 10 %: mid-year (exponent 4.5) 651.23; end-of-year at t = 4, 683.01.
     flows = np.array([[0.0, 0.0, 0.0, 0.0, 1000.0]])
-    assert present_value(flows, np.array([0.10]), timing="mid_year")[0] == pytest.approx(651.23, abs=5e-3)
+    assert present_value(flows, np.array([0.10]), timing="mid_year")[0] == pytest.approx(
+        651.23, abs=5e-3
+    )
     assert present_value(flows[:, 1:], np.array([0.10]))[0] == pytest.approx(683.01, abs=5e-3)
 
 
 def test_gordon_is_never_a_number_when_rate_not_above_growth() -> None:
-    tv = gordon_terminal_value(np.array([100.0, 100.0]), np.array([0.05, 0.04]), np.array([0.05, 0.06]))
+    tv = gordon_terminal_value(
+        np.array([100.0, 100.0]), np.array([0.05, 0.04]), np.array([0.05, 0.06])
+    )
     assert np.isnan(tv).all()
 
 
@@ -77,8 +113,10 @@ def test_fcff_is_computed_from_its_parts_when_not_given() -> None:
     companies, financials = published_case()
     # EBIT 200 x (1 - 0.25) + D&A 50 - capex 60 - change in NWC 10 = 130
     financials = financials.with_columns(
-        pl.lit(None, pl.Float64).alias("fcff"), pl.lit(200.0).alias("ebit"),
-        pl.lit(50.0).alias("depreciation"), pl.lit(60.0).alias("capex"),
+        pl.lit(None, pl.Float64).alias("fcff"),
+        pl.lit(200.0).alias("ebit"),
+        pl.lit(50.0).alias("depreciation"),
+        pl.lit(60.0).alias("capex"),
         pl.lit(10.0).alias("change_nwc"),
     )
     _, flows, _ = value_dcf(companies, financials)
@@ -86,11 +124,17 @@ def test_fcff_is_computed_from_its_parts_when_not_given() -> None:
 
 
 def test_equity_bridge_signs() -> None:
-    frame = pl.DataFrame({
-        "enterprise_value": [1000.0], "debt": [300.0], "preferred_equity": [50.0],
-        "minority_interest": [20.0], "cash": [100.0], "non_operating_assets": [30.0],
-        "shares_diluted": [10.0],
-    })
+    frame = pl.DataFrame(
+        {
+            "enterprise_value": [1000.0],
+            "debt": [300.0],
+            "preferred_equity": [50.0],
+            "minority_interest": [20.0],
+            "cash": [100.0],
+            "non_operating_assets": [30.0],
+            "shares_diluted": [10.0],
+        }
+    )
     out = equity_bridge(frame).row(0, named=True)
     assert out["equity_value"] == pytest.approx(760.0)
     assert out["value_per_share"] == pytest.approx(76.0)
@@ -107,13 +151,17 @@ def test_scaling_cash_flows_scales_value(flows: list[float], rate: float, k: flo
     matrix = np.array([flows])
     base = dcf_arrays(matrix, np.array([len(flows)]), np.array([rate]), np.array([0.0]))
     scaled = dcf_arrays(matrix * k, np.array([len(flows)]), np.array([rate]), np.array([0.0]))
-    assert scaled["enterprise_value"][0] == pytest.approx(k * base["enterprise_value"][0], rel=1e-9, abs=1e-6)
+    assert scaled["enterprise_value"][0] == pytest.approx(
+        k * base["enterprise_value"][0], rel=1e-9, abs=1e-6
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(flows=flows_strategy)
 def test_zero_rate_gives_plain_sum(flows: list[float]) -> None:
-    assert present_value(np.array([flows]), np.array([0.0]))[0] == pytest.approx(sum(flows), abs=1e-6)
+    assert present_value(np.array([flows]), np.array([0.0]))[0] == pytest.approx(
+        sum(flows), abs=1e-6
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -128,8 +176,12 @@ def test_mid_year_is_end_of_year_times_half_year_growth(flows: list[float], rate
 def test_gordon_equals_long_truncated_growing_perpetuity() -> None:
     rate, growth, last = 0.08, 0.03, 100.0
     years = np.arange(1, 3001)
-    explicit = (last * (1 + growth) ** years * discount_factor(years, np.full(years.shape, rate))).sum()
-    assert gordon_terminal_value(np.array([last]), np.array([rate]), np.array([growth]))[0] == pytest.approx(explicit, rel=1e-9)
+    explicit = (
+        last * (1 + growth) ** years * discount_factor(years, np.full(years.shape, rate))
+    ).sum()
+    assert gordon_terminal_value(np.array([last]), np.array([rate]), np.array([growth]))[
+        0
+    ] == pytest.approx(explicit, rel=1e-9)
 
 
 def test_value_falls_as_rate_rises() -> None:

@@ -1,4 +1,4 @@
-"""End to end: `wfo run` on the sample through a real Papermill kernel, and the report in Chromium."""
+"""End to end: `wfo run` on the sample through a real Papermill kernel; the report in Chromium."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +29,16 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import sys
 
     out = tmp_path_factory.mktemp("outputs")
-    wfo = str(Path(sys.executable).parent / "wfo") if (Path(sys.executable).parent / "wfo").exists() else shutil.which("wfo")
+    wfo = (
+        str(Path(sys.executable).parent / "wfo")
+        if (Path(sys.executable).parent / "wfo").exists()
+        else shutil.which("wfo")
+    )
     result = subprocess.run(
         [wfo, "run", "parameters/default.yaml", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     report = Path(result.stdout.strip().splitlines()[-1])
@@ -43,7 +56,9 @@ def test_run_writes_report_results_and_manifest(sample_run: Path) -> None:
     valued = valuations.filter(pl.col("status") == "valued")
     assert valued.height == 36
     assert (valued["value_per_share"] > 0).all()
-    excluded = dict(valuations.filter(pl.col("status") == "excluded").select("company_id", "reason").rows())
+    excluded = dict(
+        valuations.filter(pl.col("status") == "excluded").select("company_id", "reason").rows()
+    )
     assert set(excluded) == {"C012", "C027", "C033", "C038"}
     assert "not contiguous" in excluded["C038"]
     manifest = json.loads((sample_run / "manifest.json").read_text())
@@ -79,3 +94,45 @@ def test_report_opens_offline_in_chromium(sample_run: Path, chromium: str) -> No
     assert len(drawn) == 2
     assert all(n > 0 for n in drawn)
     assert code_cells == 0
+
+
+def test_failed_run_keeps_notebook_and_marks_report(
+    tmp_path: Path, wfo_bin: str, chromium: str
+) -> None:
+    params = tmp_path / "bad.yaml"
+    params.write_text("data:\n  companies: missing.csv\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [wfo_bin, "run", str(params), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2  # bad input, even though it surfaced inside the kernel
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("wfo: error:")]
+    assert len(lines) == 1
+    assert "DataFormatError: companies: file not found:" in lines[0]
+    assert "Traceback" not in result.stderr
+    (run_dir,) = out.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"]["details"]["ename"] == "DataFormatError"
+    nb = json.loads((run_dir / "valuation.ipynb").read_text())
+    failing = [
+        c for c in nb["cells"] if c.get("metadata", {}).get("papermill", {}).get("exception")
+    ]
+    assert len(failing) == 1
+    assert 'wfo.run_step(ctx, "load")' in "".join(failing[0]["source"])
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto((run_dir / "report.html").as_uri())
+        banner = page.inner_text("#wfo-run-failed")
+        shown_code = page.inner_text(".wfo-failed-cell")
+        browser.close()
+    assert "This run FAILED" in banner
+    assert "DataFormatError" in banner
+    assert 'run_step(ctx, "load")' in shown_code

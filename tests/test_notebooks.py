@@ -20,5 +20,8 @@ def test_valuation_parameters_match_the_config_model() -> None:
 def test_notebooks_are_committed_without_outputs() -> None:
     for path in NOTEBOOKS.glob("*.ipynb"):
         cells = json.loads(path.read_text())["cells"]
-        assert all(not c.get("outputs") and not c.get("execution_count")
-                   for c in cells if c["cell_type"] == "code"), path
+        assert all(
+            not c.get("outputs") and not c.get("execution_count")
+            for c in cells
+            if c["cell_type"] == "code"
+        ), path

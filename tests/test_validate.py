@@ -20,11 +20,21 @@ def test_sample_quarantines_exactly_the_documented_rows() -> None:
     assert got == [
         ("companies", 12, "C012", "unique", "company_id 'C012' is not unique (rows 12, 41)"),
         ("companies", 27, "C027", "greater_than", "shares_diluted must be > 0, got -150.0"),
-        ("companies", 33, "C033", "rate_above_growth",
-         "discount rate 0.09 must exceed terminal growth 0.12 (Gordon growth needs r > g)"),
+        (
+            "companies",
+            33,
+            "C033",
+            "rate_above_growth",
+            "discount rate 0.09 must exceed terminal growth 0.12 (Gordon growth needs r > g)",
+        ),
         ("companies", 41, "C012", "unique", "company_id 'C012' is not unique (rows 12, 41)"),
-        ("financials", 302, "C038", "fcff_inputs",
-         "forecast row needs fcff, or ebit, depreciation, capex and change_nwc (missing: ebit)"),
+        (
+            "financials",
+            302,
+            "C038",
+            "fcff_inputs",
+            "forecast row needs fcff, or ebit, depreciation, capex and change_nwc (missing: ebit)",
+        ),
     ]
 
 
@@ -34,4 +44,6 @@ def test_every_row_is_valid_or_quarantined() -> None:
         assert row["rows_in"] == row["rows_valid"] + row["rows_quarantined"]
         quarantined = checked.quarantine.filter(pl.col("table") == row["table"])["row"].n_unique()
         assert quarantined == row["rows_quarantined"]
-    assert checked.quality.filter(pl.col("table") == "companies").row(0, named=True)["rows_in"] == 41
+    assert (
+        checked.quality.filter(pl.col("table") == "companies").row(0, named=True)["rows_in"] == 41
+    )

@@ -1,8 +1,9 @@
 """The ``wfo`` command line.
 
 Errors are one readable line on stderr (``wfo: error: ...``) and an exit code from
-:mod:`wfo_kit.errors`: 2 for bad input or usage, 1 for a failed run, 3 for infrastructure. ``--debug``
-shows the traceback. Heavy imports happen inside the commands, so ``wfo --help`` is fast.
+:mod:`wfo_kit.errors`: 2 for bad input or usage, 1 for a failed run, 3 for infrastructure.
+``--debug`` shows the traceback. Heavy imports happen inside the commands, so ``wfo --help``
+is fast.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
-        "run", help="value the companies and publish the HTML report",
+        "run",
+        help="value the companies and publish the HTML report",
         description="Execute notebooks/valuation.ipynb with Papermill for one parameters file "
         "and publish it as self-contained HTML under <output.root>/<run_id>/.",
     )
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
 
     validate = commands.add_parser(
-        "validate", help="check the input tables; print the quality table",
+        "validate",
+        help="check the input tables; print the quality table",
         description="Load and validate the inputs, print the quality table, write the quarantine "
         "table as CSV. Exit 2 when a table's score is below validation.fail_below.",
     )
@@ -60,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--quarantine", type=Path, help="CSV file for the quarantine table")
 
     config = commands.add_parser("config", help="inspect the effective configuration")
-    config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND",
-                                            parser_class=_Parser)
+    config_commands = config.add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND", parser_class=_Parser
+    )
     show = config_commands.add_parser("show", help="print the effective configuration")
     _add_config_options(show)
     show.add_argument("--sources", action="store_true", help="say where each value came from")
@@ -88,8 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         text = " ".join(str(exc).split())
-        print(f"wfo: internal error: {type(exc).__name__}: {text} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"wfo: internal error: {type(exc).__name__}: {text} (rerun with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 
@@ -128,13 +135,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         print(checked.quality)
-    target = args.quarantine or Path(config.output.root) / f"quarantine-{Path(args.params).stem}.csv"
+    target = (
+        args.quarantine or Path(config.output.root) / f"quarantine-{Path(args.params).stem}.csv"
+    )
     write_frame(checked.quarantine, target)
     print(f"quarantine: {checked.quarantine.height} failed check(s) written to {target}")
     worst = checked.quality["score"].min() if checked.quality.height else 1.0
     if worst is not None and worst < config.validation.fail_below:
-        print(f"wfo: error: data quality {worst:.3f} is below validation.fail_below "
-              f"{config.validation.fail_below}", file=sys.stderr)
+        print(
+            f"wfo: error: data quality {worst:.3f} is below validation.fail_below "
+            f"{config.validation.fail_below}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     return EXIT_OK
 

@@ -289,9 +289,7 @@ def resolve_config(
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConfig:
     """Build the effective configuration from every layer, remembering each value's source."""
-    layers: list[tuple[str, dict[str, Any]]] = [
-        ("default", Config().model_dump(mode="json"))
-    ]
+    layers: list[tuple[str, dict[str, Any]]] = [("default", Config().model_dump(mode="json"))]
     if path is not None:
         layers += file_layers(Path(path))
     layers.append(("env", env_layer(environ)))
@@ -361,7 +359,9 @@ def _known_keys(loc: list[str]) -> list[str]:
             break
         annotation = field.annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
         if model is None:
             return []
     return list(getattr(model, "model_fields", {}))

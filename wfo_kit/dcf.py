@@ -4,7 +4,8 @@ Conventions (also in docs/conventions.md):
 
 * FCFF_t = EBIT_t x (1 - tax) + D&A_t - capex_t - change in NWC_t, unless ``fcff`` is given.
 * Forecast year t = 1 is the first forecast year; the valuation date is the end of the year before.
-* ``end_of_year``: cash flow t is discounted by 1 / (1 + r)^t. ``mid_year``: by 1 / (1 + r)^(t - 0.5).
+* ``end_of_year``: cash flow t is discounted by 1 / (1 + r)^t;
+  ``mid_year``: by 1 / (1 + r)^(t - 0.5).
 * Terminal value (Gordon): TV = FCFF_N x (1 + g) / (r - g), discounted by the year-N factor
   1 / (1 + r)^N under both timing conventions. r <= g is never a number: the company is excluded.
 * Equity bridge: equity = EV - debt - preferred - minority interest + cash + non-operating assets;
@@ -32,7 +33,9 @@ BRIDGE_ITEMS: tuple[tuple[str, int], ...] = (
 )
 
 
-def present_value(flows: np.ndarray, rate: np.ndarray, *, timing: Timing = "end_of_year") -> np.ndarray:
+def present_value(
+    flows: np.ndarray, rate: np.ndarray, *, timing: Timing = "end_of_year"
+) -> np.ndarray:
     """Present value of each row of ``flows`` (companies x years), year t = column index + 1.
 
     Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row.
@@ -53,13 +56,16 @@ def present_value(flows: np.ndarray, rate: np.ndarray, *, timing: Timing = "end_
     return acc
 
 
-def gordon_terminal_value(last_flow: np.ndarray, rate: np.ndarray, growth: np.ndarray) -> np.ndarray:
+def gordon_terminal_value(
+    last_flow: np.ndarray, rate: np.ndarray, growth: np.ndarray
+) -> np.ndarray:
     """TV at the end of year N: FCFF_N x (1 + g) / (r - g). NaN where r <= g (never a number).
 
     Examples
     --------
     >>> import numpy as np
-    >>> gordon_terminal_value(np.array([227.0]), np.array([0.07]), np.array([0.02])).round(4).tolist()
+    >>> tv = gordon_terminal_value(np.array([227.0]), np.array([0.07]), np.array([0.02]))
+    >>> tv.round(4).tolist()
     [4630.8]
     """
     last_flow, rate, growth = (np.asarray(a, dtype=np.float64) for a in (last_flow, rate, growth))
@@ -148,9 +154,8 @@ def forecast_matrix(flows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, pl.D
     if ok.height == 0:
         return ok, np.zeros((0, 0)), excluded
     width = int(ok["horizon"].max())
-    wide = (
-        flows.join(ok.select("company_id"), on="company_id", how="semi")
-        .pivot(on="t", index="company_id", values="fcff", sort_columns=True)
+    wide = flows.join(ok.select("company_id"), on="company_id", how="semi").pivot(
+        on="t", index="company_id", values="fcff", sort_columns=True
     )
     columns = [str(t) for t in range(1, width + 1)]
     wide = ok.select("company_id").join(wide, on="company_id", how="left", maintain_order="left")
@@ -214,10 +219,14 @@ def value_dcf(
     flows = forecast_flows(financials, companies)
     ok, matrix, excluded = forecast_matrix(flows)
     no_forecast = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
-    excluded = pl.concat([
-        excluded,
-        no_forecast.select("company_id", pl.lit("no forecast rows in financials").alias("reason")),
-    ])
+    excluded = pl.concat(
+        [
+            excluded,
+            no_forecast.select(
+                "company_id", pl.lit("no forecast rows in financials").alias("reason")
+            ),
+        ]
+    )
     frame = ok.join(companies, on="company_id", how="left", maintain_order="left").with_columns(
         pl.col("discount_rate").fill_null(pl.lit(discount_rate, pl.Float64)).alias("discount_rate"),
         pl.col("terminal_growth").fill_null(terminal_growth).alias("terminal_growth"),
@@ -229,8 +238,13 @@ def value_dcf(
         pl.when(rate_missing)
         .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
         .when(not_above)
-        .then(pl.format("discount rate {} must exceed terminal growth {}",
-                        pl.col("discount_rate"), pl.col("terminal_growth")))
+        .then(
+            pl.format(
+                "discount rate {} must exceed terminal growth {}",
+                pl.col("discount_rate"),
+                pl.col("terminal_growth"),
+            )
+        )
         .alias("reason"),
     ).filter(pl.col("reason").is_not_null())
     keep = ~(rate_missing | not_above).fill_null(True)
@@ -243,7 +257,7 @@ def value_dcf(
         frame["terminal_growth"].to_numpy(),
         timing=timing,
     )
-    detail = equity_bridge(frame.with_columns(
-        [pl.Series(name, values) for name, values in parts.items()]
-    )).with_columns((pl.col("pv_terminal") / pl.col("enterprise_value")).alias("terminal_share"))
+    detail = equity_bridge(
+        frame.with_columns([pl.Series(name, values) for name, values in parts.items()])
+    ).with_columns((pl.col("pv_terminal") / pl.col("enterprise_value")).alias("terminal_share"))
     return detail, flows, pl.concat([excluded, bad]).sort("company_id")

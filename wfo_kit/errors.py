@@ -26,7 +26,7 @@ class WfoError(Exception):
     """Root of every error that wfo_kit raises on purpose."""
 
     retryable: ClassVar[bool] = False
-    exit_code: ClassVar[int] = EXIT_FAILED
+    exit_code: int = EXIT_FAILED  # class default; an instance may refine it
 
     def __init__(
         self,

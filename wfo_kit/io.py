@@ -202,7 +202,9 @@ def _raise_on_unreadable(
     before: pl.Series, after: pl.Series, *, table: str, where: str, dtype: pl.DataType
 ) -> None:
     if before.dtype == pl.String:
-        before = pl.select(pl.when(before.str.strip_chars() == "").then(None).otherwise(before)).to_series()
+        before = pl.select(
+            pl.when(before.str.strip_chars() == "").then(None).otherwise(before)
+        ).to_series()
     bad = before.is_not_null() & after.is_null()
     if not bad.any():
         return

@@ -85,8 +85,15 @@ def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
 
 
 #: Result tables the output step writes, in this order, when present.
-RESULT_TABLES = ("valuations", "dcf_detail", "fcff", "equity_bridge", "quarantine", "quality",
-                 "warnings")
+RESULT_TABLES = (
+    "valuations",
+    "dcf_detail",
+    "fcff",
+    "equity_bridge",
+    "quarantine",
+    "quality",
+    "warnings",
+)
 
 
 def output_step(ctx: RunContext) -> dict[str, pl.DataFrame]:

@@ -27,13 +27,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from wfo_kit import errors
 from wfo_kit.config import ResolvedConfig
 from wfo_kit.errors import ConfigurationError, InfrastructureError, NotebookExecutionError
 from wfo_kit.io import write_json, write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
-PACKAGES = ("wfo_kit", "polars", "pandera", "numpy", "scipy", "plotly", "papermill", "nbconvert",
-            "nbclient", "ipykernel", "pydantic")
+PACKAGES = (
+    "wfo_kit",
+    "polars",
+    "pandera",
+    "numpy",
+    "scipy",
+    "plotly",
+    "papermill",
+    "nbconvert",
+    "nbclient",
+    "ipykernel",
+    "pydantic",
+)
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,27 @@ def notebook_parameters(config: Any, run_dir: Path) -> dict[str, Any]:
     return {**config.model_dump(mode="json"), "run_dir": str(run_dir)}
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager on Unix-domain sockets instead of TCP ports.
+
+    Why: TCP kernels pick free ports by probing, which races when several run at once (ZMQ
+    "Address already in use", papermill issues 511 and 239), and jupyter_client now warns that
+    they are unencrypted. IPC sockets live in the temp folder and are removed at shutdown.
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+            self.ip = str(Path(tempfile.gettempdir()) / f"wfo-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
 def _execute(config: Any, executed: Path, run_dir: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -204,25 +237,39 @@ def _execute(config: Any, executed: Path, run_dir: Path) -> None:
             execution_timeout=config.report.cell_timeout,
             # jupyter_client otherwise waits up to 5 s for a kernel that ignores shutdown.
             shutdown_kernel="immediate",
+            kernel_manager_class=_ipc_kernel_manager(),
         )
     except PapermillExecutionError as exc:
         msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
-        raise NotebookExecutionError(
+        error = NotebookExecutionError(
             msg,
             step="report",
-            details={"cell_index": exc.cell_index, "exec_count": exc.exec_count,
-                     "ename": exc.ename, "evalue": exc.evalue},
-        ) from exc
+            details={
+                "cell_index": exc.cell_index,
+                "exec_count": exc.exec_count,
+                "ename": exc.ename,
+                "evalue": exc.evalue,
+            },
+        )
+        # A wfo_kit error raised inside the kernel keeps its meaning: bad input still exits 2.
+        inner = getattr(errors, exc.ename, None)
+        if isinstance(inner, type) and issubclass(inner, errors.WfoError):
+            error.exit_code = inner.exit_code
+        raise error from exc
 
 
-def export_html(notebook: Path, target: Path, *, failed: NotebookExecutionError | None = None) -> Path:
+def export_html(
+    notebook: Path, target: Path, *, failed: NotebookExecutionError | None = None
+) -> Path:
     """Publish an executed notebook as self-contained HTML (atomic write)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    nb.metadata["wfo"] = {"status": "failed" if failed else "succeeded",
-                          "error": failed.one_line() if failed else ""}
+    nb.metadata["wfo"] = {
+        "status": "failed" if failed else "succeeded",
+        "error": failed.one_line() if failed else "",
+    }
     exporter = HTMLExporter(
         template_name="wfo_report",
         extra_template_basedirs=[str(TEMPLATES)],

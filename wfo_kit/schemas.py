@@ -166,8 +166,12 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
     },
     "financials": {"net_income": None, "fcff": None, "ebitda": None, "revenue": None},
     "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},
-    "balance_sheet": {"asset_class": None, "recovery_rate": None, "priority": None,
-                      "fair_value_adjustment": 0.0},
+    "balance_sheet": {
+        "asset_class": None,
+        "recovery_rate": None,
+        "priority": None,
+        "fair_value_adjustment": 0.0,
+    },
 }
 
 
@@ -187,16 +191,18 @@ def contract_markdown() -> str:
         "# Data contract",
         "",
         "Generated from `wfo_kit/schemas.py` by `python -m wfo_kit.schemas`; do not edit by hand.",
-        "Money is in the units of the input (the sample: millions of the row's currency); rates are",
-        "decimals (0.09 = 9 %). Columns marked optional may be left out of an input file: the",
-        "loader fills them with the default shown.",
+        "Money is in the units of the input (the sample: millions of the row's currency);",
+        "rates are decimals (0.09 = 9 %). Columns marked optional may be left out of an input",
+        "file: the loader fills them with the default shown.",
         "",
     ]
     for group, schemas in (("Input", INPUT_SCHEMAS), ("Output", OUTPUT_SCHEMAS)):
         for table, schema in schemas.items():
             lines += [f"## {group}: `{table}`", "", (schema.__doc__ or "").strip(), ""]
-            lines += ["| column | type | nullable | checks | meaning | optional (default) |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                "| column | type | nullable | checks | meaning | optional (default) |",
+                "|---|---|---|---|---|---|",
+            ]
             optional = OPTIONAL_COLUMNS.get(table, {})
             for name, column in schema.to_schema().columns.items():
                 checks = ", ".join(_check_text(c) for c in column.checks) or ""

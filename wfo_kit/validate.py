@@ -44,8 +44,12 @@ class Checked:
     quality: pl.DataFrame
     warnings: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
-            schema={"table": pl.String, "company_id": pl.String, "check": pl.String,
-                    "reason": pl.String}
+            schema={
+                "table": pl.String,
+                "company_id": pl.String,
+                "check": pl.String,
+                "reason": pl.String,
+            }
         )
     )
 
@@ -67,12 +71,16 @@ def validate_tables(
     parts, valid, quality = [], {}, []
     for name, frame in tables.items():
         rules = RULES[name](valuation=valuation, company_ids=company_ids)
-        bad = pl.concat([schema_failures(frame, table=name), rule_failures(frame, rules, table=name)])
+        bad = pl.concat(
+            [schema_failures(frame, table=name), rule_failures(frame, rules, table=name)]
+        )
         parts.append(bad)
         bad_rows = bad["row"].unique()
         valid[name] = frame.filter(~pl.col(ROW).is_in(bad_rows.implode()))
         quality.append(_quality_row(name, frame.height, valid[name].height))
-    quarantine = pl.concat(parts).sort("table", "row", "check") if parts else empty_frame(Quarantine)
+    quarantine = (
+        pl.concat(parts).sort("table", "row", "check") if parts else empty_frame(Quarantine)
+    )
     return Checked(
         valid=valid,
         quarantine=quarantine,
@@ -111,22 +119,29 @@ def _failure_rows(
     row_level = cases.filter(pl.col("index").is_not_null())
     if row_level.height < cases.height:
         first = cases.filter(pl.col("index").is_null()).row(0, named=True)
-        msg = f"{table}: schema check {first['check']} failed on {first['column']}: {first['failure_case']}"
-        raise SchemaValidationError(msg, table=table, column=first["column"], details=cases) from exc
+        msg = (
+            f"{table}: schema check {first['check']} failed on {first['column']}: "
+            f"{first['failure_case']}"
+        )
+        raise SchemaValidationError(
+            msg, table=table, column=first["column"], details=cases
+        ) from exc
     has_company = "company_id" in frame.columns
     rows = []
     for case in row_level.iter_rows(named=True):
         index, column, check = case["index"], case["column"], case["check"]
         value = frame[column][index] if column in frame.columns else case["failure_case"]
-        rows.append({
-            "table": table,
-            "row": frame[ROW][index],
-            "company_id": frame["company_id"][index] if has_company else None,
-            "column": column,
-            "check": _check_name(check),
-            "value": None if value is None else str(value),
-            "reason": _reason(frame, column, check, value, index),
-        })
+        rows.append(
+            {
+                "table": table,
+                "row": frame[ROW][index],
+                "company_id": frame["company_id"][index] if has_company else None,
+                "column": column,
+                "check": _check_name(check),
+                "value": None if value is None else str(value),
+                "reason": _reason(frame, column, check, value, index),
+            }
+        )
     return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
 
 
@@ -222,7 +237,8 @@ def _company_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> lis
             fails=rate <= growth,
             reason=pl.format(
                 "discount rate {} must exceed terminal growth {} (Gordon growth needs r > g)",
-                rate, growth,
+                rate,
+                growth,
             ),
         ),
     ]
@@ -231,7 +247,8 @@ def _company_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> lis
 def _financials_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> list[Rule]:
     needed = ["ebit", "depreciation", "capex", "change_nwc"]
     missing = pl.concat_str(
-        [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in needed], separator=", ",
+        [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in needed],
+        separator=", ",
         ignore_nulls=True,
     )
     return [
@@ -241,8 +258,9 @@ def _financials_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> 
             check="unique_company_year",
             column="year",
             fails=pl.struct("company_id", "year").is_duplicated(),
-            reason=pl.format("company {} has more than one row for year {}",
-                             pl.col("company_id"), pl.col("year")),
+            reason=pl.format(
+                "company {} has more than one row for year {}", pl.col("company_id"), pl.col("year")
+            ),
         ),
         Rule(
             check="fcff_inputs",
@@ -251,7 +269,8 @@ def _financials_rules(*, valuation: ValuationConfig, company_ids: pl.Series) -> 
             & pl.col("fcff").is_null()
             & pl.any_horizontal([pl.col(c).is_null() for c in needed]),
             reason=pl.format(
-                "forecast row needs fcff, or ebit, depreciation, capex and change_nwc (missing: {})",
+                "forecast row needs fcff, or ebit, depreciation, capex and change_nwc "
+                "(missing: {})",
                 missing,
             ),
         ),
@@ -288,6 +307,8 @@ def _spread_warnings(
         pl.lit("narrow_spread").alias("check"),
         pl.format(
             "discount rate {} is within {} of terminal growth {}: value is very sensitive",
-            rate, pl.lit(validation.spread_warning), growth,
+            rate,
+            pl.lit(validation.spread_warning),
+            growth,
         ).alias("reason"),
     )

@@ -67,7 +67,9 @@ def value_companies(
         quarantine.filter(pl.col("table") == "companies", pl.col("company_id").is_not_null())
         .group_by("company_id")
         .agg(pl.col("reason").unique(maintain_order=True).str.join("; "))
-        .select("company_id", pl.format("company row quarantined: {}", pl.col("reason")).alias("reason"))
+        .select(
+            "company_id", pl.format("company row quarantined: {}", pl.col("reason")).alias("reason")
+        )
     )
     out: dict[str, pl.DataFrame] = {}
     rows = []
@@ -77,10 +79,14 @@ def value_companies(
         excluded = pl.concat([result.excluded, rejected]).unique("company_id", keep="first")
         accounted = pl.concat([result.valued["company_id"], excluded["company_id"]])
         unseen = universe.filter(~universe.is_in(accounted.implode()))
-        excluded = pl.concat([
-            excluded,
-            pl.DataFrame({"company_id": unseen, "reason": "no valid input rows for this method"}),
-        ])
+        excluded = pl.concat(
+            [
+                excluded,
+                pl.DataFrame(
+                    {"company_id": unseen, "reason": "no valid input rows for this method"}
+                ),
+            ]
+        )
         rows.append(
             pl.concat(
                 [

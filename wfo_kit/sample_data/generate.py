@@ -36,9 +36,28 @@ SECTORS = {
     "Energy": (0.02, 0.28, 0.09, 0.10, 0.06, 0.090, 0.015, 1.15, 6.5),
 }
 
-FIRST = ["Northwind", "Bluepeak", "Harbor", "Crescent", "Ironvale", "Silverline", "Oakridge",
-         "Redstone", "Clearwater", "Summit", "Granite", "Meridian", "Lumen", "Westbrook",
-         "Kestrel", "Aurora", "Copperfield", "Sterling", "Pinecrest", "Brightwater"]
+FIRST = [
+    "Northwind",
+    "Bluepeak",
+    "Harbor",
+    "Crescent",
+    "Ironvale",
+    "Silverline",
+    "Oakridge",
+    "Redstone",
+    "Clearwater",
+    "Summit",
+    "Granite",
+    "Meridian",
+    "Lumen",
+    "Westbrook",
+    "Kestrel",
+    "Aurora",
+    "Copperfield",
+    "Sterling",
+    "Pinecrest",
+    "Brightwater",
+]
 SECOND = {
     "Software": ["Analytics", "Cloud", "Systems", "Data"],
     "Industrials": ["Logistics", "Machinery", "Components", "Engineering"],
@@ -77,40 +96,48 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
             dep = revenue * da
             ebit = ebitda - dep
             interest = revenue * 0.01
-            financials.append({
-                "company_id": cid,
-                "year": year,
-                "is_forecast": year in FORECAST_YEARS,
-                "revenue": _r(revenue),
-                "ebitda": _r(ebitda),
-                "ebit": _r(ebit),
-                "depreciation": _r(dep),
-                "capex": _r(revenue * capex),
-                "change_nwc": _r((revenue - prev_revenue) * nwc),
-                "net_income": _r((ebit - interest) * (1 - tax)),
-            })
+            financials.append(
+                {
+                    "company_id": cid,
+                    "year": year,
+                    "is_forecast": year in FORECAST_YEARS,
+                    "revenue": _r(revenue),
+                    "ebitda": _r(ebitda),
+                    "ebit": _r(ebit),
+                    "depreciation": _r(dep),
+                    "capex": _r(revenue * capex),
+                    "change_nwc": _r((revenue - prev_revenue) * nwc),
+                    "net_income": _r((ebit - interest) * (1 - tax)),
+                }
+            )
         debt = revenue0 * rng.uniform(0.1, 0.8)
         cash = revenue0 * rng.uniform(0.03, 0.25)
-        companies.append({
-            "company_id": cid,
-            "name": name,
-            "sector": sector,
-            "currency": "EUR" if i % 7 == 3 else "USD",
-            "shares_diluted": _r(revenue0 * rng.uniform(0.02, 0.08), 3),
-            "debt": _r(debt),
-            "cash": _r(cash),
-            "minority_interest": _r(revenue0 * 0.02) if i % 5 == 0 else 0.0,
-            "preferred_equity": _r(revenue0 * 0.03) if i % 9 == 0 else 0.0,
-            "non_operating_assets": _r(revenue0 * rng.uniform(0, 0.05)),
-            "tax_rate": tax,
-            "beta": _r(beta + rng.normal(0, 0.1), 3),
-            "discount_rate": _r(rate + rng.normal(0, 0.006), 4),
-            "terminal_growth": g,
-        })
+        companies.append(
+            {
+                "company_id": cid,
+                "name": name,
+                "sector": sector,
+                "currency": "EUR" if i % 7 == 3 else "USD",
+                "shares_diluted": _r(revenue0 * rng.uniform(0.02, 0.08), 3),
+                "debt": _r(debt),
+                "cash": _r(cash),
+                "minority_interest": _r(revenue0 * 0.02) if i % 5 == 0 else 0.0,
+                "preferred_equity": _r(revenue0 * 0.03) if i % 9 == 0 else 0.0,
+                "non_operating_assets": _r(revenue0 * rng.uniform(0, 0.05)),
+                "tax_rate": tax,
+                "beta": _r(beta + rng.normal(0, 0.1), 3),
+                "discount_rate": _r(rate + rng.normal(0, 0.006), 4),
+                "terminal_growth": g,
+            }
+        )
         balance_sheet += _balance_sheet(cid, revenue0, debt, cash, rng)
 
     # The deliberately bad rows (documented in the module docstring and README.md).
-    dup = dict(companies[11], name="Harbor Logistics (dup)", shares_diluted=_r(companies[11]["shares_diluted"] * 2, 3))
+    dup = dict(
+        companies[11],
+        name="Harbor Logistics (dup)",
+        shares_diluted=_r(companies[11]["shares_diluted"] * 2, 3),
+    )
     companies.append(dup)
     companies[26]["shares_diluted"] = -150.0
     companies[32]["discount_rate"] = 0.09
@@ -128,7 +155,7 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
 
 
 def _balance_sheet(cid: str, revenue: float, debt: float, cash: float, rng) -> list[dict]:
-    # (item, side, asset class, book as share of revenue, fair-value adjustment share, recovery, priority)
+    # (item, side, asset class, book / revenue, fair-value adjustment share, recovery, priority)
     items = [
         ("Cash and equivalents", "asset", "cash", cash / revenue, 0.0, 1.00, None),
         ("Trade receivables", "asset", "receivables", 0.15, -0.02, 0.80, None),
@@ -142,18 +169,24 @@ def _balance_sheet(cid: str, revenue: float, debt: float, cash: float, rng) -> l
     ]
     rows = []
     for item, side, asset_class, share, adj, recovery, priority in items:
-        book = revenue * share * (1 + rng.normal(0, 0.05) if asset_class != "cash" and side == "asset" else 1)
+        book = (
+            revenue
+            * share
+            * (1 + rng.normal(0, 0.05) if asset_class != "cash" and side == "asset" else 1)
+        )
         adjustment = book * adj
-        rows.append({
-            "company_id": cid,
-            "item": item,
-            "side": side,
-            "asset_class": asset_class,
-            "book_value": _r(book),
-            "fair_value_adjustment": _r(adjustment),
-            "recovery_rate": recovery,
-            "priority": priority,
-        })
+        rows.append(
+            {
+                "company_id": cid,
+                "item": item,
+                "side": side,
+                "asset_class": asset_class,
+                "book_value": _r(book),
+                "fair_value_adjustment": _r(adjustment),
+                "recovery_rate": recovery,
+                "priority": priority,
+            }
+        )
     return rows
 
 
@@ -161,28 +194,32 @@ def _peers(rng) -> list[dict]:
     rows = []
     n = 0
     for sector, params in SECTORS.items():
-        growth, margin, *_, multiple = params
+        _, margin, *_, multiple = params
         for j in range(6):
             n += 1
             revenue = float(np.exp(rng.uniform(np.log(500), np.log(40000))))
             ebitda = revenue * (margin + rng.normal(0, 0.03))
             if j == 5 and sector == "Energy":
-                ebitda = -abs(ebitda) * 0.1  # a loss-making peer: excluded from EV/EBITDA with a reason
+                ebitda = (
+                    -abs(ebitda) * 0.1
+                )  # a loss-making peer: excluded from EV/EBITDA with a reason
             ebit = ebitda - revenue * 0.05
             ev = abs(revenue * (margin) * multiple * (1 + rng.normal(0, 0.15)))
             debt = ev * rng.uniform(0.1, 0.35)
             net_income = ebit * 0.75 - debt * 0.05
-            rows.append({
-                "peer_id": f"P{n:03d}",
-                "name": f"{FIRST[(n * 7) % len(FIRST)]} {SECOND[sector][j % 4]} Peer",
-                "sector": sector,
-                "enterprise_value": _r(ev),
-                "market_cap": _r(ev - debt),
-                "revenue": _r(revenue),
-                "ebitda": _r(ebitda),
-                "ebit": _r(ebit),
-                "net_income": _r(net_income),
-            })
+            rows.append(
+                {
+                    "peer_id": f"P{n:03d}",
+                    "name": f"{FIRST[(n * 7) % len(FIRST)]} {SECOND[sector][j % 4]} Peer",
+                    "sector": sector,
+                    "enterprise_value": _r(ev),
+                    "market_cap": _r(ev - debt),
+                    "revenue": _r(revenue),
+                    "ebitda": _r(ebitda),
+                    "ebit": _r(ebit),
+                    "net_income": _r(net_income),
+                }
+            )
     return rows
 
 
@@ -192,7 +229,12 @@ def write(tables: dict[str, list[dict]], folder: Path = HERE) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v) for k, v in row.items()})
+                writer.writerow(
+                    {
+                        k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
+                        for k, v in row.items()
+                    }
+                )
 
 
 if __name__ == "__main__":
