@@ -179,7 +179,7 @@ def test_gordon_equals_long_truncated_growing_perpetuity() -> None:
     explicit = (
         last * (1 + growth) ** years * discount_factor(years, np.full(years.shape, rate))
     ).sum()
-    assert gordon_terminal_value(np.array([last]), np.array([rate]), np.array([growth]))[
+    assert gordon_terminal_value(np.array([last * (1 + growth)]), np.array([rate]), np.array([growth]))[
         0
     ] == pytest.approx(explicit, rel=1e-9)
 

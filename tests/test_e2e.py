@@ -52,13 +52,13 @@ def test_run_writes_report_results_and_manifest(sample_run: Path) -> None:
     assert {"report.html", "valuation.ipynb", "manifest.json", "results"} <= names
     assert not list(sample_run.parent.glob(".*.partial"))
     valuations = pl.read_parquet(sample_run / "results" / "valuations.parquet")
-    assert valuations.height == 40  # every company of the input universe, valued or excluded
-    valued = valuations.filter(pl.col("status") == "valued")
+    # every company of the input universe, once per method: valued or excluded with a reason
+    assert valuations.height == 40 * 3
+    dcf = valuations.filter(pl.col("method") == "dcf")
+    valued = dcf.filter(pl.col("status") == "valued")
     assert valued.height == 36
     assert (valued["value_per_share"] > 0).all()
-    excluded = dict(
-        valuations.filter(pl.col("status") == "excluded").select("company_id", "reason").rows()
-    )
+    excluded = dict(dcf.filter(pl.col("status") == "excluded").select("company_id", "reason").rows())
     assert set(excluded) == {"C012", "C027", "C033", "C038"}
     assert "not contiguous" in excluded["C038"]
     manifest = json.loads((sample_run / "manifest.json").read_text())

@@ -15,6 +15,7 @@ units of the input tables (the bundled sample uses millions).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -89,10 +90,176 @@ class ValidationConfig(_Section):
     )
 
 
+METHOD_NAMES = ("dcf", "comparables", "asset")
+MULTIPLES = ("ev_ebitda", "ev_ebit", "ev_sales", "pe")
+
+
+class WaccConfig(_Section):
+    """WACC = E/(D+E) x Ke + D/(D+E) x Kd x (1 - t); Ke = rf + beta x ERP + premiums."""
+
+    risk_free: float = Field(0.04, description="risk-free rate, decimal")
+    equity_risk_premium: float = Field(0.05, description="equity (market) risk premium, decimal")
+    premiums: float = Field(0.0, description="extra premiums added to Ke (size, country), decimal")
+    cost_of_debt: float = Field(0.06, description="pre-tax cost of debt, decimal")
+    weights: Literal["market", "debt_to_equity", "debt_to_value"] = Field(
+        "market",
+        description="market: E = market_cap column (or share_price x shares), D = debt; "
+        "debt_to_equity / debt_to_value: the target ratio below",
+    )
+    target_ratio: float | None = Field(
+        None, ge=0, description="target D/E or D/V for the ratio weight modes"
+    )
+
+    @model_validator(mode="after")
+    def _ratio_given(self) -> WaccConfig:
+        if self.weights != "market" and self.target_ratio is None:
+            msg = f"wacc.weights={self.weights} needs wacc.target_ratio"
+            raise ValueError(msg)
+        if self.weights == "debt_to_value" and (self.target_ratio or 0) >= 1:
+            msg = "wacc.target_ratio is D/V here and must be below 1"
+            raise ValueError(msg)
+        return self
+
+
+class DriversConfig(_Section):
+    """Driver-based forecast (Damodaran style); a company row's own driver columns win."""
+
+    years: int = Field(10, ge=1, le=50, description="forecast horizon N, years")
+    high_growth_years: int = Field(
+        5, ge=0, description="years at the near-term growth before it fades linearly to g"
+    )
+    revenue_growth: float = Field(0.05, description="near-term revenue growth, decimal")
+    target_margin: float | None = Field(
+        None, description="operating (EBIT) margin reached linearly by year N; null: base margin"
+    )
+    sales_to_capital: float = Field(
+        1.5, gt=0, description="reinvestment = change in revenue / sales-to-capital"
+    )
+    stable_roc: float | None = Field(
+        None, gt=0, description="return on capital in stable growth; null: the discount rate"
+    )
+
+
+class ComparablesConfig(_Section):
+    multiples: list[Literal["ev_ebitda", "ev_ebit", "ev_sales", "pe"]] = Field(
+        default_factory=lambda: ["ev_ebitda"],
+        description="EV/EBITDA, EV/EBIT, EV/Sales (then the bridge) and P/E (equity, no bridge)",
+    )
+    statistic: Literal["median", "mean", "harmonic_mean", "trimmed_mean"] = "median"
+    trim: float = Field(0.1, ge=0, lt=0.5, description="share cut from each end (trimmed_mean)")
+    min_peers: int = Field(3, ge=1, description="fewer valid peers than this: fall back / exclude")
+    basis: Literal["ntm", "ltm"] = Field(
+        "ntm", description="target metric: first forecast year (ntm) or last actual year (ltm)"
+    )
+
+
+class AssetConfig(_Section):
+    basis: Literal["adjusted_nav", "liquidation"] = Field(
+        "adjusted_nav", description="which asset-based value is the method's base value"
+    )
+    liquidation_cost_rate: float = Field(
+        0.05, ge=0, lt=1, description="liquidation costs as a share of gross proceeds"
+    )
+    recovery_rates: dict[str, float] = Field(
+        default_factory=lambda: {
+            "cash": 1.0, "receivables": 0.8, "inventory": 0.5, "machinery": 0.7,
+            "real_estate": 0.9, "intangible": 0.0,
+        },
+        description="recovery per asset class where a balance-sheet row gives none",
+    )
+    reconcile_tolerance: float = Field(
+        0.01, ge=0, description="book + adjustment vs stated adjusted value, absolute money"
+    )
+
+
+class SensitivityConfig(_Section):
+    enabled: bool = Field(True, description="compute the grids (rows = companies x 121 x 2)")
+    rate_deltas: list[float] = Field(
+        default_factory=lambda: [round(-0.02 + 0.004 * i, 4) for i in range(11)],
+        description="shifts added to each company's discount rate",
+    )
+    growth_deltas: list[float] = Field(
+        default_factory=lambda: [round(-0.01 + 0.002 * i, 4) for i in range(11)],
+        description="shifts added to terminal growth",
+    )
+    exit_multiples: list[float] = Field(
+        default_factory=lambda: [6.0 + i for i in range(11)],
+        description="exit EV/EBITDA multiples for the rate x exit-multiple grid",
+    )
+
+
+class Scenario(_Section):
+    name: str
+    probability: float = Field(ge=0, le=1)
+    discount_rate_delta: float = 0.0
+    terminal_growth_delta: float = 0.0
+    cash_flow_scale: float = Field(1.0, gt=0, description="multiplies every forecast FCFF")
+
+
+class Distribution(_Section):
+    """A scipy.stats distribution, sampled by inverse transform (ppf) of uniform draws."""
+
+    dist: str = Field(description="scipy.stats name, e.g. norm, uniform, triang, lognorm")
+    params: dict[str, float] = Field(default_factory=dict, description="e.g. {loc: 0, scale: 0.01}")
+
+    @model_validator(mode="after")
+    def _known(self) -> Distribution:
+        import scipy.stats
+
+        dist = getattr(scipy.stats, self.dist, None)
+        if not isinstance(dist, scipy.stats.rv_continuous):
+            msg = f"{self.dist!r} is not a continuous scipy.stats distribution"
+            raise ValueError(msg)
+        try:
+            dist(**self.params)
+        except TypeError as exc:
+            msg = f"bad parameters for {self.dist}: {exc}"
+            raise ValueError(msg) from exc
+        return self
+
+
+class MonteCarloConfig(_Section):
+    enabled: bool = True
+    draws: int = Field(2000, ge=10, le=10_000_000)
+    seed: int = 20261126
+    sampler: Literal["random", "sobol"] = Field("sobol", description="sobol: scrambled, quasi-random")
+    discount_rate_shift: Distribution | None = Field(
+        default_factory=lambda: Distribution(dist="norm", params={"loc": 0.0, "scale": 0.01}),
+        description="added to each company's discount rate",
+    )
+    terminal_growth_shift: Distribution | None = Field(
+        default_factory=lambda: Distribution(
+            dist="uniform", params={"loc": -0.005, "scale": 0.01}
+        ),
+        description="added to terminal growth",
+    )
+    cash_flow_scale: Distribution | None = Field(
+        default_factory=lambda: Distribution(dist="norm", params={"loc": 1.0, "scale": 0.1}),
+        description="multiplies every forecast FCFF",
+    )
+
+
+class RangeConfig(_Section):
+    """How the DCF low/high for the football field is taken."""
+
+    rate_delta: float = Field(0.01, ge=0, description="low: r + delta, high: r - delta")
+    growth_delta: float = Field(0.005, ge=0, description="low: g - delta, high: g + delta")
+
+
 class ValuationConfig(_Section):
     """Valuation conventions. Documented once, in docs/conventions.md."""
 
-    methods: list[Literal["dcf"]] = Field(default_factory=lambda: ["dcf"])
+    methods: list[Literal["dcf", "comparables", "asset"]] = Field(
+        default_factory=lambda: list(METHOD_NAMES)
+    )
+    forecast: Literal["explicit", "drivers"] = Field(
+        "explicit",
+        description="explicit: forecast rows in financials; drivers: growth, margin, reinvestment",
+    )
+    rate_source: Literal["given", "wacc"] = Field(
+        "given",
+        description="given: the row's discount_rate, else `discount_rate` below; wacc: computed",
+    )
     discount_rate: float | None = Field(
         None,
         gt=-1,
@@ -105,11 +272,69 @@ class ValuationConfig(_Section):
         lt=1,
         description="decimal; Gordon growth for companies whose row gives no terminal_growth",
     )
+    terminal: Literal["gordon", "exit_multiple"] = Field(
+        "gordon", description="terminal value method"
+    )
+    exit_multiple: float | None = Field(
+        None, gt=0, description="EV/EBITDA at year N; a row's exit_multiple column wins"
+    )
     timing: Literal["end_of_year", "mid_year"] = Field(
         "end_of_year",
         description="cash flow of forecast year t is discounted over t (end_of_year) or t - 0.5 "
         "(mid_year) years; the terminal value always uses the year-N factor",
     )
+    valuation_date: dt.date | None = Field(
+        None,
+        description="date-based discounting: year fractions ACT/365 from this date to each "
+        "fiscal year end; a first year already under way is a stub",
+    )
+    fiscal_year_end: str = Field(
+        "12-31", pattern=r"^\d{2}-\d{2}$", description="MM-DD of every fiscal year end"
+    )
+    wacc: WaccConfig = Field(default_factory=WaccConfig)
+    drivers: DriversConfig = Field(default_factory=DriversConfig)
+    comparables: ComparablesConfig = Field(default_factory=ComparablesConfig)
+    asset: AssetConfig = Field(default_factory=AssetConfig)
+    sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
+    scenarios: list[Scenario] = Field(
+        default_factory=lambda: [
+            Scenario(name="bear", probability=0.25, discount_rate_delta=0.01,
+                     terminal_growth_delta=-0.005, cash_flow_scale=0.9),
+            Scenario(name="base", probability=0.5),
+            Scenario(name="bull", probability=0.25, discount_rate_delta=-0.005,
+                     terminal_growth_delta=0.005, cash_flow_scale=1.1),
+        ]
+    )
+    monte_carlo: MonteCarloConfig = Field(default_factory=MonteCarloConfig)
+    blend: dict[str, float] = Field(
+        default_factory=lambda: {"dcf": 0.5, "comparables": 0.3, "asset": 0.2},
+        description="method weights, summing to 1; renormalised over the methods a company has",
+    )
+    range: RangeConfig = Field(default_factory=RangeConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ValuationConfig:
+        unknown = set(self.blend) - set(METHOD_NAMES)
+        if unknown:
+            msg = f"blend weights name unknown methods {sorted(unknown)}; known: {METHOD_NAMES}"
+            raise ValueError(msg)
+        if any(w < 0 for w in self.blend.values()):
+            msg = "blend weights must not be negative"
+            raise ValueError(msg)
+        total = sum(self.blend.values())
+        if abs(total - 1.0) > 1e-9:
+            msg = f"blend weights must sum to 1, got {total:g}"
+            raise ValueError(msg)
+        if self.scenarios:
+            names = [s.name for s in self.scenarios]
+            if len(set(names)) != len(names):
+                msg = f"scenario names must be unique, got {names}"
+                raise ValueError(msg)
+            total = sum(s.probability for s in self.scenarios)
+            if abs(total - 1.0) > 1e-9:
+                msg = f"scenario probabilities must sum to 1, got {total:g}"
+                raise ValueError(msg)
+        return self
 
 
 class OutputConfig(_Section):

@@ -1,28 +1,36 @@
 """Discounted cash flow (free cash flow to the firm), vectorized over companies.
 
-Conventions (also in docs/conventions.md):
+Conventions (the full text is docs/conventions.md):
 
 * FCFF_t = EBIT_t x (1 - tax) + D&A_t - capex_t - change in NWC_t, unless ``fcff`` is given.
-* Forecast year t = 1 is the first forecast year; the valuation date is the end of the year before.
+* Forecast year t = 1 is the first forecast year; the valuation date is the end of the year before,
+  unless ``valuation_date`` is given (then: ACT/365 year fractions to each fiscal year end, and a
+  first year already under way is a stub whose cash flow is pro-rated).
 * ``end_of_year``: cash flow t is discounted by 1 / (1 + r)^t;
-  ``mid_year``: by 1 / (1 + r)^(t - 0.5).
-* Terminal value (Gordon): TV = FCFF_N x (1 + g) / (r - g), discounted by the year-N factor
-  1 / (1 + r)^N under both timing conventions. r <= g is never a number: the company is excluded.
+  ``mid_year``: by 1 / (1 + r)^(t - half of that year's period).
+* Terminal value at the end of year N, discounted with the year-N factor under every timing:
+  Gordon: FCFF_{N+1} / (r - g) with FCFF_{N+1} = FCFF_N x (1 + g) (or the stable-stage flow the
+  driver forecast closes with); exit multiple: multiple x EBITDA_N. r <= g is never a number.
 * Equity bridge: equity = EV - debt - preferred - minority interest + cash + non-operating assets;
   value per share = equity / diluted shares.
 
 The hot path is NumPy over a wide matrix (one column per forecast year), never a Python loop per
-company: discounting is Horner's rule over the year columns.
+company: discounting is Horner's rule over the year columns. :class:`DcfInputs` is prepared once
+and re-valued cheaply under other rates, growths, multiples or cash-flow scales (sensitivity,
+scenarios, Monte Carlo, reverse DCF).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
 Timing = Literal["end_of_year", "mid_year"]
+Terminal = Literal["gordon", "exit_multiple"]
 
 BRIDGE_ITEMS: tuple[tuple[str, int], ...] = (
     ("debt", -1),
@@ -31,6 +39,7 @@ BRIDGE_ITEMS: tuple[tuple[str, int], ...] = (
     ("cash", +1),
     ("non_operating_assets", +1),
 )
+BRIDGE_COLUMNS = [item for item, _ in BRIDGE_ITEMS]
 
 
 def present_value(
@@ -38,7 +47,8 @@ def present_value(
 ) -> np.ndarray:
     """Present value of each row of ``flows`` (companies x years), year t = column index + 1.
 
-    Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row.
+    Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row,
+    or a (companies x draws) matrix, giving one value per company and draw.
 
     Examples
     --------
@@ -47,31 +57,44 @@ def present_value(
     [200.0]
     """
     flows = np.asarray(flows, dtype=np.float64)
-    factor = 1.0 / (1.0 + np.asarray(rate, dtype=np.float64))
-    acc = np.zeros(flows.shape[0])
+    rate = np.asarray(rate, dtype=np.float64)
+    factor = 1.0 / (1.0 + rate)
+    acc = np.zeros(rate.shape)
+    expand = rate.ndim == 2
     for column in range(flows.shape[1] - 1, -1, -1):  # Horner: a loop over years, not companies
-        acc = (acc + flows[:, column]) * factor
+        flow = flows[:, column]
+        acc += flow[:, None] if expand else flow
+        acc *= factor
     if timing == "mid_year":
-        acc = acc * np.sqrt(1.0 + np.asarray(rate, dtype=np.float64))
+        acc *= np.sqrt(1.0 + rate)
     return acc
 
 
+def present_value_at(flows: np.ndarray, times: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Present value with an explicit discount exponent (years) for every cash flow."""
+    rate = np.asarray(rate, dtype=np.float64)
+    log_factor = np.log1p(rate)
+    if rate.ndim == 2:
+        return np.einsum("nw,nwd->nd", flows, np.exp(-times[:, :, None] * log_factor[:, None, :]))
+    return (flows * np.exp(-times * log_factor[:, None])).sum(axis=1)
+
+
 def gordon_terminal_value(
-    last_flow: np.ndarray, rate: np.ndarray, growth: np.ndarray
+    next_flow: np.ndarray, rate: np.ndarray, growth: np.ndarray
 ) -> np.ndarray:
-    """TV at the end of year N: FCFF_N x (1 + g) / (r - g). NaN where r <= g (never a number).
+    """TV at the end of year N: FCFF_{N+1} / (r - g). NaN where r <= g (never a number).
 
     Examples
     --------
     >>> import numpy as np
-    >>> tv = gordon_terminal_value(np.array([227.0]), np.array([0.07]), np.array([0.02]))
+    >>> tv = gordon_terminal_value(np.array([227.0 * 1.02]), np.array([0.07]), np.array([0.02]))
     >>> tv.round(4).tolist()
     [4630.8]
     """
-    last_flow, rate, growth = (np.asarray(a, dtype=np.float64) for a in (last_flow, rate, growth))
+    next_flow, rate, growth = (np.asarray(a, dtype=np.float64) for a in (next_flow, rate, growth))
     spread = rate - growth
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = last_flow * (1.0 + growth) / spread
+        value = next_flow / spread
     return np.where(spread > 0, value, np.nan)
 
 
@@ -80,30 +103,115 @@ def discount_factor(years: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return np.power(1.0 + np.asarray(rate, dtype=np.float64), -np.asarray(years, dtype=np.float64))
 
 
-def dcf_arrays(
-    flows: np.ndarray,
-    horizon: np.ndarray,
-    rate: np.ndarray,
-    growth: np.ndarray,
-    *,
-    timing: Timing = "end_of_year",
-) -> dict[str, np.ndarray]:
-    """Enterprise value parts for each company.
+def implied_growth(terminal_value: np.ndarray, last_flow: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """The Gordon growth g that gives this TV from FCFF_N: TV = FCFF_N (1 + g) / (r - g)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (terminal_value * rate - last_flow) / (terminal_value + last_flow)
 
-    ``flows`` is companies x years with zeros after each company's ``horizon`` (N, in years).
-    Returns ``pv_explicit``, ``terminal_value``, ``pv_terminal`` and ``enterprise_value``.
+
+@dataclass(frozen=True)
+class DcfInputs:
+    """Everything a DCF needs, aligned row by row with ``companies``.
+
+    ``flows``/``times`` are companies x years (zeros after each horizon); ``regular`` means times
+    are 1..N (then Horner's rule applies). ``next_flow`` is the stable-stage FCFF_{N+1} when the
+    forecast closes it itself (driver mode), else None: FCFF_N x (1 + g).
     """
-    horizon = np.asarray(horizon, dtype=np.int64)
-    pv_explicit = present_value(flows, rate, timing=timing)
-    last = flows[np.arange(flows.shape[0]), horizon - 1] if flows.size else np.zeros(0)
-    terminal = gordon_terminal_value(last, rate, growth)
-    pv_terminal = terminal * discount_factor(horizon, rate)
+
+    companies: pl.DataFrame
+    flows: np.ndarray
+    times: np.ndarray
+    terminal_time: np.ndarray
+    last_flow: np.ndarray
+    last_ebitda: np.ndarray
+    regular: bool
+    timing: Timing
+    next_flow: np.ndarray | None = None
+
+    @property
+    def rate(self) -> np.ndarray:
+        return self.companies["discount_rate"].to_numpy()
+
+    @property
+    def growth(self) -> np.ndarray:
+        return self.companies["terminal_growth"].to_numpy()
+
+    def take(self, mask: np.ndarray) -> DcfInputs:
+        """The rows where ``mask`` is true."""
+        return replace(
+            self,
+            companies=self.companies.filter(pl.Series(mask)),
+            flows=self.flows[mask],
+            times=self.times[mask],
+            terminal_time=self.terminal_time[mask],
+            last_flow=self.last_flow[mask],
+            last_ebitda=self.last_ebitda[mask],
+            next_flow=None if self.next_flow is None else self.next_flow[mask],
+        )
+
+
+def enterprise_value_parts(
+    inputs: DcfInputs,
+    *,
+    rate: np.ndarray | None = None,
+    growth: np.ndarray | None = None,
+    terminal: Terminal = "gordon",
+    exit_multiple: np.ndarray | None = None,
+    flow_scale: np.ndarray | float = 1.0,
+) -> dict[str, np.ndarray]:
+    """PV of the explicit flows, terminal value and its PV, enterprise value.
+
+    ``rate``/``growth`` default to each company's own; either may be (companies x draws) for
+    simulation. ``flow_scale`` multiplies every forecast flow (scalar, per company, or per draw).
+    """
+    rate = inputs.rate if rate is None else np.asarray(rate, dtype=np.float64)
+    growth = inputs.growth if growth is None else np.asarray(growth, dtype=np.float64)
+    scale = np.asarray(flow_scale, dtype=np.float64)
+    if inputs.regular:
+        pv = present_value(inputs.flows, rate, timing=inputs.timing)
+    else:
+        pv = present_value_at(inputs.flows, inputs.times, rate)
+    matrix = rate.ndim == 2 or growth.ndim == 2 or scale.ndim == 2
+
+    def col(a: np.ndarray | None) -> np.ndarray | None:
+        return a[:, None] if (a is not None and matrix and a.ndim == 1) else a
+
+    pv = pv * scale
+    if terminal == "gordon":
+        base_next = (
+            col(inputs.last_flow) * (1.0 + growth)
+            if inputs.next_flow is None
+            else col(inputs.next_flow) * np.ones_like(growth)
+        )
+        tv = gordon_terminal_value(base_next * scale, rate, growth)
+    else:
+        if exit_multiple is None:
+            exit_multiple = inputs.companies["exit_multiple"].to_numpy()
+        tv = col(np.asarray(exit_multiple, dtype=np.float64)) * col(inputs.last_ebitda) * np.ones_like(rate)
+    pv_tv = tv * discount_factor(col(inputs.terminal_time), rate)
     return {
-        "pv_explicit": pv_explicit,
-        "terminal_value": terminal,
-        "pv_terminal": pv_terminal,
-        "enterprise_value": pv_explicit + pv_terminal,
+        "pv_explicit": pv,
+        "terminal_value": tv,
+        "pv_terminal": pv_tv,
+        "enterprise_value": pv + pv_tv,
     }
+
+
+def equity_from_ev(enterprise_value: np.ndarray, companies: pl.DataFrame) -> np.ndarray:
+    """Equity value from EV through the bridge, for arrays (companies,) or (companies x draws)."""
+    bridge = np.zeros(companies.height)
+    for item, sign in BRIDGE_ITEMS:
+        bridge += sign * companies[item].to_numpy()
+    if np.ndim(enterprise_value) == 2:
+        bridge = bridge[:, None]
+    return enterprise_value + bridge
+
+
+def per_share_from_ev(enterprise_value: np.ndarray, companies: pl.DataFrame) -> np.ndarray:
+    shares = companies["shares_diluted"].to_numpy()
+    if np.ndim(enterprise_value) == 2:
+        shares = shares[:, None]
+    return equity_from_ev(enterprise_value, companies) / shares
 
 
 def fcff_expr(tax_rate: pl.Expr | str = "tax_rate") -> pl.Expr:
@@ -115,25 +223,73 @@ def fcff_expr(tax_rate: pl.Expr | str = "tax_rate") -> pl.Expr:
     return pl.coalesce(pl.col("fcff"), computed)
 
 
-def forecast_flows(financials: pl.DataFrame, companies: pl.DataFrame) -> pl.DataFrame:
-    """Long table of forecast FCFF: company_id, year, t (1..N), fcff (money)."""
-    return (
+def fiscal_year_end(year: pl.Expr, fiscal_year_end: str = "12-31") -> pl.Expr:
+    month, day = (int(part) for part in fiscal_year_end.split("-"))
+    return pl.date(year, month, day)
+
+
+def forecast_flows(
+    financials: pl.DataFrame,
+    companies: pl.DataFrame,
+    *,
+    valuation_date: dt.date | None = None,
+    fiscal_year_end_md: str = "12-31",
+    timing: Timing = "end_of_year",
+) -> pl.DataFrame:
+    """Long table of forecast FCFF with discount exponents.
+
+    Columns: company_id, year, t (1..N), fcff, ebitda, time (discount exponent, years), stub
+    (share of the year's flow counted: 1, or less for a stub year under a valuation date).
+    """
+    frame = (
         financials.lazy()
         .filter(pl.col("is_forecast"))
         .join(companies.lazy().select("company_id", "tax_rate"), on="company_id", how="inner")
         .with_columns(fcff_expr().alias("fcff"))
-        .with_columns((pl.col("year") - pl.col("year").min().over("company_id") + 1).alias("t"))
-        .select("company_id", "year", "t", "fcff", "ebitda")
+    )
+    if valuation_date is None:
+        frame = frame.with_columns(
+            (pl.col("year") - pl.col("year").min().over("company_id") + 1).alias("t"),
+            pl.lit(1.0).alias("stub"),
+        ).with_columns(
+            (pl.col("t") - (0.5 if timing == "mid_year" else 0.0)).cast(pl.Float64).alias("time")
+        )
+    else:
+        end = fiscal_year_end(pl.col("year"), fiscal_year_end_md)
+        years_to_end = (end - pl.lit(valuation_date)).dt.total_days() / 365.0
+        frame = (
+            frame.with_columns(years_to_end.alias("to_end"))
+            .filter(pl.col("to_end") > 0)  # years already closed at the valuation date
+            .with_columns(
+                (pl.col("year") - pl.col("year").min().over("company_id") + 1).alias("t"),
+                pl.col("to_end").clip(upper_bound=1.0).alias("first_period"),
+            )
+            .with_columns(
+                pl.when(pl.col("t") == 1).then(pl.col("first_period")).otherwise(1.0).alias("stub"),
+            )
+            .with_columns(
+                (
+                    pl.col("to_end")
+                    - (0.5 * pl.col("stub") if timing == "mid_year" else pl.lit(0.0))
+                ).alias("time"),
+                pl.col("fcff") * pl.col("stub"),
+            )
+        )
+    return (
+        frame.select("company_id", "year", "t", "fcff", "ebitda", "time", "stub")
         .sort("company_id", "year")
         .collect()
     )
 
 
-def forecast_matrix(flows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame]:
-    """Wide matrix of contiguous forecasts.
+def forecast_matrix(
+    flows: pl.DataFrame,
+) -> tuple[pl.DataFrame, dict[str, np.ndarray], pl.DataFrame]:
+    """Wide matrices of contiguous forecasts.
 
-    Returns (companies with ``horizon``, flows matrix aligned with them, excluded companies with a
-    ``reason``). A company whose forecast years have a gap is excluded, naming the missing years.
+    Returns (companies with ``horizon``, matrices ``fcff``/``time``/``ebitda`` aligned with them,
+    excluded companies with a ``reason``). A company whose forecast years have a gap is excluded,
+    naming the missing years.
     """
     spans = flows.group_by("company_id", maintain_order=True).agg(
         pl.col("year").min().alias("first_year"),
@@ -149,24 +305,81 @@ def forecast_matrix(flows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, pl.D
         .alias("reason"),
     )
     ok = spans.filter(~pl.col("company_id").is_in(gaps["company_id"].implode())).select(
-        "company_id", "horizon"
+        "company_id", "first_year", "horizon"
     )
-    if ok.height == 0:
-        return ok, np.zeros((0, 0)), excluded
-    width = int(ok["horizon"].max())
-    wide = flows.join(ok.select("company_id"), on="company_id", how="semi").pivot(
-        on="t", index="company_id", values="fcff", sort_columns=True
-    )
+    width = int(ok["horizon"].max()) if ok.height else 0
     columns = [str(t) for t in range(1, width + 1)]
-    wide = ok.select("company_id").join(wide, on="company_id", how="left", maintain_order="left")
-    matrix = wide.select([pl.col(c).fill_null(0.0) for c in columns]).to_numpy()
-    return ok, matrix, excluded
+    kept = flows.join(ok.select("company_id"), on="company_id", how="semi")
+    matrices = {}
+    for value in ("fcff", "time", "ebitda"):
+        if ok.height == 0:
+            matrices[value] = np.zeros((0, 0))
+            continue
+        wide = kept.pivot(on="t", index="company_id", values=value, sort_columns=True)
+        wide = ok.select("company_id").join(wide, on="company_id", how="left", maintain_order="left")
+        matrices[value] = wide.select(
+            [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in columns]
+        ).to_numpy()
+    return ok, matrices, excluded
 
 
 def _missing_years_reason(span: dict) -> str:
     missing = sorted(set(range(span["first_year"], span["last_year"] + 1)) - set(span["years"]))
     listed = ", ".join(map(str, missing))
     return f"forecast years are not contiguous: no valid row for {listed}"
+
+
+def explicit_inputs(
+    companies: pl.DataFrame,
+    financials: pl.DataFrame,
+    *,
+    timing: Timing = "end_of_year",
+    valuation_date: dt.date | None = None,
+    fiscal_year_end_md: str = "12-31",
+) -> tuple[DcfInputs, pl.DataFrame, pl.DataFrame]:
+    """DCF inputs from explicit forecast rows. Returns (inputs, long flows, excluded)."""
+    flows = forecast_flows(
+        financials, companies, valuation_date=valuation_date,
+        fiscal_year_end_md=fiscal_year_end_md, timing=timing,
+    )
+    ok, matrices, excluded = forecast_matrix(flows)
+    no_forecast = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
+    excluded = pl.concat([
+        excluded,
+        no_forecast.select("company_id", pl.lit("no forecast rows in financials").alias("reason")),
+    ])
+    frame = ok.join(companies, on="company_id", how="left", maintain_order="left")
+    rows = np.arange(frame.height)
+    horizon = frame["horizon"].to_numpy().astype(np.int64)
+    last = horizon - 1
+    fcff, times, ebitda = matrices["fcff"], matrices["time"], matrices["ebitda"]
+    terminal_time = times[rows, last] if frame.height else np.zeros(0)
+    if timing == "mid_year" and frame.height:
+        # The terminal value sits at the end of year N, not mid-year: undo the half-period shift.
+        stub_last = np.where(horizon == 1, _stub_of_first(flows, frame), 1.0)
+        terminal_time = terminal_time + 0.5 * stub_last
+    regular = valuation_date is None
+    inputs = DcfInputs(
+        companies=frame,
+        flows=fcff,
+        times=times,
+        terminal_time=terminal_time,
+        last_flow=fcff[rows, last] if frame.height else np.zeros(0),
+        last_ebitda=ebitda[rows, last] if frame.height else np.zeros(0),
+        regular=regular,
+        timing=timing,
+    )
+    return inputs, flows, excluded
+
+
+def _stub_of_first(flows: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray:
+    stubs = flows.filter(pl.col("t") == 1).select("company_id", "stub")
+    return (
+        frame.select("company_id")
+        .join(stubs, on="company_id", how="left", maintain_order="left")["stub"]
+        .fill_null(1.0)
+        .to_numpy()
+    )
 
 
 def equity_bridge(frame: pl.DataFrame) -> pl.DataFrame:
@@ -202,6 +415,55 @@ def bridge_table(detail: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts).sort("company_id", "step")
 
 
+def rate_growth_exclusions(inputs: DcfInputs, *, terminal: Terminal) -> pl.DataFrame:
+    """Companies that cannot be valued with their rate, growth or multiple, with the reason."""
+    frame = inputs.companies
+    rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    reason = (
+        pl.when(rate.is_null())
+        .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
+        .when(rate <= -1)
+        .then(pl.format("discount rate {} is not above -100%", rate))
+    )
+    if terminal == "gordon":
+        reason = reason.when(rate <= growth).then(
+            pl.format("discount rate {} must exceed terminal growth {}", rate, growth)
+        )
+    else:
+        reason = reason.when(pl.col("exit_multiple").is_null()).then(
+            pl.lit("no exit multiple: the row gives none and valuation.exit_multiple is unset")
+        )
+    return frame.select("company_id", reason.alias("reason")).filter(pl.col("reason").is_not_null())
+
+
+def dcf_detail(
+    inputs: DcfInputs, *, terminal: Terminal = "gordon"
+) -> pl.DataFrame:
+    """One row per company with every intermediate figure and diagnostics.
+
+    Diagnostics: ``terminal_share`` (PV of TV / EV), ``spread`` (r - g), ``implied_exit_multiple``
+    (Gordon TV / EBITDA_N) and ``implied_growth`` (the g an exit-multiple TV implies).
+    """
+    parts = enterprise_value_parts(inputs, terminal=terminal)
+    gordon = enterprise_value_parts(inputs, terminal="gordon")["terminal_value"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        implied_multiple = np.where(inputs.last_ebitda > 0, gordon / inputs.last_ebitda, np.nan)
+    implied_g = implied_growth(parts["terminal_value"], inputs.last_flow, inputs.rate)
+    detail = inputs.companies.with_columns(
+        [pl.Series(name, values) for name, values in parts.items()]
+    ).with_columns(
+        pl.Series("last_fcff", inputs.last_flow),
+        pl.Series("last_ebitda", inputs.last_ebitda),
+        pl.Series("implied_exit_multiple", implied_multiple).fill_nan(None),
+        pl.Series("implied_growth", implied_g).fill_nan(None),
+        pl.lit(terminal).alias("terminal_method"),
+    )
+    return equity_bridge(detail).with_columns(
+        (pl.col("pv_terminal") / pl.col("enterprise_value")).alias("terminal_share"),
+        (pl.col("discount_rate") - pl.col("terminal_growth")).alias("spread"),
+    )
+
+
 def value_dcf(
     companies: pl.DataFrame,
     financials: pl.DataFrame,
@@ -209,55 +471,85 @@ def value_dcf(
     discount_rate: float | None = None,
     terminal_growth: float = 0.02,
     timing: Timing = "end_of_year",
+    terminal: Terminal = "gordon",
+    exit_multiple: float | None = None,
+    valuation_date: dt.date | None = None,
+    fiscal_year_end_md: str = "12-31",
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """DCF for every company with a complete forecast.
+    """DCF for every company with a complete explicit forecast.
 
     Returns ``(detail, flows, excluded)``: one row per valued company with every intermediate
     figure (money in input units; rates decimal), the long FCFF table, and excluded companies
-    with a reason. ``discount_rate``/``terminal_growth`` apply where a company's row gives none.
+    with a reason. ``discount_rate``/``terminal_growth``/``exit_multiple`` apply where a
+    company's row gives none.
     """
-    flows = forecast_flows(financials, companies)
-    ok, matrix, excluded = forecast_matrix(flows)
-    no_forecast = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
-    excluded = pl.concat(
-        [
-            excluded,
-            no_forecast.select(
-                "company_id", pl.lit("no forecast rows in financials").alias("reason")
-            ),
-        ]
+    companies = with_defaults(
+        companies, discount_rate=discount_rate, terminal_growth=terminal_growth,
+        exit_multiple=exit_multiple,
     )
-    frame = ok.join(companies, on="company_id", how="left", maintain_order="left").with_columns(
-        pl.col("discount_rate").fill_null(pl.lit(discount_rate, pl.Float64)).alias("discount_rate"),
-        pl.col("terminal_growth").fill_null(terminal_growth).alias("terminal_growth"),
+    inputs, flows, excluded = explicit_inputs(
+        companies, financials, timing=timing, valuation_date=valuation_date,
+        fiscal_year_end_md=fiscal_year_end_md,
     )
-    rate_missing = pl.col("discount_rate").is_null()
-    not_above = pl.col("discount_rate") <= pl.col("terminal_growth")
-    bad = frame.select(
-        "company_id",
-        pl.when(rate_missing)
-        .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
-        .when(not_above)
-        .then(
-            pl.format(
-                "discount rate {} must exceed terminal growth {}",
-                pl.col("discount_rate"),
-                pl.col("terminal_growth"),
-            )
-        )
-        .alias("reason"),
-    ).filter(pl.col("reason").is_not_null())
-    keep = ~(rate_missing | not_above).fill_null(True)
-    keep_mask = frame.select(keep).to_series().to_numpy()
-    frame, matrix = frame.filter(keep), matrix[keep_mask] if matrix.size else matrix
-    parts = dcf_arrays(
-        matrix,
-        frame["horizon"].to_numpy(),
-        frame["discount_rate"].to_numpy(),
-        frame["terminal_growth"].to_numpy(),
+    inputs, bad = drop_unvaluable(inputs, terminal=terminal)
+    return dcf_detail(inputs, terminal=terminal), flows, pl.concat([excluded, bad]).sort("company_id")
+
+
+def with_defaults(
+    companies: pl.DataFrame,
+    *,
+    discount_rate: float | None,
+    terminal_growth: float,
+    exit_multiple: float | None = None,
+) -> pl.DataFrame:
+    """Fill each company's missing rate, growth and exit multiple from the configuration."""
+    fills = {
+        "discount_rate": discount_rate,
+        "terminal_growth": terminal_growth,
+        "exit_multiple": exit_multiple,
+    }
+    return companies.with_columns(
+        pl.col(name).fill_null(pl.lit(value, pl.Float64)).alias(name)
+        if name in companies.columns
+        else pl.lit(value, pl.Float64).alias(name)
+        for name, value in fills.items()
+    )
+
+
+def drop_unvaluable(inputs: DcfInputs, *, terminal: Terminal) -> tuple[DcfInputs, pl.DataFrame]:
+    bad = rate_growth_exclusions(inputs, terminal=terminal)
+    keep = ~inputs.companies["company_id"].is_in(bad["company_id"].implode()).to_numpy()
+    return inputs.take(keep), bad
+
+
+def dcf_arrays(
+    flows: np.ndarray,
+    horizon: np.ndarray,
+    rate: np.ndarray,
+    growth: np.ndarray,
+    *,
+    timing: Timing = "end_of_year",
+) -> dict[str, np.ndarray]:
+    """Enterprise value parts straight from arrays (Gordon terminal value).
+
+    ``flows`` is companies x years with zeros after each company's ``horizon`` (N, in years).
+    Returns ``pv_explicit``, ``terminal_value``, ``pv_terminal`` and ``enterprise_value``.
+    """
+    flows = np.asarray(flows, dtype=np.float64)
+    horizon = np.asarray(horizon, dtype=np.int64)
+    n = flows.shape[0]
+    rows = np.arange(n)
+    inputs = DcfInputs(
+        companies=pl.DataFrame({
+            "discount_rate": np.asarray(rate, dtype=np.float64),
+            "terminal_growth": np.asarray(growth, dtype=np.float64),
+        }),
+        flows=flows,
+        times=np.zeros_like(flows),
+        terminal_time=horizon.astype(np.float64),
+        last_flow=flows[rows, horizon - 1] if n else np.zeros(0),
+        last_ebitda=np.full(n, np.nan),
+        regular=True,
         timing=timing,
     )
-    detail = equity_bridge(
-        frame.with_columns([pl.Series(name, values) for name, values in parts.items()])
-    ).with_columns((pl.col("pv_terminal") / pl.col("enterprise_value")).alias("terminal_share"))
-    return detail, flows, pl.concat([excluded, bad]).sort("company_id")
+    return enterprise_value_parts(inputs)

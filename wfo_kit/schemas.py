@@ -47,6 +47,27 @@ class Companies(_Base):
     terminal_growth: Optional[float] = pa.Field(
         nullable=True, gt=-0.5, lt=0.5, description="stable growth, decimal; null: configured"
     )
+    share_price: Optional[float] = pa.Field(
+        nullable=True, gt=0, description="market price per share (reverse DCF, market weights)"
+    )
+    market_cap: Optional[float] = pa.Field(
+        nullable=True, gt=0, description="equity market value, money; null: price x shares"
+    )
+    exit_multiple: Optional[float] = pa.Field(
+        nullable=True, gt=0, description="exit EV/EBITDA at year N; null: configured"
+    )
+    revenue_growth: Optional[float] = pa.Field(
+        nullable=True, gt=-1, description="driver mode: near-term revenue growth, decimal"
+    )
+    target_margin: Optional[float] = pa.Field(
+        nullable=True, lt=1, description="driver mode: EBIT margin reached by year N, decimal"
+    )
+    sales_to_capital: Optional[float] = pa.Field(
+        nullable=True, gt=0, description="driver mode: revenue per unit of invested capital"
+    )
+    stable_roc: Optional[float] = pa.Field(
+        nullable=True, gt=0, description="driver mode: return on capital in stable growth"
+    )
 
 
 class Financials(_Base):
@@ -117,6 +138,8 @@ class Valuations(_Base):
     enterprise_value: Optional[float] = pa.Field(nullable=True, description="money")
     equity_value: Optional[float] = pa.Field(nullable=True, description="money")
     value_per_share: Optional[float] = pa.Field(nullable=True, description="money per share")
+    low: Optional[float] = pa.Field(nullable=True, description="low end of the range, per share")
+    high: Optional[float] = pa.Field(nullable=True, description="high end of the range, per share")
 
 
 class Quarantine(_Base):
@@ -163,6 +186,13 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "beta": None,
         "discount_rate": None,
         "terminal_growth": None,
+        "share_price": None,
+        "market_cap": None,
+        "exit_multiple": None,
+        "revenue_growth": None,
+        "target_margin": None,
+        "sales_to_capital": None,
+        "stable_roc": None,
     },
     "financials": {"net_income": None, "fcff": None, "ebitda": None, "revenue": None},
     "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},

@@ -1,9 +1,9 @@
-"""The value step: run the configured methods (strategies) and collect one tidy valuations table.
+"""The value step: run the configured methods (strategies), then risk and the blend.
 
 A method is a function ``(valid tables, valuation config) -> MethodResult``; :data:`METHODS` maps
 configuration names to them. Every company of the input universe appears in ``valuations`` once
-per method: valued, or excluded with the reason (including companies whose input row was
-quarantined), so nothing disappears silently.
+per method: valued (with low/base/high per share), or excluded with the reason (including
+companies whose input row was quarantined), so nothing disappears silently.
 """
 
 from __future__ import annotations
@@ -11,10 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
+from wfo_kit.assets import value_assets
+from wfo_kit.blend import blend_values
+from wfo_kit.comparables import value_comparables
 from wfo_kit.config import ValuationConfig
-from wfo_kit.dcf import bridge_table, value_dcf
+from wfo_kit.dcf import (
+    DcfInputs,
+    bridge_table,
+    dcf_detail,
+    drop_unvaluable,
+    enterprise_value_parts,
+    explicit_inputs,
+    fcff_expr,
+    per_share_from_ev,
+    with_defaults,
+)
+from wfo_kit.drivers import driver_inputs
+from wfo_kit.errors import ConfigurationError
+from wfo_kit.rates import with_discount_rates
+from wfo_kit.risk import (
+    monte_carlo,
+    reverse_dcf,
+    scenario_values,
+    sensitivity_rate_growth,
+    sensitivity_rate_multiple,
+)
 from wfo_kit.schemas import Valuations, polars_dtypes
 
 VALUATION_DTYPES = polars_dtypes(Valuations)
@@ -22,32 +46,154 @@ VALUATION_DTYPES = polars_dtypes(Valuations)
 
 @dataclass(frozen=True)
 class MethodResult:
-    """Valued companies (company_id, enterprise_value, equity_value, value_per_share), excluded
-    companies (company_id, reason) and any detail tables the method wants to publish."""
+    """Valued companies (company_id, enterprise_value, equity_value, value_per_share, low, high;
+    per share where not said), excluded companies (company_id, reason), and detail tables."""
 
     valued: pl.DataFrame
     excluded: pl.DataFrame
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    inputs: DcfInputs | None = None
+
+
+def prepare_dcf(
+    valid: dict[str, pl.DataFrame], valuation: ValuationConfig
+) -> tuple[DcfInputs, dict[str, pl.DataFrame], pl.DataFrame]:
+    """DCF inputs for the configured forecast mode and rate source. (inputs, tables, excluded)"""
+    companies = with_discount_rates(valid["companies"], valuation=valuation)
+    companies = with_defaults(
+        companies,
+        discount_rate=valuation.discount_rate if valuation.rate_source == "given" else None,
+        terminal_growth=valuation.terminal_growth,
+        exit_multiple=valuation.exit_multiple,
+    )
+    if valuation.forecast == "drivers":
+        if valuation.terminal == "exit_multiple":
+            msg = "driver forecasts do not model EBITDA: use terminal: gordon with forecast: drivers"
+            raise ConfigurationError(msg, column="valuation.terminal")
+        if valuation.valuation_date is not None:
+            msg = "valuation_date applies to explicit forecasts; drop it with forecast: drivers"
+            raise ConfigurationError(msg, column="valuation.valuation_date")
+        inputs, forecast, excluded = driver_inputs(
+            companies, valid["financials"], drivers=valuation.drivers, timing=valuation.timing
+        )
+        tables = {"driver_forecast": forecast}
+    else:
+        inputs, flows, excluded = explicit_inputs(
+            companies, valid["financials"], timing=valuation.timing,
+            valuation_date=valuation.valuation_date, fiscal_year_end_md=valuation.fiscal_year_end,
+        )
+        tables = {"fcff": flows}
+    inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
+    return inputs, tables, pl.concat([excluded, bad])
 
 
 def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
-    detail, flows, excluded = value_dcf(
-        valid["companies"],
-        valid["financials"],
-        discount_rate=valuation.discount_rate,
-        terminal_growth=valuation.terminal_growth,
-        timing=valuation.timing,
+    inputs, tables, excluded = prepare_dcf(valid, valuation)
+    detail = dcf_detail(inputs, terminal=valuation.terminal)
+    step = valuation.range
+    low = per_share_from_ev(enterprise_value_parts(
+        inputs, rate=inputs.rate + step.rate_delta, growth=inputs.growth - step.growth_delta,
+        terminal=valuation.terminal)["enterprise_value"], inputs.companies)
+    high = per_share_from_ev(enterprise_value_parts(
+        inputs, rate=inputs.rate - step.rate_delta, growth=inputs.growth + step.growth_delta,
+        terminal=valuation.terminal)["enterprise_value"], inputs.companies)
+    valued = detail.select("company_id", "enterprise_value", "equity_value", "value_per_share")
+    valued = valued.with_columns(pl.Series("low", low).fill_nan(None),
+                                 pl.Series("high", high).fill_nan(None))
+    tables.update({"dcf_detail": detail, "equity_bridge": bridge_table(detail)})
+    return MethodResult(valued=valued, excluded=excluded, tables=tables, inputs=inputs)
+
+
+def comparables_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    if "peers" not in valid:
+        return _all_excluded(valid, "no peers table configured (data.peers)")
+    valued, detail, table, excluded = value_comparables(
+        valid["companies"], valid["financials"], valid["peers"], config=valuation.comparables
+    )
+    return MethodResult(valued=valued, excluded=excluded,
+                        tables={"comparables_detail": detail, "peer_multiples": table})
+
+
+def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    if "balance_sheet" not in valid:
+        return _all_excluded(valid, "no balance-sheet table configured (data.balance_sheet)")
+    valued, lines, waterfall, excluded = value_assets(
+        valid["companies"], valid["balance_sheet"], config=valuation.asset
     )
     return MethodResult(
-        valued=detail.select("company_id", "enterprise_value", "equity_value", "value_per_share"),
+        valued=valued.select("company_id", "enterprise_value", "equity_value", "value_per_share",
+                             "low", "high"),
         excluded=excluded,
-        tables={"dcf_detail": detail, "fcff": flows, "equity_bridge": bridge_table(detail)},
+        tables={"asset_lines": lines, "liquidation_waterfall": waterfall,
+                "asset_values": valued},
+    )
+
+
+def _all_excluded(valid: dict[str, pl.DataFrame], reason: str) -> MethodResult:
+    return MethodResult(
+        valued=pl.DataFrame(schema={"company_id": pl.String}),
+        excluded=valid["companies"].select("company_id", pl.lit(reason).alias("reason")),
     )
 
 
 METHODS: dict[str, Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodResult]] = {
     "dcf": dcf_method,
+    "comparables": comparables_method,
+    "asset": asset_method,
 }
+
+
+def risk_tables(
+    inputs: DcfInputs, valid: dict[str, pl.DataFrame], valuation: ValuationConfig
+) -> dict[str, pl.DataFrame]:
+    """Sensitivity grids, scenarios, Monte Carlo and reverse DCF for the DCF-valued companies."""
+    out: dict[str, pl.DataFrame] = {}
+    if inputs.companies.height == 0:
+        return out
+    sens = valuation.sensitivity
+    if sens.enabled:
+        grids = [sensitivity_rate_growth(inputs, rate_deltas=sens.rate_deltas,
+                                         growth_deltas=sens.growth_deltas)]
+        if valuation.forecast == "explicit":
+            grids.append(sensitivity_rate_multiple(inputs, rate_deltas=sens.rate_deltas,
+                                                   exit_multiples=sens.exit_multiples))
+        out["sensitivity"] = pl.concat(grids)
+    if valuation.scenarios:
+        out["scenarios"], out["scenario_summary"] = scenario_values(
+            inputs, valuation.scenarios, terminal=valuation.terminal
+        )
+    if valuation.monte_carlo.enabled:
+        out["simulation"], out["simulation_draws"] = monte_carlo(
+            inputs, valuation.monte_carlo, terminal=valuation.terminal,
+            keep_draws=inputs.companies["company_id"].head(20).to_list(),
+        )
+    out["reverse_dcf"] = _reverse(inputs, valid)
+    return out
+
+
+def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    base = (
+        valid["financials"].filter(~pl.col("is_forecast"))
+        .join(valid["companies"].select("company_id", "tax_rate"), on="company_id")
+        .sort("company_id", "year")
+        .group_by("company_id", maintain_order=True)
+        .last()
+        .select("company_id", fcff_expr().alias("base_fcff"))
+    )
+    frame = inputs.companies.select("company_id", "share_price").join(
+        base, on="company_id", how="left", maintain_order="left"
+    )
+    growth, code = reverse_dcf(
+        inputs,
+        base_flow=frame["base_fcff"].fill_null(np.nan).to_numpy(),
+        price=frame["share_price"].fill_null(np.nan).to_numpy(),
+    )
+    reasons = np.array([None, "no share price, or last actual FCFF not positive",
+                        "price outside the values reachable with growth in [-95%, 200%]"])
+    return frame.with_columns(
+        pl.Series("implied_fcff_growth", growth).fill_nan(None),
+        pl.Series("reason", reasons[code], dtype=pl.String),
+    )
 
 
 def value_companies(
@@ -57,10 +203,10 @@ def value_companies(
     universe: pl.Series,
     quarantine: pl.DataFrame,
 ) -> dict[str, pl.DataFrame]:
-    """Run every configured method; return ``valuations`` plus each method's detail tables.
+    """Run every configured method, risk analyses and the blend.
 
     ``universe`` is every company id seen in the input; ``quarantine`` explains those whose
-    company row did not pass validation.
+    company row did not pass validation. Returns ``valuations``, ``blend`` and detail tables.
     """
     universe = universe.drop_nulls().unique().sort()
     rejected = (
@@ -68,7 +214,8 @@ def value_companies(
         .group_by("company_id")
         .agg(pl.col("reason").unique(maintain_order=True).str.join("; "))
         .select(
-            "company_id", pl.format("company row quarantined: {}", pl.col("reason")).alias("reason")
+            "company_id",
+            pl.format("company row quarantined: {}", pl.col("reason")).alias("reason"),
         )
     )
     out: dict[str, pl.DataFrame] = {}
@@ -76,32 +223,38 @@ def value_companies(
     for method in valuation.methods:
         result = METHODS[method](valid, valuation)
         out.update(result.tables)
-        excluded = pl.concat([result.excluded, rejected]).unique("company_id", keep="first")
-        accounted = pl.concat([result.valued["company_id"], excluded["company_id"]])
-        unseen = universe.filter(~universe.is_in(accounted.implode()))
-        excluded = pl.concat(
-            [
-                excluded,
-                pl.DataFrame(
-                    {"company_id": unseen, "reason": "no valid input rows for this method"}
-                ),
-            ]
-        )
-        rows.append(
-            pl.concat(
-                [
-                    result.valued.with_columns(
-                        pl.lit("valued").alias("status"), pl.lit(None, pl.String).alias("reason")
-                    ),
-                    excluded.with_columns(pl.lit("excluded").alias("status")),
-                ],
-                how="diagonal",
-            ).with_columns(pl.lit(method).alias("method"))
-        )
-    out["valuations"] = (
-        pl.concat(rows, how="diagonal")
+        if result.inputs is not None:
+            out.update(risk_tables(result.inputs, valid, valuation))
+        rows.append(_method_rows(method, result, rejected, universe))
+    valuations = (
+        pl.concat(rows, how="diagonal_relaxed")
         .select(list(VALUATION_DTYPES))
         .cast(VALUATION_DTYPES)
         .sort("company_id", "method")
     )
+    out["valuations"] = valuations
+    out["blend"] = blend_values(valuations, weights=valuation.blend)
     return out
+
+
+def _method_rows(
+    method: str, result: MethodResult, rejected: pl.DataFrame, universe: pl.Series
+) -> pl.DataFrame:
+    excluded = pl.concat([result.excluded.select("company_id", "reason"), rejected])
+    excluded = excluded.unique("company_id", keep="first", maintain_order=True)
+    excluded = excluded.join(result.valued.select("company_id"), on="company_id", how="anti")
+    accounted = pl.concat([result.valued["company_id"], excluded["company_id"]])
+    unseen = universe.filter(~universe.is_in(accounted.implode()))
+    excluded = pl.concat([
+        excluded,
+        pl.DataFrame({"company_id": unseen, "reason": "no valid input rows for this method"}),
+    ])
+    return pl.concat(
+        [
+            result.valued.with_columns(
+                pl.lit("valued").alias("status"), pl.lit(None, pl.String).alias("reason")
+            ),
+            excluded.with_columns(pl.lit("excluded").alias("status")),
+        ],
+        how="diagonal_relaxed",
+    ).with_columns(pl.lit(method).alias("method"))

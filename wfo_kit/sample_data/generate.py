@@ -74,12 +74,13 @@ def _r(x: float, digits: int = 2) -> float:
 
 def build(seed: int = SEED) -> dict[str, list[dict]]:
     rng = np.random.default_rng(seed)
+    price_rng = np.random.default_rng(seed + 1)  # separate stream: prices do not shift other values
     sectors = list(SECTORS)
     companies, financials, balance_sheet = [], [], []
     for i in range(40):
         cid = f"C{i + 1:03d}"
         sector = sectors[i % len(sectors)]
-        growth, margin, da, capex, nwc, rate, g, beta, _ = SECTORS[sector]
+        growth, margin, da, capex, nwc, rate, g, beta, multiple = SECTORS[sector]
         name = f"{FIRST[i % len(FIRST)]} {SECOND[sector][(i // len(sectors)) % 4]}"
         revenue0 = float(np.exp(rng.uniform(np.log(300), np.log(15000))))
         company_growth = growth + rng.normal(0, 0.015)
@@ -93,6 +94,8 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
             if year > ACTUAL_YEARS[0]:
                 prev_revenue, revenue = revenue, revenue * (1 + year_growth)
             ebitda = revenue * company_margin
+            if year == ACTUAL_YEARS[-1]:
+                last_actual_ebitda = ebitda
             dep = revenue * da
             ebit = ebitda - dep
             interest = revenue * 0.01
@@ -112,13 +115,16 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
             )
         debt = revenue0 * rng.uniform(0.1, 0.8)
         cash = revenue0 * rng.uniform(0.03, 0.25)
+        shares = _r(revenue0 * rng.uniform(0.02, 0.08), 3)
+        market_ev = last_actual_ebitda * multiple * price_rng.lognormal(0.0, 0.2)
+        price = _r(max(market_ev - debt + cash, 0.1 * market_ev) / shares)
         companies.append(
             {
                 "company_id": cid,
                 "name": name,
                 "sector": sector,
                 "currency": "EUR" if i % 7 == 3 else "USD",
-                "shares_diluted": _r(revenue0 * rng.uniform(0.02, 0.08), 3),
+                "shares_diluted": shares,
                 "debt": _r(debt),
                 "cash": _r(cash),
                 "minority_interest": _r(revenue0 * 0.02) if i % 5 == 0 else 0.0,
@@ -128,6 +134,7 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
                 "beta": _r(beta + rng.normal(0, 0.1), 3),
                 "discount_rate": _r(rate + rng.normal(0, 0.006), 4),
                 "terminal_growth": g,
+                "share_price": price,
             }
         )
         balance_sheet += _balance_sheet(cid, revenue0, debt, cash, rng)

@@ -1,0 +1,165 @@
+"""Driver-based FCFF forecast in the style of Damodaran's valuation spreadsheets.
+
+For year t = 1..N, from the last actual year (base revenue, base EBIT margin):
+
+* revenue growth: the near-term rate for ``high_growth_years``, then a straight line down to the
+  stable growth g, reached in year N;
+* EBIT margin: a straight line from the base margin to the target margin, reached in year N;
+* reinvestment_t = (revenue_t - revenue_{t-1}) / sales-to-capital;
+* FCFF_t = EBIT_t x (1 - tax) - reinvestment_t.
+
+The stable stage is closed consistently: revenue_{N+1} = revenue_N x (1 + g), EBIT at the target
+margin, and reinvestment rate = g / return on capital in stable growth, so
+FCFF_{N+1} = NOPAT_{N+1} x (1 - g / ROC). ROC defaults to the discount rate (no excess returns).
+
+Everything is a NumPy array over companies; the loop runs over the N years only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from wfo_kit.config import DriversConfig
+from wfo_kit.dcf import DcfInputs, Timing
+
+
+def base_year(financials: pl.DataFrame) -> pl.DataFrame:
+    """Last actual year per company: base_year, base_revenue, base_margin (EBIT / revenue)."""
+    return (
+        financials.filter(~pl.col("is_forecast"))
+        .sort("company_id", "year")
+        .group_by("company_id", maintain_order=True)
+        .last()
+        .select(
+            "company_id",
+            pl.col("year").alias("base_year"),
+            pl.col("revenue").alias("base_revenue"),
+            (pl.col("ebit") / pl.col("revenue")).alias("base_margin"),
+        )
+    )
+
+
+def driver_paths(
+    *,
+    base_revenue: np.ndarray,
+    base_margin: np.ndarray,
+    near_growth: np.ndarray,
+    stable_growth: np.ndarray,
+    target_margin: np.ndarray,
+    tax_rate: np.ndarray,
+    sales_to_capital: np.ndarray,
+    stable_roc: np.ndarray,
+    years: int,
+    high_growth_years: int,
+) -> dict[str, np.ndarray]:
+    """The forecast as (companies x years) arrays, plus ``next_flow`` = FCFF_{N+1}."""
+    n = base_revenue.shape[0]
+    out = {k: np.zeros((n, years)) for k in
+           ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc")}
+    revenue = base_revenue.astype(np.float64)
+    capital = base_revenue / sales_to_capital
+    fade_years = max(years - high_growth_years, 1)
+    for t in range(1, years + 1):
+        if t <= high_growth_years:
+            growth = near_growth
+        else:
+            growth = near_growth - (near_growth - stable_growth) * (t - high_growth_years) / fade_years
+        margin = base_margin + (target_margin - base_margin) * (t / years)
+        new_revenue = revenue * (1.0 + growth)
+        ebit = new_revenue * margin
+        nopat = ebit * (1.0 - tax_rate)
+        reinvestment = (new_revenue - revenue) / sales_to_capital
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roc = nopat / capital
+        for key, value in (("revenue", new_revenue), ("growth", growth), ("margin", margin),
+                           ("ebit", ebit), ("nopat", nopat), ("reinvestment", reinvestment),
+                           ("fcff", nopat - reinvestment), ("roc", roc)):
+            out[key][:, t - 1] = value
+        revenue, capital = new_revenue, capital + reinvestment
+    next_nopat = revenue * (1.0 + stable_growth) * target_margin * (1.0 - tax_rate)
+    out["next_flow"] = next_nopat * (1.0 - stable_growth / stable_roc)
+    return out
+
+
+def driver_inputs(
+    companies: pl.DataFrame,
+    financials: pl.DataFrame,
+    *,
+    drivers: DriversConfig,
+    timing: Timing = "end_of_year",
+) -> tuple[DcfInputs, pl.DataFrame, pl.DataFrame]:
+    """DCF inputs from drivers. Returns (inputs, long forecast table, excluded with reason).
+
+    ``companies`` must already carry ``discount_rate`` and ``terminal_growth`` for every row.
+    """
+    base = base_year(financials)
+    frame = companies.join(base, on="company_id", how="left", maintain_order="left")
+    reason = (
+        pl.when(pl.col("base_revenue").is_null())
+        .then(pl.lit("driver forecast needs an actual year with revenue and EBIT"))
+        .when(pl.col("base_revenue") <= 0)
+        .then(pl.format("driver forecast needs positive base revenue, got {}", pl.col("base_revenue")))
+        .when(pl.col("base_margin").is_null())
+        .then(pl.lit("driver forecast needs EBIT in the last actual year"))
+        .when(pl.col("discount_rate").is_null())
+        .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
+    )
+    excluded = frame.select("company_id", reason.alias("reason")).filter(
+        pl.col("reason").is_not_null()
+    )
+    frame = frame.join(excluded.select("company_id"), on="company_id", how="anti")
+    target = pl.coalesce(
+        pl.col("target_margin"),
+        pl.lit(drivers.target_margin, pl.Float64),
+        pl.col("base_margin"),
+    )
+    frame = frame.with_columns(
+        pl.col("revenue_growth").fill_null(drivers.revenue_growth).alias("revenue_growth"),
+        target.alias("target_margin"),
+        pl.col("sales_to_capital").fill_null(drivers.sales_to_capital).alias("sales_to_capital"),
+        pl.coalesce(
+            pl.col("stable_roc"), pl.lit(drivers.stable_roc, pl.Float64), pl.col("discount_rate")
+        ).alias("stable_roc"),
+        pl.lit(drivers.years).alias("horizon"),
+    )
+    paths = driver_paths(
+        base_revenue=frame["base_revenue"].to_numpy(),
+        base_margin=frame["base_margin"].to_numpy(),
+        near_growth=frame["revenue_growth"].to_numpy(),
+        stable_growth=frame["terminal_growth"].to_numpy(),
+        target_margin=frame["target_margin"].to_numpy(),
+        tax_rate=frame["tax_rate"].to_numpy(),
+        sales_to_capital=frame["sales_to_capital"].to_numpy(),
+        stable_roc=frame["stable_roc"].to_numpy(),
+        years=drivers.years,
+        high_growth_years=min(drivers.high_growth_years, drivers.years),
+    )
+    times = np.tile(np.arange(1, drivers.years + 1, dtype=np.float64), (frame.height, 1))
+    if timing == "mid_year":
+        times -= 0.5
+    inputs = DcfInputs(
+        companies=frame.with_columns(
+            pl.Series("roc_year_n", paths["roc"][:, -1] if frame.height else []),
+        ),
+        flows=paths["fcff"],
+        times=times,
+        terminal_time=np.full(frame.height, float(drivers.years)),
+        last_flow=paths["fcff"][:, -1] if frame.height else np.zeros(0),
+        last_ebitda=np.full(frame.height, np.nan),
+        regular=True,
+        timing=timing,
+        next_flow=paths["next_flow"],
+    )
+    return inputs, _long(frame, paths, drivers.years), excluded
+
+
+def _long(frame: pl.DataFrame, paths: dict[str, np.ndarray], years: int) -> pl.DataFrame:
+    n = frame.height
+    t = np.tile(np.arange(1, years + 1), n)
+    ids = np.repeat(frame["company_id"].to_numpy(), years)
+    base_years = np.repeat(frame["base_year"].to_numpy(), years)
+    columns = {"company_id": ids, "t": t, "year": base_years + t}
+    for key in ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc"):
+        columns[key] = paths[key].reshape(-1)
+    return pl.DataFrame(columns)

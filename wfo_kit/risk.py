@@ -1,0 +1,290 @@
+"""Risk and synthesis on top of the DCF: sensitivity grids, scenarios, Monte Carlo, reverse DCF.
+
+All functions take prepared :class:`~wfo_kit.dcf.DcfInputs` (one row per valued company) and
+re-value them under shifted rates, growths, exit multiples or cash-flow scales, for all companies
+at once. A combination with r <= g is never a number: it is null (grids, scenarios) or a rejected
+draw (Monte Carlo), and counted.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+
+from wfo_kit.config import MonteCarloConfig, Scenario
+from wfo_kit.dcf import DcfInputs, Terminal, enterprise_value_parts, per_share_from_ev
+
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def _per_share(inputs: DcfInputs, **kwargs: object) -> np.ndarray:
+    ev = enterprise_value_parts(inputs, **kwargs)["enterprise_value"]  # type: ignore[arg-type]
+    return per_share_from_ev(ev, inputs.companies)
+
+
+def sensitivity_rate_growth(
+    inputs: DcfInputs, *, rate_deltas: list[float], growth_deltas: list[float]
+) -> pl.DataFrame:
+    """Value per share over discount rate x terminal growth (Gordon), tidy."""
+    n, nr, ng = inputs.companies.height, len(rate_deltas), len(growth_deltas)
+    rates = inputs.rate[:, None] + np.asarray(rate_deltas)[None, :]
+    values = np.empty((n, nr, ng))
+    for j, dg in enumerate(growth_deltas):
+        growth = np.repeat((inputs.growth + dg)[:, None], nr, axis=1)
+        values[:, :, j] = _per_share(inputs, rate=rates, growth=growth, terminal="gordon")
+    return _tidy(inputs, "rate_x_growth", rates, values, rate_deltas,
+                 second_name="terminal_growth",
+                 second=inputs.growth[:, None] + np.asarray(growth_deltas)[None, :],
+                 second_deltas=growth_deltas)
+
+
+def sensitivity_rate_multiple(
+    inputs: DcfInputs, *, rate_deltas: list[float], exit_multiples: list[float]
+) -> pl.DataFrame:
+    """Value per share over discount rate x exit EV/EBITDA multiple, tidy."""
+    n, nr, nm = inputs.companies.height, len(rate_deltas), len(exit_multiples)
+    rates = inputs.rate[:, None] + np.asarray(rate_deltas)[None, :]
+    values = np.empty((n, nr, nm))
+    for j, multiple in enumerate(exit_multiples):
+        values[:, :, j] = _per_share(
+            inputs, rate=rates, terminal="exit_multiple", exit_multiple=np.full(n, multiple)
+        )
+    return _tidy(inputs, "rate_x_exit_multiple", rates, values, rate_deltas,
+                 second_name="exit_multiple",
+                 second=np.tile(np.asarray(exit_multiples, dtype=np.float64), (n, 1)),
+                 second_deltas=None)
+
+
+def _tidy(
+    inputs: DcfInputs,
+    grid: str,
+    rates: np.ndarray,
+    values: np.ndarray,
+    rate_deltas: list[float],
+    *,
+    second_name: str,
+    second: np.ndarray,
+    second_deltas: list[float] | None,
+) -> pl.DataFrame:
+    """Flatten (companies x rates x second) arrays into one row per grid point."""
+    n, nr, ns = values.shape
+    shape = (n, nr, ns)
+    deltas2 = np.asarray(second_deltas if second_deltas is not None else [np.nan] * ns)
+
+    def flat(array: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(array, shape).reshape(-1)
+
+    frame = pl.DataFrame({
+        "company_id": flat(inputs.companies["company_id"].to_numpy()[:, None, None]),
+        "grid": grid,
+        "rate_delta": flat(np.asarray(rate_deltas, dtype=np.float64)[None, :, None]),
+        "discount_rate": flat(rates[:, :, None]),
+        "second_name": second_name,
+        "second_delta": flat(deltas2.astype(np.float64)[None, None, :]),
+        "second_value": flat(second[:, None, :]),
+        "value_per_share": values.reshape(-1),
+    })
+    return frame.with_columns(
+        pl.col("value_per_share").fill_nan(None), pl.col("second_delta").fill_nan(None)
+    )
+
+
+def scenario_values(
+    inputs: DcfInputs, scenarios: list[Scenario], *, terminal: Terminal
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per company and scenario, probability-weighted value per company with a reason if null)."""
+    rows = []
+    for scenario in scenarios:
+        rate = inputs.rate + scenario.discount_rate_delta
+        growth = inputs.growth + scenario.terminal_growth_delta
+        value = _per_share(inputs, rate=rate, growth=growth, terminal=terminal,
+                           flow_scale=scenario.cash_flow_scale)
+        rows.append(pl.DataFrame({
+            "company_id": inputs.companies["company_id"],
+            "scenario": scenario.name,
+            "probability": scenario.probability,
+            "discount_rate": rate,
+            "terminal_growth": growth,
+            "cash_flow_scale": scenario.cash_flow_scale,
+            "value_per_share": value,
+        }).with_columns(pl.col("value_per_share").fill_nan(None)))
+    per_scenario = pl.concat(rows) if rows else pl.DataFrame()
+    if not rows:
+        return per_scenario, pl.DataFrame()
+    weighted = per_scenario.group_by("company_id", maintain_order=True).agg(
+        pl.when(pl.col("value_per_share").null_count() == 0)
+        .then((pl.col("value_per_share") * pl.col("probability")).sum())
+        .alias("expected_value_per_share"),
+        pl.when(pl.col("value_per_share").null_count() > 0)
+        .then(pl.format("no value in scenario(s) {} (r <= g)",
+                        pl.col("scenario").filter(pl.col("value_per_share").is_null()).str.join(", ")))
+        .alias("reason"),
+    )
+    return per_scenario, weighted
+
+
+def uniform_draws(config: MonteCarloConfig, dims: int) -> np.ndarray:
+    """(draws x dims) uniforms in (0, 1): scrambled Sobol or pseudo-random, seeded.
+
+    Sobol draws are rounded up to a power of two (their balance needs it); the summary reports
+    the number actually drawn.
+    """
+    from scipy.stats import qmc
+
+    if config.sampler == "sobol":
+        m = int(np.ceil(np.log2(config.draws)))
+        points = qmc.Sobol(d=dims, scramble=True, seed=config.seed).random_base2(m)
+    else:
+        points = np.random.default_rng(config.seed).random((config.draws, dims))
+    # Keep clear of 0 and 1, where ppf is infinite.
+    return np.clip(points, 1e-12, 1 - 1e-12)
+
+
+def simulation_shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
+    """Per-draw shocks for each configured variable (common to all companies)."""
+    import scipy.stats
+
+    variables = {
+        name: dist
+        for name, dist in (
+            ("discount_rate_shift", config.discount_rate_shift),
+            ("terminal_growth_shift", config.terminal_growth_shift),
+            ("cash_flow_scale", config.cash_flow_scale),
+        )
+        if dist is not None
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        u = uniform_draws(config, max(len(variables), 1))
+    shocks = {
+        name: getattr(scipy.stats, dist.dist)(**dist.params).ppf(u[:, j])
+        for j, (name, dist) in enumerate(variables.items())
+    }
+    shocks.setdefault("discount_rate_shift", np.zeros(u.shape[0]))
+    shocks.setdefault("terminal_growth_shift", np.zeros(u.shape[0]))
+    shocks.setdefault("cash_flow_scale", np.ones(u.shape[0]))
+    return shocks
+
+
+def monte_carlo(
+    inputs: DcfInputs,
+    config: MonteCarloConfig,
+    *,
+    terminal: Terminal,
+    chunk_bytes: int = 4 << 20,
+    keep_draws: list[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-company simulation summary, and the raw draws of the companies in ``keep_draws``.
+
+    Work is chunked over companies so that one chunk's (companies x draws) arrays stay near
+    ``chunk_bytes``: peak memory does not grow with the portfolio.
+    """
+    shocks = simulation_shocks(config)
+    draws = shocks["cash_flow_scale"].shape[0]
+    n = inputs.companies.height
+    chunk = max(1, chunk_bytes // (8 * draws))
+    summary = {k: np.empty(n) for k in ("mean", "std", *(f"p{p}" for p in PERCENTILES))}
+    rejected = np.zeros(n, dtype=np.int64)
+    keep = set(keep_draws or [])
+    kept = []
+    ids = inputs.companies["company_id"].to_numpy()
+    dr, dg = shocks["discount_rate_shift"][None, :], shocks["terminal_growth_shift"][None, :]
+    scale = shocks["cash_flow_scale"][None, :]
+    for start in range(0, n, chunk):
+        mask = np.zeros(n, dtype=bool)
+        mask[start : start + chunk] = True
+        part = inputs.take(mask)
+        rate = part.rate[:, None] + dr
+        growth = part.growth[:, None] + dg
+        values = _per_share(part, rate=rate, growth=growth, terminal=terminal, flow_scale=scale)
+        bad = ~np.isfinite(values)
+        rejected[mask] = bad.sum(axis=1)
+        stats = _row_stats(values)
+        for key, value in stats.items():
+            summary[key][mask] = value
+        for i, company in enumerate(ids[mask]):
+            if company in keep:
+                kept.append(pl.DataFrame({"company_id": company,
+                                          "value_per_share": values[i][~bad[i]]}))
+    frame = pl.DataFrame({
+        "company_id": ids,
+        "draws": np.full(n, draws),
+        "rejected": rejected,
+        **summary,
+        "sampler": config.sampler,
+        "seed": config.seed,
+    }).with_columns(pl.col(c).fill_nan(None) for c in summary)
+    draws_frame = pl.concat(kept) if kept else pl.DataFrame(
+        schema={"company_id": pl.String, "value_per_share": pl.Float64}
+    )
+    return frame, draws_frame
+
+
+def _row_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean, std and percentiles per row, ignoring NaN (rejected draws), without nanpercentile."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=1)
+    filled = np.where(finite, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=1) / count
+        var = (np.where(finite, values - mean[:, None], 0.0) ** 2).sum(axis=1) / (count - 1)
+    ordered = np.sort(np.where(finite, values, np.inf), axis=1)  # rejected draws sort last
+    out = {"mean": mean, "std": np.sqrt(var)}
+    rows = np.arange(values.shape[0])
+    for p in PERCENTILES:
+        position = (count - 1) * p / 100.0  # linear interpolation, as numpy's default
+        lo = np.clip(np.floor(position).astype(np.int64), 0, values.shape[1] - 1)
+        hi = np.clip(lo + 1, 0, np.maximum(count - 1, 0))
+        frac = position - lo
+        with np.errstate(invalid="ignore"):
+            value = ordered[rows, lo] * (1 - frac) + ordered[rows, hi] * frac
+        out[f"p{p}"] = np.where(count > 0, value, np.nan)
+    return out
+
+
+def reverse_dcf(
+    inputs: DcfInputs,
+    *,
+    base_flow: np.ndarray,
+    price: np.ndarray,
+    low: float = -0.95,
+    high: float = 2.0,
+    iterations: int = 80,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The constant FCFF growth x over the horizon that makes value per share equal ``price``.
+
+    FCFF_t = base_flow x (1 + x)^t for t = 1..N; terminal value by Gordon on FCFF_N x (1 + g) at
+    each company's own g. Solved for all companies at once by bisection (value rises with x when
+    the base flow is positive). Returns (growth, reason): reason 0 solved, 1 no price or base
+    flow not positive, 2 price outside the value range of [low, high].
+    """
+    n = inputs.companies.height
+    horizon = inputs.companies["horizon"].to_numpy().astype(np.int64)
+    width = inputs.flows.shape[1]
+    t = np.arange(1, width + 1, dtype=np.float64)[None, :]
+    inside = t <= horizon[:, None]
+
+    def value(x: np.ndarray) -> np.ndarray:
+        flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** t, 0.0)
+        rows = np.arange(n)
+        shifted = DcfInputs(
+            companies=inputs.companies, flows=flows, times=inputs.times,
+            terminal_time=inputs.terminal_time, last_flow=flows[rows, horizon - 1],
+            last_ebitda=inputs.last_ebitda, regular=inputs.regular, timing=inputs.timing,
+        )
+        return _per_share(shifted, terminal="gordon")
+
+    usable = np.isfinite(price) & (price > 0) & np.isfinite(base_flow) & (base_flow > 0)
+    lo, hi = np.full(n, low), np.full(n, high)
+    f_lo, f_hi = value(lo) - price, value(hi) - price
+    bracketed = usable & (f_lo <= 0) & (f_hi >= 0)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = (value(mid) - price) < 0
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    growth = np.where(bracketed, 0.5 * (lo + hi), np.nan)
+    reason = np.where(~usable, 1, np.where(bracketed, 0, 2))
+    return growth, reason
