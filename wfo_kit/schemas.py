@@ -194,7 +194,10 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "sales_to_capital": None,
         "stable_roc": None,
     },
-    "financials": {"net_income": None, "fcff": None, "ebitda": None, "revenue": None},
+    "financials": {
+        "net_income": None, "fcff": None, "ebitda": None, "revenue": None, "ebit": None,
+        "depreciation": None, "capex": None, "change_nwc": None,
+    },
     "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},
     "balance_sheet": {
         "asset_class": None,
