@@ -1,30 +1,42 @@
-"""Run every benchmark, print a table, write outputs/bench/latest.json."""
+"""Run every benchmark, print a table, write outputs/bench/latest.json.
+
+``python -m benchmarks`` runs all suites; ``python -m benchmarks dcf risk`` runs some.
+"""
 
 from __future__ import annotations
 
 import json
+import platform
 import sys
 from pathlib import Path
 
-from benchmarks import bench_dcf
+from benchmarks import bench_dcf, bench_risk, bench_validate
 
-SUITES = {"dcf": bench_dcf.run}
+SUITES = {"dcf": bench_dcf.run, "risk": bench_risk.run, "validate": bench_validate.run}
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(SUITES)
+    unknown = [name for name in argv if name not in SUITES]
+    if unknown:
+        print(f"unknown suite(s) {unknown}; known: {sorted(SUITES)}", file=sys.stderr)
+        return 2
     figures = []
-    for name in chosen:
+    for name in argv or list(SUITES):
+        print(f"running {name} ...", file=sys.stderr)
         figures += SUITES[name]()
-    print(f"{'figure':<34} {'value':>14} {'unit':<18} {'baseline':>14} {'ratio':>7}")
+    print(
+        f"{'figure':<28} {'value':>12} {'unit':<18} {'baseline value':>14} {'ratio':>7}  baseline"
+    )
     for f in figures:
         print(
-            f"{f['name']:<34} {f['value']:>14.4g} {f['unit']:<18} {f['baseline_value']:>14.4g} "
-            f"{f['ratio']:>7.3f}  (vs {f['baseline']})"
+            f"{f['name']:<28} {f['value']:>12.4g} {f['unit']:<18} {f['baseline_value']:>14.4g} "
+            f"{f['ratio']:>7.3f}  {f['baseline']}"
         )
     out = Path("outputs/bench/latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": platform.node(), "python": platform.python_version(), "figures": figures}
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    (out.parent / "machine.json").write_text(json.dumps(payload["machine"]) + "\n")
     print(f"written: {out}")
     return 0
 

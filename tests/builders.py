@@ -9,10 +9,20 @@ import polars as pl
 from wfo_kit.io import conform
 
 COMPANY = {
-    "company_id": "X", "name": "Example", "sector": "S", "currency": "USD",
-    "shares_diluted": 100.0, "debt": 0.0, "cash": 0.0, "minority_interest": 0.0,
-    "preferred_equity": 0.0, "non_operating_assets": 0.0, "tax_rate": 0.25, "beta": 1.0,
-    "discount_rate": 0.10, "terminal_growth": 0.02,
+    "company_id": "X",
+    "name": "Example",
+    "sector": "S",
+    "currency": "USD",
+    "shares_diluted": 100.0,
+    "debt": 0.0,
+    "cash": 0.0,
+    "minority_interest": 0.0,
+    "preferred_equity": 0.0,
+    "non_operating_assets": 0.0,
+    "tax_rate": 0.25,
+    "beta": 1.0,
+    "discount_rate": 0.10,
+    "terminal_growth": 0.02,
 }
 
 
@@ -27,8 +37,17 @@ def financials(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 def fcff_rows(company_id: str, first_year: int, flows: list[float], **extra: Any) -> list[dict]:
     return [
-        {"company_id": company_id, "year": first_year + i, "is_forecast": True, "fcff": f,
-         "ebit": None, "depreciation": None, "capex": None, "change_nwc": None, **extra}
+        {
+            "company_id": company_id,
+            "year": first_year + i,
+            "is_forecast": True,
+            "fcff": f,
+            "ebit": None,
+            "depreciation": None,
+            "capex": None,
+            "change_nwc": None,
+            **extra,
+        }
         for i, f in enumerate(flows)
     ]
 
@@ -38,4 +57,6 @@ def peers(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def balance_sheet(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return conform(pl.DataFrame(rows, infer_schema_length=None), table="balance_sheet", where="test")
+    return conform(
+        pl.DataFrame(rows, infer_schema_length=None), table="balance_sheet", where="test"
+    )

@@ -179,9 +179,9 @@ def test_gordon_equals_long_truncated_growing_perpetuity() -> None:
     explicit = (
         last * (1 + growth) ** years * discount_factor(years, np.full(years.shape, rate))
     ).sum()
-    assert gordon_terminal_value(np.array([last * (1 + growth)]), np.array([rate]), np.array([growth]))[
-        0
-    ] == pytest.approx(explicit, rel=1e-9)
+    assert gordon_terminal_value(
+        np.array([last * (1 + growth)]), np.array([rate]), np.array([growth])
+    )[0] == pytest.approx(explicit, rel=1e-9)
 
 
 def test_value_falls_as_rate_rises() -> None:
@@ -199,3 +199,28 @@ def test_horner_matches_explicit_discounting_with_ragged_horizons() -> None:
     rate = rng.uniform(0.05, 0.15, size=50)
     explicit = (flows * (1 + rate[:, None]) ** -np.arange(1, 9)).sum(axis=1)
     np.testing.assert_allclose(present_value(flows, rate), explicit, rtol=1e-12)
+
+
+def test_wide_path_matches_long_path_on_published_case() -> None:
+    from wfo_kit.dcf import dcf_wide
+
+    companies, financials = published_case()
+    detail, _, _ = value_dcf(companies, financials)
+    wide = companies.with_columns(
+        pl.lit(210.0).alias("f1"), pl.lit(218.0).alias("f2"), pl.lit(227.0).alias("f3")
+    )
+    out = dcf_wide(wide, flow_columns=["f1", "f2", "f3"]).row(0, named=True)
+    for column in (
+        "pv_explicit",
+        "terminal_value",
+        "pv_terminal",
+        "enterprise_value",
+        "equity_value",
+        "value_per_share",
+    ):
+        assert out[column] == pytest.approx(detail[column][0], rel=1e-13), column
+    mid = dcf_wide(wide, flow_columns=["f1", "f2", "f3"], timing="mid_year")
+    mid_long, _, _ = value_dcf(companies, financials, timing="mid_year")
+    assert mid["enterprise_value"][0] == pytest.approx(mid_long["enterprise_value"][0], rel=1e-13)
+    bad = dcf_wide(wide.with_columns(pl.lit(0.02).alias("discount_rate")), flow_columns=["f1"])
+    assert bad["value_per_share"][0] is None

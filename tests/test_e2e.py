@@ -58,7 +58,9 @@ def test_run_writes_report_results_and_manifest(sample_run: Path) -> None:
     valued = dcf.filter(pl.col("status") == "valued")
     assert valued.height == 36
     assert (valued["value_per_share"] > 0).all()
-    excluded = dict(dcf.filter(pl.col("status") == "excluded").select("company_id", "reason").rows())
+    excluded = dict(
+        dcf.filter(pl.col("status") == "excluded").select("company_id", "reason").rows()
+    )
     assert set(excluded) == {"C012", "C027", "C033", "C038"}
     assert "not contiguous" in excluded["C038"]
     manifest = json.loads((sample_run / "manifest.json").read_text())

@@ -37,11 +37,23 @@ CENT = 0.005  # "to the cent": published figures printed to 2 decimals
 
 
 def test_wacc_published_case() -> None:
-    # E 500,000, D 200,000, rf 3 %, beta 1.06, premium 8 %, Kd 5 %, tax 25 %: Ke 11.48 %, WACC 9.27143 %
-    frame = companies({"market_cap": 500_000.0, "debt": 200_000.0, "beta": 1.06, "tax_rate": 0.25,
-                       "discount_rate": None})
-    config = ValuationConfig(rate_source="wacc", wacc=WaccConfig(
-        risk_free=0.03, equity_risk_premium=0.08, cost_of_debt=0.05, weights="market"))
+    # E 500,000, D 200,000, rf 3 %, beta 1.06, premium 8 %, Kd 5 %, tax 25 %:
+    # Ke 11.48 %, WACC 9.27143 %
+    frame = companies(
+        {
+            "market_cap": 500_000.0,
+            "debt": 200_000.0,
+            "beta": 1.06,
+            "tax_rate": 0.25,
+            "discount_rate": None,
+        }
+    )
+    config = ValuationConfig(
+        rate_source="wacc",
+        wacc=WaccConfig(
+            risk_free=0.03, equity_risk_premium=0.08, cost_of_debt=0.05, weights="market"
+        ),
+    )
     row = with_discount_rates(frame, valuation=config).row(0, named=True)
     assert row["cost_of_equity"] == pytest.approx(0.1148, abs=5e-7)
     assert row["discount_rate"] == pytest.approx(0.0927143, abs=5e-8)
@@ -50,24 +62,52 @@ def test_wacc_published_case() -> None:
 @pytest.mark.parametrize(("weights", "ratio"), [("debt_to_equity", 0.4), ("debt_to_value", 2 / 7)])
 def test_wacc_target_ratio_weights_match_market_weights(weights: str, ratio: float) -> None:
     frame = companies({"beta": 1.06, "tax_rate": 0.25, "discount_rate": None})
-    config = ValuationConfig(rate_source="wacc", wacc=WaccConfig(
-        risk_free=0.03, equity_risk_premium=0.08, cost_of_debt=0.05, weights=weights,
-        target_ratio=ratio))
+    config = ValuationConfig(
+        rate_source="wacc",
+        wacc=WaccConfig(
+            risk_free=0.03,
+            equity_risk_premium=0.08,
+            cost_of_debt=0.05,
+            weights=weights,
+            target_ratio=ratio,
+        ),
+    )
     assert with_discount_rates(frame, valuation=config)["discount_rate"][0] == pytest.approx(
-        0.0927143, abs=5e-8)
+        0.0927143, abs=5e-8
+    )
 
 
 def comparables_case() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     # NTM EBITDA 300; EV/EBITDA quartiles 9.8 / 11.5 / 13.2 (five peers, linear quartiles)
-    target = companies({"debt": 500.0, "preferred_equity": 50.0, "minority_interest": 0.0,
-                        "cash": 200.0, "shares_diluted": 150.0})
-    fin = financials([{"company_id": "X", "year": 2026, "is_forecast": True, "ebitda": 300.0,
-                       "fcff": 100.0}])
+    target = companies(
+        {
+            "debt": 500.0,
+            "preferred_equity": 50.0,
+            "minority_interest": 0.0,
+            "cash": 200.0,
+            "shares_diluted": 150.0,
+        }
+    )
+    fin = financials(
+        [{"company_id": "X", "year": 2026, "is_forecast": True, "ebitda": 300.0, "fcff": 100.0}]
+    )
     multiples = [9.0, 9.8, 11.5, 13.2, 14.0]
-    peer = peers([{"peer_id": f"P{i}", "name": f"Peer {i}", "sector": "S",
-                   "enterprise_value": m * 100.0, "market_cap": m * 80.0, "ebitda": 100.0,
-                   "revenue": 400.0, "ebit": 80.0, "net_income": 50.0}
-                  for i, m in enumerate(multiples)])
+    peer = peers(
+        [
+            {
+                "peer_id": f"P{i}",
+                "name": f"Peer {i}",
+                "sector": "S",
+                "enterprise_value": m * 100.0,
+                "market_cap": m * 80.0,
+                "ebitda": 100.0,
+                "revenue": 400.0,
+                "ebit": 80.0,
+                "net_income": 50.0,
+            }
+            for i, m in enumerate(multiples)
+        ]
+    )
     return target, fin, peer
 
 
@@ -79,18 +119,36 @@ def test_comparables_published_case() -> None:
     assert (row["low"], row["base"], row["high"]) == pytest.approx((9.8, 11.5, 13.2), abs=1e-12)
     assert row["enterprise_value"] == pytest.approx(3450.0, abs=1e-9)
     assert (row["equity_low"], row["equity_base"], row["equity_high"]) == pytest.approx(
-        (2590.0, 3100.0, 3610.0), abs=1e-9)
+        (2590.0, 3100.0, 3610.0), abs=1e-9
+    )
     assert (row["per_share_low"], row["per_share_base"], row["per_share_high"]) == pytest.approx(
-        (17.27, 20.67, 24.07), abs=CENT)
+        (17.27, 20.67, 24.07), abs=CENT
+    )
     assert valued["value_per_share"][0] == pytest.approx(20.67, abs=CENT)
 
 
 def test_comparables_statistics_and_exclusions() -> None:
     target, fin, peer = comparables_case()
-    peer = pl.concat([peer, peers([{"peer_id": "LOSS", "name": "Loss", "sector": "S",
-                                    "enterprise_value": 500.0, "market_cap": 400.0,
-                                    "ebitda": -20.0, "revenue": 100.0, "ebit": -30.0,
-                                    "net_income": -40.0}])])
+    peer = pl.concat(
+        [
+            peer,
+            peers(
+                [
+                    {
+                        "peer_id": "LOSS",
+                        "name": "Loss",
+                        "sector": "S",
+                        "enterprise_value": 500.0,
+                        "market_cap": 400.0,
+                        "ebitda": -20.0,
+                        "revenue": 100.0,
+                        "ebit": -30.0,
+                        "net_income": -40.0,
+                    }
+                ]
+            ),
+        ]
+    )
     values = np.array([9.0, 9.8, 11.5, 13.2, 14.0])
     for statistic, expected in [
         ("mean", values.mean()),
@@ -123,19 +181,48 @@ def test_comparables_pe_gives_equity_without_bridge_and_target_fallback() -> Non
 def test_liquidation_published_case() -> None:
     # cash 5 at 100 %, receivables 10 at 80 %, inventory 15 at 50 %, machinery 20 at 70 %,
     # land and buildings 30 at 90 %: 5 + 8 + 7.5 + 14 + 27 = 61.5
-    items = [("cash", 5.0, 1.0), ("receivables", 10.0, 0.8), ("inventory", 15.0, 0.5),
-             ("machinery", 20.0, 0.7), ("real_estate", 30.0, 0.9)]
-    rows = [{"company_id": "X", "item": c, "side": "asset", "asset_class": c, "book_value": v,
-             "fair_value_adjustment": 0.0, "recovery_rate": r} for c, v, r in items]
+    items = [
+        ("cash", 5.0, 1.0),
+        ("receivables", 10.0, 0.8),
+        ("inventory", 15.0, 0.5),
+        ("machinery", 20.0, 0.7),
+        ("real_estate", 30.0, 0.9),
+    ]
+    rows = [
+        {
+            "company_id": "X",
+            "item": c,
+            "side": "asset",
+            "asset_class": c,
+            "book_value": v,
+            "fair_value_adjustment": 0.0,
+            "recovery_rate": r,
+        }
+        for c, v, r in items
+    ]
     rows += [
-        {"company_id": "X", "item": "bank loan", "side": "liability", "book_value": 40.0,
-         "fair_value_adjustment": 0.0, "priority": "secured"},
-        {"company_id": "X", "item": "suppliers", "side": "liability", "book_value": 30.0,
-         "fair_value_adjustment": 0.0, "priority": "unsecured"},
+        {
+            "company_id": "X",
+            "item": "bank loan",
+            "side": "liability",
+            "book_value": 40.0,
+            "fair_value_adjustment": 0.0,
+            "priority": "secured",
+        },
+        {
+            "company_id": "X",
+            "item": "suppliers",
+            "side": "liability",
+            "book_value": 30.0,
+            "fair_value_adjustment": 0.0,
+            "priority": "unsecured",
+        },
     ]
     valued, _, waterfall, _ = value_assets(
-        companies({"shares_diluted": 10.0}), balance_sheet(rows),
-        config=AssetConfig(liquidation_cost_rate=0.1))
+        companies({"shares_diluted": 10.0}),
+        balance_sheet(rows),
+        config=AssetConfig(liquidation_cost_rate=0.1),
+    )
     steps = dict(zip(waterfall["item"], waterfall["paid"], strict=True))
     assert steps["gross proceeds"] == pytest.approx(61.5)
     assert steps["administrative claims"] == pytest.approx(6.15)
@@ -149,12 +236,28 @@ def test_liquidation_published_case() -> None:
 
 def test_adjusted_nav_applies_signed_adjustments() -> None:
     rows = [
-        {"company_id": "X", "item": "land", "side": "asset", "book_value": 100.0,
-         "fair_value_adjustment": 25.0},
-        {"company_id": "X", "item": "goodwill", "side": "asset", "book_value": 40.0,
-         "fair_value_adjustment": -40.0},
-        {"company_id": "X", "item": "pension", "side": "liability", "book_value": 30.0,
-         "fair_value_adjustment": 10.0, "priority": "unsecured"},
+        {
+            "company_id": "X",
+            "item": "land",
+            "side": "asset",
+            "book_value": 100.0,
+            "fair_value_adjustment": 25.0,
+        },
+        {
+            "company_id": "X",
+            "item": "goodwill",
+            "side": "asset",
+            "book_value": 40.0,
+            "fair_value_adjustment": -40.0,
+        },
+        {
+            "company_id": "X",
+            "item": "pension",
+            "side": "liability",
+            "book_value": 30.0,
+            "fair_value_adjustment": 10.0,
+            "priority": "unsecured",
+        },
     ]
     valued, lines, _, _ = value_assets(companies(), balance_sheet(rows), config=AssetConfig())
     assert valued["adjusted_nav"][0] == pytest.approx(125.0 + 0.0 - 40.0)
@@ -166,8 +269,10 @@ def explicit(flows: list[float], **company: object):
 
 
 def test_exit_multiple_terminal_value_and_implied_growth() -> None:
-    comp, fin = companies({"discount_rate": 0.10}), financials([
-        {**row, "ebitda": 50.0} for row in fcff_rows("X", 2026, [20.0, 22.0, 24.0])])
+    comp, fin = (
+        companies({"discount_rate": 0.10}),
+        financials([{**row, "ebitda": 50.0} for row in fcff_rows("X", 2026, [20.0, 22.0, 24.0])]),
+    )
     detail, _, _ = value_dcf(comp, fin, terminal="exit_multiple", exit_multiple=8.0)
     row = detail.row(0, named=True)
     assert row["terminal_value"] == pytest.approx(400.0)
@@ -212,10 +317,15 @@ def test_mid_year_terminal_value_uses_year_n_factor() -> None:
 def test_driver_paths_hand_checked() -> None:
     # Base revenue 100, margin 10 % -> 20 % by year 2, growth 10 % then fading to g = 2 %.
     p = driver_paths(
-        base_revenue=np.array([100.0]), base_margin=np.array([0.10]),
-        near_growth=np.array([0.10]), stable_growth=np.array([0.02]),
-        target_margin=np.array([0.20]), tax_rate=np.array([0.25]),
-        sales_to_capital=np.array([2.0]), stable_roc=np.array([0.10]), years=2,
+        base_revenue=np.array([100.0]),
+        base_margin=np.array([0.10]),
+        near_growth=np.array([0.10]),
+        stable_growth=np.array([0.02]),
+        target_margin=np.array([0.20]),
+        tax_rate=np.array([0.25]),
+        sales_to_capital=np.array([2.0]),
+        stable_roc=np.array([0.10]),
+        years=2,
         high_growth_years=1,
     )
     # year 1: revenue 110, margin 15 %, EBIT 16.5, NOPAT 12.375, reinvestment 5, FCFF 7.375
@@ -237,8 +347,9 @@ def inputs_for(flows: list[float], n: int = 1, **company: object):
 
 def test_sensitivity_centre_equals_base_and_value_falls_with_rate() -> None:
     inputs = inputs_for([100.0, 105.0, 110.0], discount_rate=0.09, terminal_growth=0.02)
-    grid = sensitivity_rate_growth(inputs, rate_deltas=[-0.01, 0.0, 0.01],
-                                   growth_deltas=[-0.005, 0.0, 0.005])
+    grid = sensitivity_rate_growth(
+        inputs, rate_deltas=[-0.01, 0.0, 0.01], growth_deltas=[-0.005, 0.0, 0.005]
+    )
     base = per_share_from_ev(enterprise_value_parts(inputs)["enterprise_value"], inputs.companies)
     centre = grid.filter((pl.col("rate_delta") == 0.0) & (pl.col("second_delta") == 0.0))
     assert centre["value_per_share"][0] == pytest.approx(base[0], rel=1e-12)
@@ -257,13 +368,16 @@ def test_grid_point_with_rate_not_above_growth_is_null() -> None:
 
 def test_scenarios_probability_weighted() -> None:
     inputs = inputs_for([100.0, 100.0], discount_rate=0.10, terminal_growth=0.0)
-    scenarios = [Scenario(name="bear", probability=0.3, cash_flow_scale=0.5),
-                 Scenario(name="bull", probability=0.7, cash_flow_scale=1.5)]
+    scenarios = [
+        Scenario(name="bear", probability=0.3, cash_flow_scale=0.5),
+        Scenario(name="bull", probability=0.7, cash_flow_scale=1.5),
+    ]
     per, summary = scenario_values(inputs, scenarios, terminal="gordon")
     values = dict(zip(per["scenario"], per["value_per_share"], strict=True))
     assert values["bull"] == pytest.approx(3 * values["bear"])
     assert summary["expected_value_per_share"][0] == pytest.approx(
-        0.3 * values["bear"] + 0.7 * values["bull"])
+        0.3 * values["bear"] + 0.7 * values["bull"]
+    )
 
 
 def test_monte_carlo_reproducible_counts_rejections_and_matches_numpy_percentiles() -> None:
@@ -301,22 +415,27 @@ def test_reverse_dcf_round_trip() -> None:
     solved, reason = reverse_dcf(inputs, base_flow=base, price=price)
     assert reason.tolist() == [0, 0]
     assert solved == pytest.approx(growth, abs=1e-10)
-    _, reason = reverse_dcf(inputs, base_flow=np.array([-5.0, 100.0]), price=np.array([10.0, np.nan]))
+    _, reason = reverse_dcf(
+        inputs, base_flow=np.array([-5.0, 100.0]), price=np.array([10.0, np.nan])
+    )
     assert reason.tolist() == [1, 1]
 
 
 def test_blend_renormalises_over_available_methods() -> None:
-    valuations = pl.DataFrame({
-        "company_id": ["A", "A", "A"],
-        "method": ["dcf", "comparables", "asset"],
-        "status": ["valued", "valued", "excluded"],
-        "reason": [None, None, "no valid balance-sheet rows"],
-        "value_per_share": [10.0, 20.0, None],
-        "low": [8.0, 15.0, None],
-        "high": [12.0, 25.0, None],
-    })
+    valuations = pl.DataFrame(
+        {
+            "company_id": ["A", "A", "A"],
+            "method": ["dcf", "comparables", "asset"],
+            "status": ["valued", "valued", "excluded"],
+            "reason": [None, None, "no valid balance-sheet rows"],
+            "value_per_share": [10.0, 20.0, None],
+            "low": [8.0, 15.0, None],
+            "high": [12.0, 25.0, None],
+        }
+    )
     row = blend_values(valuations, weights={"dcf": 0.5, "comparables": 0.3, "asset": 0.2}).row(
-        0, named=True)
+        0, named=True
+    )
     assert row["base"] == pytest.approx((0.5 * 10 + 0.3 * 20) / 0.8)
     assert row["low"] == pytest.approx((0.5 * 8 + 0.3 * 15) / 0.8)
     assert row["methods_used"] == "dcf 0.625, comparables 0.375"
@@ -327,8 +446,15 @@ def test_driver_mode_end_to_end_values_sample() -> None:
     from wfo_kit.config import load_config
     from wfo_kit.pipeline import RunContext, run_pipeline
 
-    config = load_config(overrides={"valuation": {"forecast": "drivers", "methods": ["dcf"],
-                                                  "drivers": {"target_margin": 0.2}}})
+    config = load_config(
+        overrides={
+            "valuation": {
+                "forecast": "drivers",
+                "methods": ["dcf"],
+                "drivers": {"target_margin": 0.2},
+            }
+        }
+    )
     ctx = run_pipeline(RunContext(config), ["load", "validate", "value"])
     dcf = ctx["valuations"].filter(pl.col("status") == "valued")
     assert dcf.height == 37  # C038's gap does not matter in driver mode; 3 bad company rows

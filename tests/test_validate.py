@@ -47,3 +47,14 @@ def test_every_row_is_valid_or_quarantined() -> None:
     assert (
         checked.quality.filter(pl.col("table") == "companies").row(0, named=True)["rows_in"] == 41
     )
+
+
+def test_duplicate_keys_found_sorted_or_not() -> None:
+    from wfo_kit.validate import duplicated
+
+    frame = pl.DataFrame({"c": ["a", "a", "b", "b", "b", "c"], "y": [1, 2, 1, 1, 2, 1]})
+    expected = [False, False, True, True, False, False]
+    assert frame.select(duplicated(frame, "c", "y")).to_series().to_list() == expected
+    shuffled = frame.with_row_index("i").sort("y", "c", descending=True)
+    marks = shuffled.with_columns(duplicated(shuffled, "c", "y").alias("d")).sort("i")["d"]
+    assert marks.to_list() == expected

@@ -31,13 +31,21 @@ def asset_lines(balance_sheet: pl.DataFrame, *, config: AssetConfig) -> pl.DataF
     is_asset = pl.col("side") == "asset"
     rate = pl.when(is_asset).then(pl.coalesce(pl.col("recovery_rate"), class_rate, pl.lit(0.0)))
     rate_source = (
-        pl.when(~is_asset).then(None)
-        .when(pl.col("recovery_rate").is_not_null()).then(pl.lit("row"))
-        .when(class_rate.is_not_null()).then(pl.lit("asset class default"))
+        pl.when(~is_asset)
+        .then(None)
+        .when(pl.col("recovery_rate").is_not_null())
+        .then(pl.lit("row"))
+        .when(class_rate.is_not_null())
+        .then(pl.lit("asset class default"))
         .otherwise(pl.lit("none given: 0 assumed"))
     )
     return balance_sheet.select(
-        "company_id", "item", "side", "asset_class", "priority", "book_value",
+        "company_id",
+        "item",
+        "side",
+        "asset_class",
+        "priority",
+        "book_value",
         "fair_value_adjustment",
         (pl.col("book_value") + pl.col("fair_value_adjustment")).alias("adjusted_value"),
         rate.alias("recovery_rate"),
@@ -69,7 +77,9 @@ def value_assets(
         (pl.col("adjusted_assets") - pl.col("adjusted_liabilities")).alias("adjusted_nav"),
         (pl.col("gross_proceeds") * config.liquidation_cost_rate).alias("liquidation_costs"),
     ).with_columns(
-        (pl.col("claims_administrative") + pl.col("liquidation_costs")).alias("claims_administrative")
+        (pl.col("claims_administrative") + pl.col("liquidation_costs")).alias(
+            "claims_administrative"
+        )
     )
     remaining = pl.col("gross_proceeds")
     paid = []
@@ -106,18 +116,32 @@ def value_assets(
 def _waterfall(totals: pl.DataFrame) -> pl.DataFrame:
     """Liquidation waterfall, one row per company and step: claim, paid, shortfall."""
     steps = [
-        totals.select("company_id", pl.lit(0).alias("step"), pl.lit("gross proceeds").alias("item"),
-                      pl.lit(None, pl.Float64).alias("claim"), pl.col("gross_proceeds").alias("paid"))
+        totals.select(
+            "company_id",
+            pl.lit(0).alias("step"),
+            pl.lit("gross proceeds").alias("item"),
+            pl.lit(None, pl.Float64).alias("claim"),
+            pl.col("gross_proceeds").alias("paid"),
+        )
     ]
     for i, tier in enumerate(TIERS, start=1):
         steps.append(
-            totals.select("company_id", pl.lit(i).alias("step"), pl.lit(f"{tier} claims").alias("item"),
-                          pl.col(f"claims_{tier}").alias("claim"), pl.col(f"paid_{tier}").alias("paid"))
+            totals.select(
+                "company_id",
+                pl.lit(i).alias("step"),
+                pl.lit(f"{tier} claims").alias("item"),
+                pl.col(f"claims_{tier}").alias("claim"),
+                pl.col(f"paid_{tier}").alias("paid"),
+            )
         )
     steps.append(
-        totals.select("company_id", pl.lit(len(TIERS) + 1).alias("step"),
-                      pl.lit("to equity").alias("item"), pl.lit(None, pl.Float64).alias("claim"),
-                      pl.col("liquidation_value").alias("paid"))
+        totals.select(
+            "company_id",
+            pl.lit(len(TIERS) + 1).alias("step"),
+            pl.lit("to equity").alias("item"),
+            pl.lit(None, pl.Float64).alias("claim"),
+            pl.col("liquidation_value").alias("paid"),
+        )
     )
     return (
         pl.concat(steps)

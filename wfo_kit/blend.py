@@ -32,13 +32,20 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
             pl.when(total > 0).then(blended("high")).alias("high"),
             pl.concat_str(
                 [pl.col("method"), pl.lit(" "), (pl.col("weight") / total).round(4).cast(pl.String)]
-            ).filter(usable).str.join(", ").alias("methods_used"),
+            )
+            .filter(usable)
+            .str.join(", ")
+            .alias("methods_used"),
             missing.str.join("; ").alias("methods_missing"),
         )
         .with_columns(
-            pl.when(pl.col("methods_used") == "").then(None).otherwise(pl.col("methods_used"))
+            pl.when(pl.col("methods_used") == "")
+            .then(None)
+            .otherwise(pl.col("methods_used"))
             .alias("methods_used"),
-            pl.when(pl.col("methods_missing") == "").then(None).otherwise(pl.col("methods_missing"))
+            pl.when(pl.col("methods_missing") == "")
+            .then(None)
+            .otherwise(pl.col("methods_missing"))
             .alias("methods_missing"),
         )
         .sort("company_id")

@@ -44,8 +44,14 @@ def peer_multiples(peers: pl.DataFrame, *, multiples: list[str]) -> pl.DataFrame
                 pl.lit(name).alias("multiple"),
                 pl.when(ok).then(pl.col(numerator) / pl.col(metric)).alias("value"),
                 pl.when(~ok)
-                .then(pl.format("{} excluded: {} is not positive ({})", pl.lit(label),
-                                pl.lit(metric), pl.col(metric).cast(pl.String).fill_null("missing")))
+                .then(
+                    pl.format(
+                        "{} excluded: {} is not positive ({})",
+                        pl.lit(label),
+                        pl.lit(metric),
+                        pl.col(metric).cast(pl.String).fill_null("missing"),
+                    )
+                )
                 .alias("reason"),
             )
         )
@@ -103,8 +109,12 @@ def value_comparables(
     table = peer_multiples(peers, multiples=config.multiples)
     by_sector = multiple_stats(table, by=["sector"], statistic=config.statistic, trim=config.trim)
     by_target = (
-        multiple_stats(table.filter(pl.col("target_id").is_not_null()), by=["target_id"],
-                       statistic=config.statistic, trim=config.trim)
+        multiple_stats(
+            table.filter(pl.col("target_id").is_not_null()),
+            by=["target_id"],
+            statistic=config.statistic,
+            trim=config.trim,
+        )
         .rename({"target_id": "company_id"})
         .filter(pl.col("peers") >= config.min_peers)
         .with_columns(pl.lit("target").alias("peer_basis"))
@@ -130,7 +140,9 @@ def value_comparables(
     )
     metric_value = pl.lit(None, pl.Float64)
     for name, (_, metric, _) in MULTIPLES.items():
-        metric_value = pl.when(pl.col("multiple") == name).then(pl.col(metric)).otherwise(metric_value)
+        metric_value = (
+            pl.when(pl.col("multiple") == name).then(pl.col(metric)).otherwise(metric_value)
+        )
     bridge = pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
     equity_multiple = pl.col("multiple").is_in(list(EQUITY_MULTIPLES))
     detail = chosen.join(targets, on="company_id", how="left").with_columns(
@@ -138,35 +150,71 @@ def value_comparables(
     )
     reason = (
         pl.when(pl.col("base").is_null())
-        .then(pl.format("fewer than {} valid peers for {} in sector {}",
-                        pl.lit(config.min_peers), pl.col("multiple"), pl.col("sector")))
+        .then(
+            pl.format(
+                "fewer than {} valid peers for {} in sector {}",
+                pl.lit(config.min_peers),
+                pl.col("multiple"),
+                pl.col("sector"),
+            )
+        )
         .when(pl.col("metric_value").is_null())
-        .then(pl.format("no {} metric for the target ({} basis)", pl.col("multiple"),
-                        pl.lit(config.basis)))
+        .then(
+            pl.format(
+                "no {} metric for the target ({} basis)", pl.col("multiple"), pl.lit(config.basis)
+            )
+        )
         .when(pl.col("metric_value") <= 0)
-        .then(pl.format("target metric for {} is not positive ({})", pl.col("multiple"),
-                        pl.col("metric_value")))
+        .then(
+            pl.format(
+                "target metric for {} is not positive ({})",
+                pl.col("multiple"),
+                pl.col("metric_value"),
+            )
+        )
     )
     detail = detail.with_columns(reason.alias("reason"))
     ok = pl.col("reason").is_null()
     for level in ("low", "base", "high"):
         applied = pl.col(level) * pl.col("metric_value")
         detail = detail.with_columns(
-            pl.when(ok).then(
-                pl.when(equity_multiple).then(applied).otherwise(applied + pl.col("bridge"))
-            ).alias(f"equity_{level}"),
+            pl.when(ok)
+            .then(pl.when(equity_multiple).then(applied).otherwise(applied + pl.col("bridge")))
+            .alias(f"equity_{level}"),
         )
-    detail = detail.with_columns(
-        *[(pl.col(f"equity_{lv}") / pl.col("shares_diluted")).alias(f"per_share_{lv}")
-          for lv in ("low", "base", "high")],
-        pl.when(ok & ~equity_multiple).then(pl.col("base") * pl.col("metric_value"))
-        .when(ok).then(pl.col("equity_base") - pl.col("bridge"))
-        .alias("enterprise_value"),
-    ).select(
-        "company_id", "multiple", "peer_basis", "peers", "metric_value", "low", "base", "high",
-        "enterprise_value", "bridge", "equity_low", "equity_base", "equity_high",
-        "per_share_low", "per_share_base", "per_share_high", "reason",
-    ).sort("company_id", "multiple")
+    detail = (
+        detail.with_columns(
+            *[
+                (pl.col(f"equity_{lv}") / pl.col("shares_diluted")).alias(f"per_share_{lv}")
+                for lv in ("low", "base", "high")
+            ],
+            pl.when(ok & ~equity_multiple)
+            .then(pl.col("base") * pl.col("metric_value"))
+            .when(ok)
+            .then(pl.col("equity_base") - pl.col("bridge"))
+            .alias("enterprise_value"),
+        )
+        .select(
+            "company_id",
+            "multiple",
+            "peer_basis",
+            "peers",
+            "metric_value",
+            "low",
+            "base",
+            "high",
+            "enterprise_value",
+            "bridge",
+            "equity_low",
+            "equity_base",
+            "equity_high",
+            "per_share_low",
+            "per_share_base",
+            "per_share_high",
+            "reason",
+        )
+        .sort("company_id", "multiple")
+    )
 
     usable = detail.filter(pl.col("reason").is_null())
     valued = usable.group_by("company_id", maintain_order=True).agg(
@@ -183,4 +231,3 @@ def value_comparables(
         .agg(pl.col("reason").str.join("; "))
     )
     return valued, detail, table, excluded
-

@@ -162,8 +162,12 @@ class AssetConfig(_Section):
     )
     recovery_rates: dict[str, float] = Field(
         default_factory=lambda: {
-            "cash": 1.0, "receivables": 0.8, "inventory": 0.5, "machinery": 0.7,
-            "real_estate": 0.9, "intangible": 0.0,
+            "cash": 1.0,
+            "receivables": 0.8,
+            "inventory": 0.5,
+            "machinery": 0.7,
+            "real_estate": 0.9,
+            "intangible": 0.0,
         },
         description="recovery per asset class where a balance-sheet row gives none",
     )
@@ -222,15 +226,15 @@ class MonteCarloConfig(_Section):
     enabled: bool = True
     draws: int = Field(2000, ge=10, le=10_000_000)
     seed: int = 20261126
-    sampler: Literal["random", "sobol"] = Field("sobol", description="sobol: scrambled, quasi-random")
+    sampler: Literal["random", "sobol"] = Field(
+        "sobol", description="sobol: scrambled, quasi-random"
+    )
     discount_rate_shift: Distribution | None = Field(
         default_factory=lambda: Distribution(dist="norm", params={"loc": 0.0, "scale": 0.01}),
         description="added to each company's discount rate",
     )
     terminal_growth_shift: Distribution | None = Field(
-        default_factory=lambda: Distribution(
-            dist="uniform", params={"loc": -0.005, "scale": 0.01}
-        ),
+        default_factory=lambda: Distribution(dist="uniform", params={"loc": -0.005, "scale": 0.01}),
         description="added to terminal growth",
     )
     cash_flow_scale: Distribution | None = Field(
@@ -298,11 +302,21 @@ class ValuationConfig(_Section):
     sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
     scenarios: list[Scenario] = Field(
         default_factory=lambda: [
-            Scenario(name="bear", probability=0.25, discount_rate_delta=0.01,
-                     terminal_growth_delta=-0.005, cash_flow_scale=0.9),
+            Scenario(
+                name="bear",
+                probability=0.25,
+                discount_rate_delta=0.01,
+                terminal_growth_delta=-0.005,
+                cash_flow_scale=0.9,
+            ),
             Scenario(name="base", probability=0.5),
-            Scenario(name="bull", probability=0.25, discount_rate_delta=-0.005,
-                     terminal_growth_delta=0.005, cash_flow_scale=1.1),
+            Scenario(
+                name="bull",
+                probability=0.25,
+                discount_rate_delta=-0.005,
+                terminal_growth_delta=0.005,
+                cash_flow_scale=1.1,
+            ),
         ]
     )
     monte_carlo: MonteCarloConfig = Field(default_factory=MonteCarloConfig)

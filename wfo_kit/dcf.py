@@ -43,12 +43,18 @@ BRIDGE_COLUMNS = [item for item, _ in BRIDGE_ITEMS]
 
 
 def present_value(
-    flows: np.ndarray, rate: np.ndarray, *, timing: Timing = "end_of_year"
-) -> np.ndarray:
+    flows: np.ndarray,
+    rate: np.ndarray,
+    *,
+    timing: Timing = "end_of_year",
+    with_final_factor: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Present value of each row of ``flows`` (companies x years), year t = column index + 1.
 
     Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row,
-    or a (companies x draws) matrix, giving one value per company and draw.
+    or a (companies x draws) matrix, giving one value per company and draw. With
+    ``with_final_factor``, also returns 1 / (1 + r)^W for the W year columns, built in the same
+    loop (cheaper than a power).
 
     Examples
     --------
@@ -60,14 +66,17 @@ def present_value(
     rate = np.asarray(rate, dtype=np.float64)
     factor = 1.0 / (1.0 + rate)
     acc = np.zeros(rate.shape)
+    final = np.ones(rate.shape) if with_final_factor else None
     expand = rate.ndim == 2
     for column in range(flows.shape[1] - 1, -1, -1):  # Horner: a loop over years, not companies
         flow = flows[:, column]
         acc += flow[:, None] if expand else flow
         acc *= factor
+        if final is not None:
+            final *= factor
     if timing == "mid_year":
         acc *= np.sqrt(1.0 + rate)
-    return acc
+    return (acc, final) if final is not None else acc
 
 
 def present_value_at(flows: np.ndarray, times: np.ndarray, rate: np.ndarray) -> np.ndarray:
@@ -95,7 +104,10 @@ def gordon_terminal_value(
     spread = rate - growth
     with np.errstate(divide="ignore", invalid="ignore"):
         value = next_flow / spread
-    return np.where(spread > 0, value, np.nan)
+    if np.ndim(value) == 0:
+        return np.where(spread > 0, value, np.nan)
+    value[~(spread > 0)] = np.nan  # in place: this runs on (companies x draws) arrays
+    return value
 
 
 def discount_factor(years: np.ndarray, rate: np.ndarray) -> np.ndarray:
@@ -103,7 +115,9 @@ def discount_factor(years: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return np.power(1.0 + np.asarray(rate, dtype=np.float64), -np.asarray(years, dtype=np.float64))
 
 
-def implied_growth(terminal_value: np.ndarray, last_flow: np.ndarray, rate: np.ndarray) -> np.ndarray:
+def implied_growth(
+    terminal_value: np.ndarray, last_flow: np.ndarray, rate: np.ndarray
+) -> np.ndarray:
     """The Gordon growth g that gives this TV from FCFF_N: TV = FCFF_N (1 + g) / (r - g)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return (terminal_value * rate - last_flow) / (terminal_value + last_flow)
@@ -136,6 +150,20 @@ class DcfInputs:
     def growth(self) -> np.ndarray:
         return self.companies["terminal_growth"].to_numpy()
 
+    def rows(self, start: int, stop: int) -> DcfInputs:
+        """Rows start..stop-1 (views, no copies of the matrices)."""
+        part = slice(start, stop)
+        return replace(
+            self,
+            companies=self.companies.slice(start, stop - start),
+            flows=self.flows[part],
+            times=self.times[part],
+            terminal_time=self.terminal_time[part],
+            last_flow=self.last_flow[part],
+            last_ebitda=self.last_ebitda[part],
+            next_flow=None if self.next_flow is None else self.next_flow[part],
+        )
+
     def take(self, mask: np.ndarray) -> DcfInputs:
         """The rows where ``mask`` is true."""
         return replace(
@@ -167,28 +195,37 @@ def enterprise_value_parts(
     rate = inputs.rate if rate is None else np.asarray(rate, dtype=np.float64)
     growth = inputs.growth if growth is None else np.asarray(growth, dtype=np.float64)
     scale = np.asarray(flow_scale, dtype=np.float64)
-    if inputs.regular:
+    width = inputs.flows.shape[1]
+    uniform = inputs.regular and width > 0 and bool(np.all(inputs.terminal_time == width))
+    final = None
+    if inputs.regular and uniform:
+        pv, final = present_value(inputs.flows, rate, timing=inputs.timing, with_final_factor=True)
+    elif inputs.regular:
         pv = present_value(inputs.flows, rate, timing=inputs.timing)
     else:
         pv = present_value_at(inputs.flows, inputs.times, rate)
     matrix = rate.ndim == 2 or growth.ndim == 2 or scale.ndim == 2
 
-    def col(a: np.ndarray | None) -> np.ndarray | None:
-        return a[:, None] if (a is not None and matrix and a.ndim == 1) else a
+    def col(a: np.ndarray) -> np.ndarray:
+        return a[:, None] if (matrix and a.ndim == 1) else a
 
-    pv = pv * scale
+    scaled = scale.ndim > 0 or float(scale) != 1.0
+    if scaled:
+        pv = pv * scale
     if terminal == "gordon":
-        base_next = (
-            col(inputs.last_flow) * (1.0 + growth)
-            if inputs.next_flow is None
-            else col(inputs.next_flow) * np.ones_like(growth)
-        )
-        tv = gordon_terminal_value(base_next * scale, rate, growth)
+        if inputs.next_flow is None:
+            next_flow = col(inputs.last_flow) * (1.0 + growth)
+        else:
+            next_flow = col(inputs.next_flow) * np.ones_like(growth)
+        tv = gordon_terminal_value(next_flow * scale if scaled else next_flow, rate, growth)
     else:
         if exit_multiple is None:
             exit_multiple = inputs.companies["exit_multiple"].to_numpy()
-        tv = col(np.asarray(exit_multiple, dtype=np.float64)) * col(inputs.last_ebitda) * np.ones_like(rate)
-    pv_tv = tv * discount_factor(col(inputs.terminal_time), rate)
+        multiple = col(np.asarray(exit_multiple, dtype=np.float64))
+        tv = multiple * col(inputs.last_ebitda) * np.ones_like(rate)
+    if final is None:
+        final = discount_factor(col(inputs.terminal_time), rate)
+    pv_tv = tv * final
     return {
         "pv_explicit": pv,
         "terminal_value": tv,
@@ -316,7 +353,9 @@ def forecast_matrix(
             matrices[value] = np.zeros((0, 0))
             continue
         wide = kept.pivot(on="t", index="company_id", values=value, sort_columns=True)
-        wide = ok.select("company_id").join(wide, on="company_id", how="left", maintain_order="left")
+        wide = ok.select("company_id").join(
+            wide, on="company_id", how="left", maintain_order="left"
+        )
         matrices[value] = wide.select(
             [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in columns]
         ).to_numpy()
@@ -339,15 +378,22 @@ def explicit_inputs(
 ) -> tuple[DcfInputs, pl.DataFrame, pl.DataFrame]:
     """DCF inputs from explicit forecast rows. Returns (inputs, long flows, excluded)."""
     flows = forecast_flows(
-        financials, companies, valuation_date=valuation_date,
-        fiscal_year_end_md=fiscal_year_end_md, timing=timing,
+        financials,
+        companies,
+        valuation_date=valuation_date,
+        fiscal_year_end_md=fiscal_year_end_md,
+        timing=timing,
     )
     ok, matrices, excluded = forecast_matrix(flows)
     no_forecast = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
-    excluded = pl.concat([
-        excluded,
-        no_forecast.select("company_id", pl.lit("no forecast rows in financials").alias("reason")),
-    ])
+    excluded = pl.concat(
+        [
+            excluded,
+            no_forecast.select(
+                "company_id", pl.lit("no forecast rows in financials").alias("reason")
+            ),
+        ]
+    )
     frame = ok.join(companies, on="company_id", how="left", maintain_order="left")
     rows = np.arange(frame.height)
     horizon = frame["horizon"].to_numpy().astype(np.int64)
@@ -436,9 +482,7 @@ def rate_growth_exclusions(inputs: DcfInputs, *, terminal: Terminal) -> pl.DataF
     return frame.select("company_id", reason.alias("reason")).filter(pl.col("reason").is_not_null())
 
 
-def dcf_detail(
-    inputs: DcfInputs, *, terminal: Terminal = "gordon"
-) -> pl.DataFrame:
+def dcf_detail(inputs: DcfInputs, *, terminal: Terminal = "gordon") -> pl.DataFrame:
     """One row per company with every intermediate figure and diagnostics.
 
     Diagnostics: ``terminal_share`` (PV of TV / EV), ``spread`` (r - g), ``implied_exit_multiple``
@@ -484,15 +528,24 @@ def value_dcf(
     company's row gives none.
     """
     companies = with_defaults(
-        companies, discount_rate=discount_rate, terminal_growth=terminal_growth,
+        companies,
+        discount_rate=discount_rate,
+        terminal_growth=terminal_growth,
         exit_multiple=exit_multiple,
     )
     inputs, flows, excluded = explicit_inputs(
-        companies, financials, timing=timing, valuation_date=valuation_date,
+        companies,
+        financials,
+        timing=timing,
+        valuation_date=valuation_date,
         fiscal_year_end_md=fiscal_year_end_md,
     )
     inputs, bad = drop_unvaluable(inputs, terminal=terminal)
-    return dcf_detail(inputs, terminal=terminal), flows, pl.concat([excluded, bad]).sort("company_id")
+    return (
+        dcf_detail(inputs, terminal=terminal),
+        flows,
+        pl.concat([excluded, bad]).sort("company_id"),
+    )
 
 
 def with_defaults(
@@ -540,10 +593,12 @@ def dcf_arrays(
     n = flows.shape[0]
     rows = np.arange(n)
     inputs = DcfInputs(
-        companies=pl.DataFrame({
-            "discount_rate": np.asarray(rate, dtype=np.float64),
-            "terminal_growth": np.asarray(growth, dtype=np.float64),
-        }),
+        companies=pl.DataFrame(
+            {
+                "discount_rate": np.asarray(rate, dtype=np.float64),
+                "terminal_growth": np.asarray(growth, dtype=np.float64),
+            }
+        ),
         flows=flows,
         times=np.zeros_like(flows),
         terminal_time=horizon.astype(np.float64),
@@ -553,3 +608,44 @@ def dcf_arrays(
         timing=timing,
     )
     return enterprise_value_parts(inputs)
+
+
+def dcf_wide(
+    frame: pl.DataFrame | pl.LazyFrame,
+    *,
+    flow_columns: list[str],
+    timing: Timing = "end_of_year",
+) -> pl.DataFrame:
+    """DCF straight from a wide frame: one row per company, one FCFF column per forecast year.
+
+    ``frame`` needs the ``flow_columns`` (years 1..N in order; a null flow counts as 0),
+    ``discount_rate``, ``terminal_growth``, ``shares_diluted`` and the bridge columns. Adds
+    ``pv_explicit``, ``terminal_value``, ``pv_terminal``, ``enterprise_value``, ``equity_value``
+    and ``value_per_share`` (null where r <= g: never a number). This is the path for millions of
+    companies: one lazy Polars query (Horner's rule as one expression), no pivot, no group-by.
+    Same conventions as :func:`value_dcf` (Gordon terminal value on FCFF_N x (1 + g)).
+    """
+    rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    factor = 1.0 / (1.0 + rate)
+    pv = pl.lit(0.0)
+    for column in reversed(flow_columns):
+        pv = (pv + pl.col(column).fill_null(0.0)) * factor
+    if timing == "mid_year":
+        pv = pv * (1.0 + rate).sqrt()
+    last = pl.col(flow_columns[-1]).fill_null(0.0)
+    terminal = pl.when(rate > growth).then(last * (1.0 + growth) / (rate - growth))
+    pv_terminal = terminal * factor.pow(len(flow_columns))
+    ev = pv + pv_terminal
+    equity = ev + pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
+    return (
+        frame.lazy()
+        .with_columns(
+            pv.alias("pv_explicit"),
+            terminal.alias("terminal_value"),
+            pv_terminal.alias("pv_terminal"),
+            ev.alias("enterprise_value"),
+            equity.alias("equity_value"),
+            (equity / pl.col("shares_diluted")).alias("value_per_share"),
+        )
+        .collect()
+    )

@@ -55,8 +55,10 @@ def driver_paths(
 ) -> dict[str, np.ndarray]:
     """The forecast as (companies x years) arrays, plus ``next_flow`` = FCFF_{N+1}."""
     n = base_revenue.shape[0]
-    out = {k: np.zeros((n, years)) for k in
-           ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc")}
+    out = {
+        k: np.zeros((n, years))
+        for k in ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc")
+    }
     revenue = base_revenue.astype(np.float64)
     capital = base_revenue / sales_to_capital
     fade_years = max(years - high_growth_years, 1)
@@ -64,7 +66,9 @@ def driver_paths(
         if t <= high_growth_years:
             growth = near_growth
         else:
-            growth = near_growth - (near_growth - stable_growth) * (t - high_growth_years) / fade_years
+            growth = (
+                near_growth - (near_growth - stable_growth) * (t - high_growth_years) / fade_years
+            )
         margin = base_margin + (target_margin - base_margin) * (t / years)
         new_revenue = revenue * (1.0 + growth)
         ebit = new_revenue * margin
@@ -72,9 +76,16 @@ def driver_paths(
         reinvestment = (new_revenue - revenue) / sales_to_capital
         with np.errstate(divide="ignore", invalid="ignore"):
             roc = nopat / capital
-        for key, value in (("revenue", new_revenue), ("growth", growth), ("margin", margin),
-                           ("ebit", ebit), ("nopat", nopat), ("reinvestment", reinvestment),
-                           ("fcff", nopat - reinvestment), ("roc", roc)):
+        for key, value in (
+            ("revenue", new_revenue),
+            ("growth", growth),
+            ("margin", margin),
+            ("ebit", ebit),
+            ("nopat", nopat),
+            ("reinvestment", reinvestment),
+            ("fcff", nopat - reinvestment),
+            ("roc", roc),
+        ):
             out[key][:, t - 1] = value
         revenue, capital = new_revenue, capital + reinvestment
     next_nopat = revenue * (1.0 + stable_growth) * target_margin * (1.0 - tax_rate)
@@ -99,7 +110,9 @@ def driver_inputs(
         pl.when(pl.col("base_revenue").is_null())
         .then(pl.lit("driver forecast needs an actual year with revenue and EBIT"))
         .when(pl.col("base_revenue") <= 0)
-        .then(pl.format("driver forecast needs positive base revenue, got {}", pl.col("base_revenue")))
+        .then(
+            pl.format("driver forecast needs positive base revenue, got {}", pl.col("base_revenue"))
+        )
         .when(pl.col("base_margin").is_null())
         .then(pl.lit("driver forecast needs EBIT in the last actual year"))
         .when(pl.col("discount_rate").is_null())

@@ -86,10 +86,25 @@ def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
 
 #: Result tables the output step writes, in this order, when present.
 RESULT_TABLES = (
-    "valuations", "blend", "dcf_detail", "fcff", "driver_forecast", "equity_bridge",
-    "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
-    "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
-    "reverse_dcf", "quarantine", "quality", "warnings",
+    "valuations",
+    "blend",
+    "dcf_detail",
+    "fcff",
+    "driver_forecast",
+    "equity_bridge",
+    "comparables_detail",
+    "peer_multiples",
+    "asset_lines",
+    "asset_values",
+    "liquidation_waterfall",
+    "sensitivity",
+    "scenarios",
+    "scenario_summary",
+    "simulation",
+    "reverse_dcf",
+    "quarantine",
+    "quality",
+    "warnings",
 )
 
 

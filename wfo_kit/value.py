@@ -68,7 +68,9 @@ def prepare_dcf(
     )
     if valuation.forecast == "drivers":
         if valuation.terminal == "exit_multiple":
-            msg = "driver forecasts do not model EBITDA: use terminal: gordon with forecast: drivers"
+            msg = (
+                "driver forecasts do not model EBITDA: use terminal: gordon with forecast: drivers"
+            )
             raise ConfigurationError(msg, column="valuation.terminal")
         if valuation.valuation_date is not None:
             msg = "valuation_date applies to explicit forecasts; drop it with forecast: drivers"
@@ -79,8 +81,11 @@ def prepare_dcf(
         tables = {"driver_forecast": forecast}
     else:
         inputs, flows, excluded = explicit_inputs(
-            companies, valid["financials"], timing=valuation.timing,
-            valuation_date=valuation.valuation_date, fiscal_year_end_md=valuation.fiscal_year_end,
+            companies,
+            valid["financials"],
+            timing=valuation.timing,
+            valuation_date=valuation.valuation_date,
+            fiscal_year_end_md=valuation.fiscal_year_end,
         )
         tables = {"fcff": flows}
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
@@ -91,15 +96,28 @@ def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> Me
     inputs, tables, excluded = prepare_dcf(valid, valuation)
     detail = dcf_detail(inputs, terminal=valuation.terminal)
     step = valuation.range
-    low = per_share_from_ev(enterprise_value_parts(
-        inputs, rate=inputs.rate + step.rate_delta, growth=inputs.growth - step.growth_delta,
-        terminal=valuation.terminal)["enterprise_value"], inputs.companies)
-    high = per_share_from_ev(enterprise_value_parts(
-        inputs, rate=inputs.rate - step.rate_delta, growth=inputs.growth + step.growth_delta,
-        terminal=valuation.terminal)["enterprise_value"], inputs.companies)
+    low = per_share_from_ev(
+        enterprise_value_parts(
+            inputs,
+            rate=inputs.rate + step.rate_delta,
+            growth=inputs.growth - step.growth_delta,
+            terminal=valuation.terminal,
+        )["enterprise_value"],
+        inputs.companies,
+    )
+    high = per_share_from_ev(
+        enterprise_value_parts(
+            inputs,
+            rate=inputs.rate - step.rate_delta,
+            growth=inputs.growth + step.growth_delta,
+            terminal=valuation.terminal,
+        )["enterprise_value"],
+        inputs.companies,
+    )
     valued = detail.select("company_id", "enterprise_value", "equity_value", "value_per_share")
-    valued = valued.with_columns(pl.Series("low", low).fill_nan(None),
-                                 pl.Series("high", high).fill_nan(None))
+    valued = valued.with_columns(
+        pl.Series("low", low).fill_nan(None), pl.Series("high", high).fill_nan(None)
+    )
     tables.update({"dcf_detail": detail, "equity_bridge": bridge_table(detail)})
     return MethodResult(valued=valued, excluded=excluded, tables=tables, inputs=inputs)
 
@@ -110,8 +128,11 @@ def comparables_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfi
     valued, detail, table, excluded = value_comparables(
         valid["companies"], valid["financials"], valid["peers"], config=valuation.comparables
     )
-    return MethodResult(valued=valued, excluded=excluded,
-                        tables={"comparables_detail": detail, "peer_multiples": table})
+    return MethodResult(
+        valued=valued,
+        excluded=excluded,
+        tables={"comparables_detail": detail, "peer_multiples": table},
+    )
 
 
 def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
@@ -121,11 +142,11 @@ def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> 
         valid["companies"], valid["balance_sheet"], config=valuation.asset
     )
     return MethodResult(
-        valued=valued.select("company_id", "enterprise_value", "equity_value", "value_per_share",
-                             "low", "high"),
+        valued=valued.select(
+            "company_id", "enterprise_value", "equity_value", "value_per_share", "low", "high"
+        ),
         excluded=excluded,
-        tables={"asset_lines": lines, "liquidation_waterfall": waterfall,
-                "asset_values": valued},
+        tables={"asset_lines": lines, "liquidation_waterfall": waterfall, "asset_values": valued},
     )
 
 
@@ -152,11 +173,17 @@ def risk_tables(
         return out
     sens = valuation.sensitivity
     if sens.enabled:
-        grids = [sensitivity_rate_growth(inputs, rate_deltas=sens.rate_deltas,
-                                         growth_deltas=sens.growth_deltas)]
+        grids = [
+            sensitivity_rate_growth(
+                inputs, rate_deltas=sens.rate_deltas, growth_deltas=sens.growth_deltas
+            )
+        ]
         if valuation.forecast == "explicit":
-            grids.append(sensitivity_rate_multiple(inputs, rate_deltas=sens.rate_deltas,
-                                                   exit_multiples=sens.exit_multiples))
+            grids.append(
+                sensitivity_rate_multiple(
+                    inputs, rate_deltas=sens.rate_deltas, exit_multiples=sens.exit_multiples
+                )
+            )
         out["sensitivity"] = pl.concat(grids)
     if valuation.scenarios:
         out["scenarios"], out["scenario_summary"] = scenario_values(
@@ -164,7 +191,9 @@ def risk_tables(
         )
     if valuation.monte_carlo.enabled:
         out["simulation"], out["simulation_draws"] = monte_carlo(
-            inputs, valuation.monte_carlo, terminal=valuation.terminal,
+            inputs,
+            valuation.monte_carlo,
+            terminal=valuation.terminal,
             keep_draws=inputs.companies["company_id"].head(20).to_list(),
         )
     out["reverse_dcf"] = _reverse(inputs, valid)
@@ -173,7 +202,8 @@ def risk_tables(
 
 def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
     base = (
-        valid["financials"].filter(~pl.col("is_forecast"))
+        valid["financials"]
+        .filter(~pl.col("is_forecast"))
         .join(valid["companies"].select("company_id", "tax_rate"), on="company_id")
         .sort("company_id", "year")
         .group_by("company_id", maintain_order=True)
@@ -188,8 +218,13 @@ def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
         base_flow=frame["base_fcff"].fill_null(np.nan).to_numpy(),
         price=frame["share_price"].fill_null(np.nan).to_numpy(),
     )
-    reasons = np.array([None, "no share price, or last actual FCFF not positive",
-                        "price outside the values reachable with growth in [-95%, 200%]"])
+    reasons = np.array(
+        [
+            None,
+            "no share price, or last actual FCFF not positive",
+            "price outside the values reachable with growth in [-95%, 200%]",
+        ]
+    )
     return frame.with_columns(
         pl.Series("implied_fcff_growth", growth).fill_nan(None),
         pl.Series("reason", reasons[code], dtype=pl.String),
@@ -245,10 +280,12 @@ def _method_rows(
     excluded = excluded.join(result.valued.select("company_id"), on="company_id", how="anti")
     accounted = pl.concat([result.valued["company_id"], excluded["company_id"]])
     unseen = universe.filter(~universe.is_in(accounted.implode()))
-    excluded = pl.concat([
-        excluded,
-        pl.DataFrame({"company_id": unseen, "reason": "no valid input rows for this method"}),
-    ])
+    excluded = pl.concat(
+        [
+            excluded,
+            pl.DataFrame({"company_id": unseen, "reason": "no valid input rows for this method"}),
+        ]
+    )
     return pl.concat(
         [
             result.valued.with_columns(
