@@ -31,8 +31,8 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 lint: setup
-	$(BIN)/ruff check wfo_kit tests benchmarks
-	$(BIN)/ruff format --check wfo_kit tests benchmarks
+	$(BIN)/ruff check wfo_kit tests benchmarks notebooks
+	$(BIN)/ruff format --check wfo_kit tests benchmarks notebooks
 
 clean:
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -91,6 +91,42 @@ def test_extends_cycle_is_an_error(tmp_path: Path) -> None:
 
 def test_bad_value_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigurationError, match=r"invalid configuration value at valuation.timing"
+        ConfigurationError, match=r"invalid configuration value at report.cell_timeout"
     ):
-        resolve_config(None, sets=["valuation.timing=sometimes"], environ={})
+        resolve_config(None, sets=["report.cell_timeout=-5"], environ={})
+
+
+def test_unknown_method_name_suggests_the_nearest() -> None:
+    with pytest.raises(ConfigurationError) as exc:
+        resolve_config(None, sets=["valuation.methods=[dcf, comparable]"], environ={})
+    assert exc.value.one_line() == (
+        "unknown name 'comparable' at valuation.methods.1 (did you mean 'comparables'?) "
+        "(hint: known names: dcf, comparables, asset)"
+    )
+
+
+def test_a_table_source_in_a_higher_layer_replaces_the_lower_one(tmp_path: Path) -> None:
+    cfg = resolve_config(
+        None, environ={}, overrides={"data": {"peers": {"url": "sqlite:///x.db", "table": "peers"}}}
+    ).config
+    assert cfg.data.peers.path is None
+    assert cfg.data.peers.url == "sqlite:///x.db"
+
+
+def test_secrets_are_masked_and_moved_to_the_environment() -> None:
+    from wfo_kit.config import externalize_secrets, mask_secrets
+
+    cfg = resolve_config(
+        None,
+        environ={},
+        overrides={"data": {"peers": {"url": "postgresql://bob:hunter2@db/x", "table": "p"}}},
+    ).config
+    masked = mask_secrets(cfg.model_dump(mode="json"))
+    assert masked["data"]["peers"]["url"] == "postgresql://bob:***@db/x"
+    moved, env = externalize_secrets(cfg)
+    assert moved.data.peers.url == "postgresql://bob:${WFO_SECRET_1}@db/x"
+    assert env == {"WFO_SECRET_1": "hunter2"}
+    assert mask_secrets({"api_key": "k", "url": "x://u:${PW}@h"}) == {
+        "api_key": "***",
+        "url": "x://u:${PW}@h",
+    }

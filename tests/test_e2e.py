@@ -1,4 +1,4 @@
-"""End to end: `wfo run` on the sample through a real Papermill kernel; the report in Chromium."""
+"""End to end: `wfo run` through a real Papermill kernel; the report in headless Chromium."""
 
 from __future__ import annotations
 
@@ -21,25 +21,46 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def run_wfo(wfo_bin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([wfo_bin, *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample with one company renamed to an HTML injection attempt."""
     import shutil
     import sys
 
-    out = tmp_path_factory.mktemp("outputs")
-    wfo = (
-        str(Path(sys.executable).parent / "wfo")
-        if (Path(sys.executable).parent / "wfo").exists()
-        else shutil.which("wfo")
+    root = tmp_path_factory.mktemp("e2e")
+    data = root / "data"
+    shutil.copytree(
+        Path("wfo_kit/sample_data"),
+        data,
+        ignore=shutil.ignore_patterns("*.py", "*.md", "__pycache__"),
     )
-    result = subprocess.run(
-        [wfo, "run", "parameters/default.yaml", "--output", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    companies = pl.read_csv(data / "companies.csv")
+    companies = companies.with_columns(
+        pl.when(pl.col("company_id") == "C001")
+        .then(pl.lit(HOSTILE))
+        .otherwise(pl.col("name"))
+        .alias("name")
     )
+    companies.write_csv(data / "companies.csv")
+    params = root / "params.yaml"
+    params.write_text(
+        "extends: " + str(Path("parameters/default.yaml").resolve()) + "\n"
+        "data:\n"
+        + "".join(
+            f"  {t}: data/{t}.csv\n" for t in ("companies", "financials", "peers", "balance_sheet")
+        ),
+        encoding="utf-8",
+    )
+    wfo = str(Path(sys.executable).parent / "wfo")
+    out = root / "outputs"
+    result = run_wfo(wfo, "run", str(params), "--output", str(out))
     assert result.returncode == 0, result.stderr
     report = Path(result.stdout.strip().splitlines()[-1])
     assert report.name == "report.html"
@@ -47,9 +68,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return report.parent
 
 
-def test_run_writes_report_results_and_manifest(sample_run: Path) -> None:
+def test_run_writes_report_results_manifest_log_and_audit(sample_run: Path) -> None:
     names = {p.name for p in sample_run.iterdir()}
-    assert {"report.html", "valuation.ipynb", "manifest.json", "results"} <= names
+    assert {"report.html", "valuation.ipynb", "manifest.json", "results", "log.jsonl"} <= names
     assert not list(sample_run.parent.glob(".*.partial"))
     valuations = pl.read_parquet(sample_run / "results" / "valuations.parquet")
     # every company of the input universe, once per method: valued or excluded with a reason
@@ -63,16 +84,37 @@ def test_run_writes_report_results_and_manifest(sample_run: Path) -> None:
     )
     assert set(excluded) == {"C012", "C027", "C033", "C038"}
     assert "not contiguous" in excluded["C038"]
+    for table in (
+        "blend",
+        "sensitivity",
+        "scenarios",
+        "simulation",
+        "comparables_detail",
+        "liquidation_waterfall",
+        "quarantine",
+        "quality",
+    ):
+        assert pl.read_parquet(sample_run / "results" / f"{table}.parquet").height > 0, table
     manifest = json.loads((sample_run / "manifest.json").read_text())
     assert manifest["status"] == "succeeded"
     assert set(manifest["inputs_sha256"]) == {"companies", "financials", "peers", "balance_sheet"}
     assert [s["step"] for s in manifest["steps"]] == ["load", "validate", "value"]
+    assert manifest["sources"]["valuation.methods"].startswith("file:")
+    assert set(manifest["versions"]) >= {"polars", "pandera", "papermill", "wfo_kit"}
+    events = [
+        json.loads(line)["event"] for line in (sample_run / "log.jsonl").read_text().splitlines()
+    ]
+    assert events[0] == "run_started"
+    assert events[-1] == "run_finished"
+    audit = [json.loads(x) for x in (sample_run.parent / "audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["run_id"] == sample_run.name
+    assert audit[-1]["outcome"] == "succeeded"
     report = (sample_run / "report.html").read_text()
-    assert report.count("Plotly.newPlot") == 2
     assert report.count('id="wfo-plotlyjs"') == 1  # plotly.js embedded exactly once
     # No script or stylesheet is fetched from anywhere (plotly.js' own source mentions CDN URLs for
     # map tiles it never loads here, so look at tags, not at strings).
     assert re.findall(r"<(?:script|link)[^>]+(?:src|href)=[\"']?https?:", report) == []
+    assert HOSTILE not in report  # only ever escaped
 
 
 def test_report_opens_offline_in_chromium(sample_run: Path, chromium: str) -> None:
@@ -81,21 +123,28 @@ def test_report_opens_offline_in_chromium(sample_run: Path, chromium: str) -> No
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
-        requests, errors = [], []
+        requests, errors, dialogs = [], [], []
         page.on("request", lambda r: requests.append(r.url))
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto((sample_run / "report.html").as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
-        drawn = page.eval_on_selector_all(
-            ".js-plotly-plot", "els => els.map(e => e.querySelectorAll('g.trace path').length)"
+        page.wait_for_load_state("load")
+        charts = page.eval_on_selector_all(
+            ".js-plotly-plot",
+            "els => els.map(e => e.querySelectorAll('g.trace, g.hm image').length)",
         )
         code_cells = page.eval_on_selector_all(".jp-CodeCell .jp-InputArea", "els => els.length")
+        text = page.inner_text("body")
+        images = page.eval_on_selector_all("img", "els => els.length")
         browser.close()
     assert [u for u in requests if not u.startswith("file://")] == []
     assert errors == []
-    assert len(drawn) == 2
-    assert all(n > 0 for n in drawn)
+    assert dialogs == []
+    assert len(charts) >= 8
+    assert all(n > 0 for n in charts), charts
     assert code_cells == 0
+    assert HOSTILE in text  # shown as text...
+    assert images == 0  # ...and never became an element
 
 
 def test_failed_run_keeps_notebook_and_marks_report(
@@ -104,18 +153,13 @@ def test_failed_run_keeps_notebook_and_marks_report(
     params = tmp_path / "bad.yaml"
     params.write_text("data:\n  companies: missing.csv\n", encoding="utf-8")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [wfo_bin, "run", str(params), "--output", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_wfo(wfo_bin, "run", str(params), "--output", str(out))
     assert result.returncode == 2  # bad input, even though it surfaced inside the kernel
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("wfo: error:")]
     assert len(lines) == 1
     assert "DataFormatError: companies: file not found:" in lines[0]
     assert "Traceback" not in result.stderr
-    (run_dir,) = out.iterdir()
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"]["details"]["ename"] == "DataFormatError"
@@ -138,3 +182,20 @@ def test_failed_run_keeps_notebook_and_marks_report(
     assert "This run FAILED" in banner
     assert "DataFormatError" in banner
     assert 'run_step(ctx, "load")' in shown_code
+
+
+def test_a_secret_never_reaches_any_output_file(tmp_path: Path, wfo_bin: str) -> None:
+    params = tmp_path / "secret.yaml"
+    params.write_text(
+        "data:\n  peers:\n    url: postgresql://analyst:hunter2-SECRET@db.invalid/market\n"
+        "    table: peers\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_wfo(wfo_bin, "run", str(params), "--output", str(out))
+    assert result.returncode == 2  # postgresql is not a supported source here: a clean failure
+    assert "hunter2" not in result.stderr + result.stdout
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        assert b"hunter2" not in path.read_bytes(), path

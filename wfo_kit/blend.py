@@ -21,9 +21,19 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
     def blended(column: str) -> pl.Expr:
         return (pl.col(column).filter(usable) * used_weight).sum() / total
 
-    missing = pl.concat_str(
-        [pl.col("method"), pl.lit(": "), pl.col("reason").fill_null("not valued")]
-    ).filter(~usable & (pl.col("weight") > 0))
+    # Methods missing for the same reason are named together, the reason once.
+    gaps = (
+        frame.filter((pl.col("status") != "valued") & (pl.col("weight") > 0))
+        .with_columns(pl.col("reason").fill_null("not valued"))
+        .group_by("company_id", "reason", maintain_order=True)
+        .agg(pl.col("method").sort().str.join(", "))
+        .group_by("company_id", maintain_order=True)
+        .agg(
+            pl.concat_str([pl.col("method"), pl.lit(": "), pl.col("reason")])
+            .str.join("; ")
+            .alias("methods_missing")
+        )
+    )
     return (
         frame.group_by("company_id", maintain_order=True)
         .agg(
@@ -36,8 +46,8 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
             .filter(usable)
             .str.join(", ")
             .alias("methods_used"),
-            missing.str.join("; ").alias("methods_missing"),
         )
+        .join(gaps, on="company_id", how="left")
         .with_columns(
             pl.when(pl.col("methods_used") == "")
             .then(None)

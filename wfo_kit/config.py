@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,9 @@ class TableSource(_Section):
     )
     table: str | None = Field(None, description="table name in the database at `url`")
     query: str | None = Field(None, description="SQL query against the database at `url`")
+    fallback: TableSource | None = Field(
+        None, description="read instead by the load_fallback step (e.g. a cached snapshot)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -363,8 +367,42 @@ class ReportConfig(_Section):
     companies: list[str] = Field(
         default_factory=list, description="company ids to detail; empty means all"
     )
+    detail_limit: int = Field(
+        5, ge=1, description="with no `companies` given: detail the first N valued companies"
+    )
+    masked_columns: list[str] = Field(
+        default_factory=list,
+        description="columns shown as *** in the report (result files keep them)",
+    )
     kernel: str = Field("wfo_kit", description="Jupyter kernel that executes the notebook")
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
+
+
+class RetryPolicy(_Section):
+    """Retries of a step, for retryable errors only (see wfo_kit.errors)."""
+
+    attempts: int = Field(3, ge=1, le=20, description="tries in all, the first included")
+    backoff_seconds: float = Field(0.5, ge=0, description="wait before the second try, seconds")
+    multiplier: float = Field(2.0, ge=1, description="each later wait is this times longer")
+    max_backoff_seconds: float = Field(30.0, ge=0, description="cap on one wait, seconds")
+    jitter: float = Field(0.1, ge=0, le=1, description="random +- share added to each wait")
+
+
+class PipelineConfig(_Section):
+    """Which steps run, in order, and how failures are handled."""
+
+    steps: list[str] = Field(
+        default_factory=lambda: ["load", "validate", "value", "output"],
+        description="step names from wfo_kit.pipeline.STEPS; `wfo run` adds the report step",
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    step_retry: dict[str, RetryPolicy] = Field(
+        default_factory=dict, description="per-step retry policies, by step name"
+    )
+    fallbacks: dict[str, str] = Field(
+        default_factory=dict,
+        description="step -> alternative step run when it fails, e.g. {load: load_fallback}",
+    )
 
 
 class Config(_Section):
@@ -375,6 +413,7 @@ class Config(_Section):
     valuation: ValuationConfig = Field(default_factory=ValuationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,14 +529,27 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
     target[leaf] = value
 
 
-def _merge(low: dict[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+def _merge(
+    low: dict[str, Any], high: Mapping[str, Any], path: tuple[str, ...] = ()
+) -> dict[str, Any]:
     merged = dict(low)
     for key, value in high.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        here = (*path, key)
+        if (
+            isinstance(value, Mapping)
+            and isinstance(merged.get(key), dict)
+            and not _replaces(here, value)
+        ):
+            merged[key] = _merge(merged[key], value, here)
         else:
             merged[key] = value
     return merged
+
+
+def _replaces(path: tuple[str, ...], value: Mapping[str, Any]) -> bool:
+    # A table source that names a new file or database replaces the lower one whole: a `url`
+    # must not inherit the default `path` beside it.
+    return len(path) == 2 and path[0] == "data" and ("path" in value or "url" in value)
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -584,6 +636,14 @@ def _config_error(exc: PydanticValidationError) -> ConfigurationError:
         msg = f"unknown configuration key {dotted!r}{did_you_mean(loc[-1], known)}"
         hint = f"known keys here: {', '.join(sorted(known))}"
         return ConfigurationError(msg, column=dotted, hint=hint, details=exc.errors())
+    if first["type"] == "literal_error" and isinstance(first.get("input"), str):
+        expected = [
+            e.strip(" '") for e in str(first["ctx"]["expected"]).replace(" or ", ", ").split(",")
+        ]
+        msg = f"unknown name {first['input']!r} at {dotted}{did_you_mean(first['input'], expected)}"
+        return ConfigurationError(
+            msg, column=dotted, hint=f"known names: {', '.join(expected)}", details=exc.errors()
+        )
     more = len(exc.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     msg = f"invalid configuration value at {dotted or '<root>'}: {first['msg']}{tail}"
@@ -610,3 +670,62 @@ def config_sources(resolved: ResolvedConfig) -> list[tuple[str, Any, str]]:
     """Rows of (key, value, source) for printing."""
     flat = _flatten(resolved.config.model_dump(mode="json"))
     return [(key, flat[key], resolved.sources.get(key, "default")) for key in sorted(flat)]
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets
+
+_URL_PASSWORD = re.compile(r"(?P<head>//[^:/@\s]+:)(?P<secret>[^@\s]+)(?P<tail>@)")
+_SECRET_KEYS = re.compile(r"(password|passwd|secret|token|api_?key)", re.IGNORECASE)
+MASK = "***"
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy with passwords in URLs and values under secret-looking keys replaced by ***.
+
+    ``${VAR}`` references are kept: they name a secret without revealing it.
+    """
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if _SECRET_KEYS.search(str(k)) and v not in (None, "") else mask_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(
+            lambda m: (
+                m.group(0)
+                if m.group("secret").startswith("${")
+                else f"{m.group('head')}{MASK}{m.group('tail')}"
+            ),
+            value,
+        )
+    return value
+
+
+def externalize_secrets(config: Config) -> tuple[Config, dict[str, str]]:
+    """Move literal passwords out of SQL URLs into environment variables.
+
+    Returns the config with ``${WFO_SECRET_n}`` in their place and the variables to set, so that a
+    notebook kernel (which inherits the environment) can connect while no file ever holds the
+    password: not the executed notebook, not the manifest, not the report.
+    """
+    env: dict[str, str] = {}
+    data = config.data.model_dump(mode="json")
+    for name, source in data.items():
+        node = source
+        while isinstance(node, dict):
+            url = node.get("url")
+            match = _URL_PASSWORD.search(url) if isinstance(url, str) else None
+            if match and not match.group("secret").startswith("${"):
+                var = f"WFO_SECRET_{len(env) + 1}"
+                env[var] = match.group("secret")
+                node["url"] = (
+                    url[: match.start("secret")] + f"${{{var}}}" + url[match.end("secret") :]
+                )
+            node = node.get("fallback")
+        data[name] = source
+    if not env:
+        return config, env
+    return config.model_copy(update={"data": DataConfig.model_validate(data)}), env

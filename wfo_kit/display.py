@@ -28,7 +28,10 @@ def setup() -> None:
     pl.Config.set_fmt_str_lengths(200)
     script = plotly.offline.get_plotlyjs()
     display(
-        {"text/html": f'<script type="text/javascript" id="wfo-plotlyjs">{script}</script>'},
+        {
+            "text/html": f'<script type="text/javascript" id="wfo-plotlyjs">{script}</script>'
+            + TABLE_CSS
+        },
         raw=True,
     )
 
@@ -63,3 +66,81 @@ def note(text: str) -> None:
     from IPython.display import display
 
     display({"text/html": f"<p>{html.escape(str(text))}</p>", "text/plain": str(text)}, raw=True)
+
+
+_PERCENT = ("rate", "growth", "share", "margin", "spread", "weight", "probability", "roc", "score")
+
+
+def _format(value: Any, column: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        if any(part in column for part in _PERCENT) and abs(value) < 10:
+            return f"{value:.2%}"
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,d}" if "year" not in column and column != "row" else str(value)
+    return str(value)
+
+
+def html_table(frame: Any, *, masked: list[str] | tuple[str, ...] = (), rows: int = 100) -> str:
+    """A report table: every cell escaped, numbers formatted (rates as %, money with commas)."""
+    columns = list(frame.columns)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for record in frame.head(rows).iter_rows():
+        cells = []
+        for column, value in zip(columns, record, strict=True):
+            text = "***" if column in masked else _format(value, column)
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            align = ' class="num"' if numeric and column not in masked else ""
+            cells.append(f"<td{align}>{html.escape(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    more = frame.height - rows
+    caption = f"<caption>{more:,d} more rows in the result files</caption>" if more > 0 else ""
+    return (
+        '<div class="wfo-table"><table>'
+        + caption
+        + f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+TABLE_CSS = """<style>
+.wfo-table { overflow-x: auto; margin: 8px 0 16px 0; }
+.wfo-table table { border-collapse: collapse; font-size: 12px; font-family: sans-serif; }
+.wfo-table th { text-align: left; border-bottom: 2px solid #444; padding: 4px 8px; }
+.wfo-table td { border-bottom: 1px solid #ddd; padding: 3px 8px; vertical-align: top;
+                max-width: 420px; }
+.wfo-table td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.wfo-table caption { caption-side: bottom; text-align: left; color: #666; padding-top: 4px; }
+</style>"""
+
+
+def table(frame: Any, report: Any = None, *, rows: int = 100) -> None:
+    """Display a frame as an escaped, formatted table, masking ``report.masked_columns``."""
+    from IPython.display import display
+
+    masked = [c for c in getattr(report, "masked_columns", []) if c in frame.columns]
+    if frame.height == 0:
+        note("(no rows)")
+        return
+    display(
+        {"text/html": html_table(frame, masked=masked, rows=rows), "text/plain": repr(frame)},
+        raw=True,
+    )
+
+
+def selected_companies(valuations: Any, report: Any) -> list[str]:
+    """The companies the report details: configured ids, or the first N valued ones."""
+    import polars as pl
+
+    if report.companies:
+        return list(report.companies)
+    valued = valuations.filter(pl.col("status") == "valued")["company_id"].unique(
+        maintain_order=True
+    )
+    return valued.head(report.detail_limit).to_list()

@@ -120,9 +120,10 @@ def _mask_url(url: str) -> str:
 
 
 def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
-    url = _expand_env(source.url or "")
+    url = _expand_env(source.url or "")  # holds secrets: never put `url` in a message
     query = source.query or f'SELECT * FROM "{source.table}"'
-    scheme, _, rest = url.partition(":///")
+    scheme = url.split(":", 1)[0]
+    rest = url.partition(":///")[2]
     try:
         if scheme == "sqlite":
             if not Path(rest).is_file():

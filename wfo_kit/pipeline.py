@@ -1,14 +1,20 @@
 """The pipeline: named step functions, one run context, one wrapper around every step.
 
 A step is ``step(ctx) -> dict[str, DataFrame]``: it reads what earlier steps left in the context
-and returns new frames, which the wrapper (:func:`run_step`) stores. The wrapper times the step,
-emits events to observers and classifies any exception into the :mod:`wfo_kit.errors` hierarchy.
-The notebook calls :func:`run_step` cell by cell; :func:`run_pipeline` runs a list of names.
+and returns new frames, which the wrapper (:func:`run_step`) stores. The wrapper is the template
+method of the architecture: it emits events to observers, times the step, counts rows in, out and
+quarantined, retries retryable errors with exponential backoff and jitter, runs the configured
+fallback step when the step still fails, and classifies any exception into the
+:mod:`wfo_kit.errors` hierarchy. The notebook calls :func:`run_step` cell by cell;
+:func:`run_pipeline` runs the configured list of names.
 """
 
 from __future__ import annotations
 
+import random
+import resource
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +22,18 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from wfo_kit.config import Config
-from wfo_kit.errors import ConfigurationError, ExecutionError, WfoError, did_you_mean
-from wfo_kit.io import load_tables, write_json, write_results
+from wfo_kit.config import Config, RetryPolicy
+from wfo_kit.errors import (
+    ConfigurationError,
+    DataFormatError,
+    ExecutionError,
+    InfrastructureError,
+    ResourceError,
+    WfoError,
+    did_you_mean,
+)
+from wfo_kit.io import load_tables, read_table, write_json, write_results
+from wfo_kit.observers import JsonlLog, Metrics
 from wfo_kit.schemas import INPUT_SCHEMAS
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
@@ -32,18 +47,30 @@ class Observer(Protocol):
 
 @dataclass
 class RunContext:
-    """Everything one run knows: its configuration, the frames each step produced, its events."""
+    """Everything one run knows: its configuration, the frames each step produced, its events.
+
+    With a ``run_dir``, events also go to ``run_dir/log.jsonl``.
+    """
 
     config: Config
     run_dir: Path | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
     written: dict[str, list[str]] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    sleep: Callable[[float], None] = time.sleep  # injectable, so retry tests need not wait
+
+    def __post_init__(self) -> None:
+        self.observers = [self.metrics, *self.observers]
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir)
+            self.observers.append(JsonlLog(self.run_dir / "log.jsonl"))
 
     def emit(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "time": time.time(), **fields}
+        record = {"event": event, "time": time.time(), "run_id": self.run_id, **fields}
         self.events.append(record)
         for observer in self.observers:
             observer(event, record)
@@ -56,9 +83,23 @@ class RunContext:
             raise KeyError(msg) from None
 
 
+# --------------------------------------------------------------------------------------------
+# Steps
+
+
 def load_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     tables = load_tables(ctx.config.data)
     return {f"input_{name}": frame for name, frame in tables.items()}
+
+
+def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    """Like load, but each table with a ``fallback`` source is read from it instead."""
+    frames = {}
+    for name in INPUT_SCHEMAS:
+        source = getattr(ctx.config.data, name)
+        if source is not None:
+            frames[f"input_{name}"] = read_table(source.fallback or source, table=name)
+    return frames
 
 
 def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
@@ -86,26 +127,11 @@ def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
 
 #: Result tables the output step writes, in this order, when present.
 RESULT_TABLES = (
-    "valuations",
-    "blend",
-    "dcf_detail",
-    "fcff",
-    "driver_forecast",
-    "equity_bridge",
-    "comparables_detail",
-    "peer_multiples",
-    "asset_lines",
-    "asset_values",
-    "liquidation_waterfall",
-    "sensitivity",
-    "scenarios",
-    "scenario_summary",
-    "simulation",
-    "reverse_dcf",
-    "quarantine",
-    "quality",
-    "warnings",
-)
+    "valuations", "blend", "dcf_detail", "fcff", "driver_forecast", "equity_bridge",
+    "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
+    "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
+    "reverse_dcf", "quarantine", "quality", "warnings",
+)  # fmt: skip
 
 
 def output_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
@@ -114,18 +140,117 @@ def output_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     frames = {name: ctx.frames[name] for name in RESULT_TABLES if name in ctx.frames}
     ctx.written = write_results(frames, ctx.run_dir / "results", formats=ctx.config.output.formats)
     quality = ctx.frames["quality"].to_dicts() if "quality" in ctx.frames else None
-    write_json(ctx.run_dir / "metrics.json", {"steps": ctx.metrics, "quality": quality})
+    write_json(ctx.run_dir / "metrics.json", {"steps": ctx.metrics.steps, "quality": quality})
     return {}
 
 
 STEPS: dict[str, Callable[[RunContext], dict[str, pl.DataFrame]]] = {
     "load": load_step,
+    "load_fallback": load_fallback_step,
     "validate": validate_step,
     "value": value_step,
     "output": output_step,
 }
 
-DEFAULT_STEPS = ("load", "validate", "value", "output")
+
+def check_step_names(config: Config) -> list[str]:
+    """The configured step list, every name checked against :data:`STEPS`."""
+    pipeline = config.pipeline
+    named = [
+        ("pipeline.steps", pipeline.steps),
+        ("pipeline.step_retry", list(pipeline.step_retry)),
+        ("pipeline.fallbacks", [*pipeline.fallbacks, *pipeline.fallbacks.values()]),
+    ]
+    for where, names in named:
+        for name in names:
+            if name not in STEPS:
+                msg = f"unknown step {name!r} in {where}{did_you_mean(name, list(STEPS))}"
+                raise ConfigurationError(msg, column=where, hint=f"known steps: {', '.join(STEPS)}")
+    return list(pipeline.steps)
+
+
+# --------------------------------------------------------------------------------------------
+# The wrapper
+
+
+def classify(exc: BaseException, *, step: str) -> WfoError:
+    """Map any exception into the hierarchy, keeping the original as the cause."""
+    if isinstance(exc, WfoError):
+        exc.step = exc.step or step
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError):
+        return ResourceError(f"step {step!r} ran out of memory", step=step)
+    if isinstance(exc, OSError):
+        return InfrastructureError(f"step {step!r}: {text}", step=step)
+    if isinstance(exc, pl.exceptions.PolarsError):
+        return DataFormatError(f"step {step!r}: {text}", step=step)
+    return ExecutionError(f"step {step!r} failed: {text}", step=step)
+
+
+def backoff_wait(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, capped, jittered."""
+    base = min(
+        policy.backoff_seconds * policy.multiplier ** (attempt - 1), policy.max_backoff_seconds
+    )
+    spread = base * policy.jitter
+    return max(0.0, base + (rng or random).uniform(-spread, spread))
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def _row_counts(name: str, ctx: RunContext, produced: dict[str, pl.DataFrame]) -> dict[str, Any]:
+    inputs = sum(f.height for k, f in ctx.frames.items() if k.startswith("input_"))
+    if name in {"load", "load_fallback"}:
+        return {"rows_in": None, "rows_out": inputs, "rows_quarantined": 0}
+    if name == "validate":
+        quality = produced["quality"]
+        return {
+            "rows_in": int(quality["rows_in"].sum()),
+            "rows_out": int(quality["rows_valid"].sum()),
+            "rows_quarantined": int(quality["rows_quarantined"].sum()),
+            "quality_score": float(quality["rows_valid"].sum() / max(quality["rows_in"].sum(), 1)),
+        }
+    if name == "value" and "valuations" in produced:
+        valuations = produced["valuations"]
+        return {
+            "rows_in": ctx.frames["companies"].height if "companies" in ctx.frames else None,
+            "rows_out": int((valuations["status"] == "valued").sum()),
+            "rows_quarantined": int((valuations["status"] == "excluded").sum()),
+            "companies": valuations["company_id"].n_unique(),
+        }
+    if name == "output":
+        return {
+            "rows_in": None,
+            "rows_out": sum(len(v) for v in ctx.written.values()),
+            "rows_quarantined": 0,
+        }
+    return {
+        "rows_in": None,
+        "rows_out": sum(f.height for f in produced.values()),
+        "rows_quarantined": 0,
+    }
+
+
+def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
+    config = ctx.config.pipeline
+    policy = config.step_retry.get(name, config.retry)
+    attempt = 1
+    while True:
+        try:
+            return STEPS[name](ctx), attempt
+        except Exception as exc:
+            error = classify(exc, step=name)
+            if not error.retryable or attempt >= policy.attempts:
+                if error is not exc:
+                    raise error from exc
+                raise
+            wait = backoff_wait(policy, attempt)
+            ctx.emit("step_retrying", step=name, attempt=attempt, wait=wait, error=error.to_dict())
+            ctx.sleep(wait)
+            attempt += 1
 
 
 def run_step(ctx: RunContext, name: str) -> RunContext:
@@ -136,31 +261,71 @@ def run_step(ctx: RunContext, name: str) -> RunContext:
     ctx.emit("step_started", step=name)
     start = time.perf_counter()
     try:
-        produced = STEPS[name](ctx)
-    except WfoError as exc:
-        exc.step = exc.step or name
-        ctx.emit("step_failed", step=name, error=exc.to_dict())
-        raise
-    except Exception as exc:
-        error = ExecutionError(f"step {name!r} failed: {type(exc).__name__}: {exc}", step=name)
+        produced, attempts = _attempt(ctx, name)
+    except WfoError as error:
         ctx.emit("step_failed", step=name, error=error.to_dict())
-        raise error from exc
+        ctx.errors.append(error.to_dict())
+        fallback = ctx.config.pipeline.fallbacks.get(name)
+        if fallback is None or fallback == name:
+            raise
+        ctx.emit("step_fell_back", step=name, fallback=fallback, error=error.to_dict())
+        return run_step(ctx, fallback)
     seconds = time.perf_counter() - start
     ctx.frames.update(produced)
-    rows = {key: frame.height for key, frame in produced.items()}
-    ctx.metrics.append({"step": name, "seconds": seconds, "rows_out": rows})
-    ctx.emit("step_finished", step=name, seconds=seconds, rows_out=rows)
+    counts = _row_counts(name, ctx, produced)
+    ctx.emit(
+        "step_finished",
+        step=name,
+        seconds=seconds,
+        attempts=attempts,
+        max_rss_mb=round(_max_rss_mb(), 1),
+        **counts,
+    )
     return ctx
 
 
-def run_pipeline(ctx: RunContext, steps: tuple[str, ...] | list[str] = DEFAULT_STEPS) -> RunContext:
-    """Run the named steps in order."""
-    ctx.emit("run_started", steps=list(steps))
+def run_pipeline(ctx: RunContext, steps: list[str] | tuple[str, ...] | None = None) -> RunContext:
+    """Run the named steps (default: ``config.pipeline.steps``) in order."""
+    names = list(steps) if steps is not None else check_step_names(ctx.config)
+    ctx.emit("run_started", steps=names)
     try:
-        for name in steps:
+        for name in names:
             run_step(ctx, name)
-    except Exception as exc:
-        ctx.emit("run_failed", error=str(exc))
+    except WfoError as exc:
+        ctx.emit("run_failed", error=exc.to_dict())
         raise
-    ctx.emit("run_finished")
+    ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
+    return ctx
+
+
+def start_run(
+    config: Config,
+    *,
+    run_dir: str | Path | None = None,
+    run_id: str | None = None,
+    interactive: bool = False,
+    observers: list[Observer] | None = None,
+) -> RunContext:
+    """A new run context that has announced itself (``run_started``).
+
+    ``interactive`` adds an ipywidgets progress bar (for JupyterLab, not for published reports).
+    """
+    extra = list(observers or [])
+    if interactive:
+        from wfo_kit.observers import NotebookProgress
+
+        extra.append(NotebookProgress(total=len(config.pipeline.steps)))
+    ctx = RunContext(
+        config,
+        run_dir=Path(run_dir) if run_dir else None,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        observers=extra,
+    )
+    ctx.emit("run_started", steps=check_step_names(config))
+    return ctx
+
+
+def finish_run(ctx: RunContext) -> RunContext:
+    """Announce the end of a run (``run_finished``) with its metrics."""
+    ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
     return ctx

@@ -14,6 +14,7 @@ a folder under a run id is always complete (its manifest says whether the run su
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import hashlib
@@ -21,16 +22,20 @@ import json
 import os
 import platform
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from wfo_kit import errors
-from wfo_kit.config import ResolvedConfig
+from wfo_kit.config import ResolvedConfig, externalize_secrets, mask_secrets
 from wfo_kit.errors import ConfigurationError, InfrastructureError, NotebookExecutionError
 from wfo_kit.io import write_json, write_text
+from wfo_kit.observers import JsonlLog, TerminalProgress, follow
+from wfo_kit.pipeline import check_step_names
 
 TEMPLATES = Path(__file__).parent / "templates"
 PACKAGES = (
@@ -123,9 +128,15 @@ def run_report(
     params_file: str | Path | None = None,
     output_root: Path | None = None,
     log: Any = None,
+    progress: bool = False,
 ) -> RunResult:
-    """Execute the valuation notebook for one configuration and publish its HTML report."""
-    config = resolved.config
+    """Execute the valuation notebook for one configuration and publish its HTML report.
+
+    Events from this process (run and report/publish steps) and from the kernel (pipeline steps)
+    go to the run's ``log.jsonl``; with ``progress`` a one-line progress display follows them.
+    """
+    config, secret_env = externalize_secrets(resolved.config)
+    steps = check_step_names(config)
     _check_kernel(config.report.kernel)
     hashes = input_hashes(resolved)
     run_id = make_run_id(resolved, hashes)
@@ -139,26 +150,44 @@ def run_report(
         raise InfrastructureError(msg, hint="check the output folder's permissions") from exc
 
     say = log or (lambda _msg: None)
+    events = JsonlLog(partial / "log.jsonl")
+
+    def emit(event: str, **fields: Any) -> None:
+        events(event, {"event": event, "time": time.time(), "run_id": run_id, **fields})
+
     started = dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
     error: NotebookExecutionError | None = None
+    emit("run_started", steps=[*steps, "report", "publish"], params_file=str(params_file or ""))
 
-    say(f"executing notebook for run {run_id}")
+    say(f"run {run_id}: executing the notebook")
+    emit("step_started", step="report")
     tick = time.perf_counter()
     executed = partial / "valuation.ipynb"
+    os.environ.update(secret_env)  # the kernel inherits them; no file holds them
     try:
-        _execute(config, executed, partial)
+        with _progress(partial / "log.jsonl", total=len(steps) + 2, enabled=progress):
+            _execute(config, executed, partial, run_id=run_id, sources=resolved.sources)
     except NotebookExecutionError as exc:
         error = exc
+        emit("step_failed", step="report", error=exc.to_dict())
+    finally:
+        for name in secret_env:
+            os.environ.pop(name, None)
     timings["execute"] = time.perf_counter() - tick
+    if error is None:
+        emit("step_finished", step="report", seconds=timings["execute"])
 
     say("publishing HTML")
+    emit("step_started", step="publish")
     tick = time.perf_counter()
     report = partial / "report.html"
     export_html(executed, report, failed=error)
     timings["export"] = time.perf_counter() - tick
+    emit("step_finished", step="publish", seconds=timings["export"])
 
     status = "failed" if error else "succeeded"
+    metrics = _read_json(partial / "metrics.json") or {"steps": None, "quality": None}
     manifest = {
         "run_id": run_id,
         "status": status,
@@ -167,22 +196,79 @@ def run_report(
         "params_file": str(params_file) if params_file else None,
         "user": _user(),
         "host": platform.node(),
-        "config": config.model_dump(mode="json"),
+        "config": mask_secrets(resolved.config.model_dump(mode="json")),
         "sources": resolved.sources,
         "inputs_sha256": hashes,
         "versions": package_versions(),
         "timings_seconds": timings,
-        **(_read_json(partial / "metrics.json") or {"steps": None, "quality": None}),
+        "steps": metrics.get("steps"),
+        "quality": metrics.get("quality"),
         "results": sorted(str(p.relative_to(partial)) for p in (partial / "results").glob("*"))
         if (partial / "results").is_dir()
         else [],
         "error": error.to_dict() | {"details": error.details} if error else None,
     }
     write_json(partial / "manifest.json", manifest)
-    if final.exists():  # same second and same inputs: keep the older run, do not merge into it
+    if error:
+        emit("run_failed", error=error.to_dict())
+    else:
+        emit("run_finished", seconds=sum(timings.values()))
+    if final.exists():  # the same configuration and inputs in the same second: the newer run wins
         shutil.rmtree(final)
     os.replace(partial, final)
+    append_audit(
+        root / "audit.jsonl",
+        command="run",
+        params_file=params_file,
+        config_hash=run_id.rsplit("-", 1)[-1],
+        run_id=run_id,
+        outcome=status,
+    )
     return RunResult(run_id, final, status, final / "report.html", error)
+
+
+@contextlib.contextmanager
+def _progress(log_path: Path, *, total: int, enabled: bool) -> Iterator[None]:
+    """Follow the run's log in a thread and draw a one-line progress display from it."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    bar = TerminalProgress(total=total)
+
+    def pump() -> None:
+        for event in follow(log_path, stop):
+            if event.get("event", "").startswith("step_") and event.get("step") != "report":
+                bar(event["event"], event)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        bar.close("notebook done")
+
+
+def append_audit(path: Path, **fields: Any) -> None:
+    """Append one line to the audit log: who, where, what, when, outcome.
+
+    One ``write`` on a file opened for appending: lines from concurrent runs never interleave.
+    """
+    record = {
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+        "user": _user(),
+        "host": platform.node(),
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()},
+    }
+    line = (json.dumps(record, default=str) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def _user() -> str:
@@ -196,9 +282,16 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def notebook_parameters(config: Any, run_dir: Path) -> dict[str, Any]:
-    """Papermill parameters: one dict per configuration section, plus the run folder."""
-    return {**config.model_dump(mode="json"), "run_dir": str(run_dir)}
+def notebook_parameters(
+    config: Any, run_dir: Path, run_id: str = "", sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Papermill parameters: one dict per configuration section, the run folder, id, sources."""
+    return {
+        **config.model_dump(mode="json"),
+        "run_dir": str(run_dir),
+        "run_id": run_id,
+        "sources": dict(sources or {}),
+    }
 
 
 def _ipc_kernel_manager() -> type:
@@ -222,7 +315,14 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
-def _execute(config: Any, executed: Path, run_dir: Path) -> None:
+def _execute(
+    config: Any,
+    executed: Path,
+    run_dir: Path,
+    *,
+    run_id: str = "",
+    sources: dict[str, str] | None = None,
+) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -230,7 +330,7 @@ def _execute(config: Any, executed: Path, run_dir: Path) -> None:
         papermill.execute_notebook(
             str(notebook_path()),
             str(executed),
-            parameters=notebook_parameters(config, run_dir),
+            parameters=notebook_parameters(config, run_dir, run_id, sources),
             kernel_name=config.report.kernel,
             progress_bar=False,
             cwd=str(run_dir),
@@ -256,6 +356,13 @@ def _execute(config: Any, executed: Path, run_dir: Path) -> None:
         if isinstance(inner, type) and issubclass(inner, errors.WfoError):
             error.exit_code = inner.exit_code
         raise error from exc
+    except Exception as exc:
+        # A dead kernel, a cell timeout or a kernel that never started: papermill writes no
+        # error banner for these, so we record them ourselves.
+        msg = f"notebook execution stopped: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise NotebookExecutionError(
+            msg, step="report", details={"ename": type(exc).__name__, "evalue": str(exc)}
+        ) from exc
 
 
 def export_html(

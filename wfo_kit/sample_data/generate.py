@@ -165,11 +165,11 @@ def _balance_sheet(cid: str, revenue: float, debt: float, cash: float, rng) -> l
     # (item, side, asset class, book / revenue, fair-value adjustment share, recovery, priority)
     items = [
         ("Cash and equivalents", "asset", "cash", cash / revenue, 0.0, 1.00, None),
-        ("Trade receivables", "asset", "receivables", 0.15, -0.02, 0.80, None),
-        ("Inventory", "asset", "inventory", 0.10, -0.05, 0.50, None),
-        ("Machinery and equipment", "asset", "machinery", 0.25, -0.10, 0.70, None),
-        ("Land and buildings", "asset", "real_estate", 0.20, 0.25, 0.90, None),
-        ("Goodwill", "asset", "intangible", 0.12, -1.0, 0.00, None),
+        ("Trade receivables", "asset", "receivables", 0.16, -0.02, 0.80, None),
+        ("Inventory", "asset", "inventory", 0.12, -0.05, 0.50, None),
+        ("Machinery and equipment", "asset", "machinery", 0.45, -0.10, 0.70, None),
+        ("Land and buildings", "asset", "real_estate", 0.40, 0.25, 0.90, None),
+        ("Goodwill", "asset", "intangible", 0.15, -1.0, 0.00, None),
         ("Secured bank debt", "liability", None, debt / revenue * 0.6, 0.0, None, "secured"),
         ("Bonds", "liability", None, debt / revenue * 0.4, 0.0, None, "unsecured"),
         ("Trade payables", "liability", None, 0.12, 0.0, None, "unsecured"),

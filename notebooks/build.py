@@ -1,0 +1,221 @@
+"""Write the committed notebooks from this file (python notebooks/build.py).
+
+Notebooks are thin: a `parameters` cell of literals, then calls into wfo_kit, then displays.
+Keeping their source here makes them reviewable as code; a test checks the .ipynb files match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).parent
+KERNEL = {"name": "wfo_kit", "display_name": "Python (wfo_kit)", "language": "python"}
+
+
+def md(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_markdown_cell(text.strip())
+
+
+def code(text: str, *tags: str) -> nbf.NotebookNode:
+    cell = nbf.v4.new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+VALUATION = [
+    code(
+        """
+# Parameters. `wfo run` injects the run's effective configuration below this cell: one dict per
+# section of wfo_kit.config.Config. Empty dicts mean the defaults (the bundled sample data).
+data = {}
+validation = {}
+valuation = {}
+output = {}
+report = {}
+pipeline = {}
+run_dir = ""  # folder for result tables and log.jsonl; empty: results are shown, not written
+run_id = ""
+sources = {}  # where each configuration value came from (filled in by `wfo run`)
+""",
+        "parameters",
+    ),
+    code("""
+import polars as pl
+
+import wfo_kit as wfo
+from wfo_kit import charts
+from wfo_kit import display as show
+
+config = wfo.Config.model_validate({"data": data, "validation": validation, "valuation": valuation,
+                                    "output": output, "report": report, "pipeline": pipeline})
+ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
+                    interactive=not run_dir)
+show.setup()
+show.heading(config.report.title, 1)
+"""),
+    md("""
+## Executive summary
+
+Value per share by method and the blended range (weights renormalised over the methods that
+could value each company). Money is in each company's currency and the input units.
+"""),
+    code("""
+wfo.run_step(ctx, "load")
+wfo.run_step(ctx, "validate")
+wfo.run_step(ctx, "value")
+names = ctx["input_companies"].unique("company_id", keep="first").select(
+    "company_id", "name", "sector", "currency"
+)
+detail_ids = show.selected_companies(ctx["valuations"], config.report)
+show.table(wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names), config.report)
+"""),
+    code("""
+show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids))
+show.show(charts.value_per_share_bars(ctx["valuations"], names))
+"""),
+    md("""
+## DCF detail
+
+Free cash flow to the firm, discounted per `docs/conventions.md`; the terminal value's share of
+enterprise value and the implied exit multiple are the first things to check.
+"""),
+    code("""
+if "dcf_detail" in ctx.frames:
+    show.table(ctx["dcf_detail"].filter(pl.col("company_id").is_in(detail_ids)).select(
+        "company_id", "discount_rate", "terminal_growth", "spread", "horizon", "pv_explicit",
+        "terminal_value", "pv_terminal", "enterprise_value", "terminal_share",
+        "implied_exit_multiple", "equity_value", "value_per_share"), config.report)
+    for company_id in detail_ids[:3]:
+        if company_id in ctx["equity_bridge"]["company_id"]:
+            show.show(charts.bridge_waterfall(ctx["equity_bridge"], company_id))
+else:
+    show.note("DCF is not among the configured methods.")
+"""),
+    md("""
+## Sensitivity
+
+Value per share when the discount rate and terminal growth (or the exit multiple) move; choose the
+company in the chart's menu.
+"""),
+    code("""
+if "sensitivity" in ctx.frames:
+    show.show(charts.sensitivity_heatmap(ctx["sensitivity"], names, detail_ids))
+    show.show(charts.sensitivity_heatmap(
+        ctx["sensitivity"], names, detail_ids, grid="rate_x_exit_multiple"
+    ))
+"""),
+    md("""
+## Scenarios and Monte Carlo
+"""),
+    code("""
+if "scenarios" in ctx.frames:
+    show.show(charts.scenario_bars(ctx["scenarios"], ctx["scenario_summary"], names, detail_ids))
+if "simulation" in ctx.frames:
+    show.show(charts.simulation_histogram(
+        ctx["simulation_draws"], ctx["simulation"], names, detail_ids
+    ))
+    show.table(ctx["simulation"].filter(pl.col("company_id").is_in(detail_ids)), config.report)
+"""),
+    md("""
+## Comparable companies
+
+Peer multiples per sector (or per target where the peers table names targets); peers whose
+denominator is not positive are excluded, with the reason.
+"""),
+    code("""
+if "comparables_detail" in ctx.frames:
+    detail = ctx["comparables_detail"].filter(pl.col("company_id").is_in(detail_ids))
+    show.table(detail, config.report)
+    show.table(ctx["peer_multiples"].filter(pl.col("reason").is_not_null()), config.report)
+"""),
+    md("""
+## Asset-based value and liquidation
+"""),
+    code("""
+if "asset_values" in ctx.frames:
+    show.table(ctx["asset_values"].filter(pl.col("company_id").is_in(detail_ids)), config.report)
+    for company_id in detail_ids[:3]:
+        if company_id in ctx["liquidation_waterfall"]["company_id"]:
+            show.show(charts.liquidation_waterfall(ctx["liquidation_waterfall"], company_id))
+"""),
+    md("""
+## Data quality and quarantine
+
+Every input row is either valid or quarantined with a reason: for each table, rows in = valid +
+quarantined. `row` is the 1-based data row of the source (in a CSV file: line `row + 1`).
+Companies that could not be valued by a method are listed with the reason below.
+"""),
+    code("""
+show.table(ctx["quality"], config.report)
+show.table(ctx["quarantine"], config.report, rows=1000)
+show.table(ctx["warnings"], config.report)
+not_valued = ctx["valuations"].filter(pl.col("status") == "excluded")
+show.table(not_valued.select("company_id", "method", "reason"), config.report, rows=1000)
+"""),
+    md("""
+## Run metadata
+"""),
+    code("""
+wfo.run_step(ctx, "output")
+wfo.finish_run(ctx)
+show.table(wfo.run_metadata(ctx, sources=sources), config.report, rows=1000)
+"""),
+]
+
+
+EXPLORE = [
+    code(
+        """
+# Parameters: same sections as the valuation notebook (empty: the bundled sample).
+data = {}
+validation = {}
+valuation = {}
+output = {}
+report = {}
+pipeline = {}
+""",
+        "parameters",
+    ),
+    md("""
+# Valuation explorer
+
+Pick a company and move the assumptions: the DCF, the football field and the sensitivity grid are
+re-valued at once (vectorized; no notebook re-run). Run the cells top to bottom in JupyterLab.
+"""),
+    code("""
+import wfo_kit as wfo
+from wfo_kit import explore
+
+config = wfo.Config.model_validate({"data": data, "validation": validation, "valuation": valuation,
+                                    "output": output, "report": report, "pipeline": pipeline})
+ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
+explorer = explore.Explorer(ctx)
+explorer.widget
+"""),
+]
+
+
+def build(cells: list[nbf.NotebookNode]) -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.cells = cells
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    nbf.validate(nb)
+    return nb
+
+
+NOTEBOOKS = {"valuation.ipynb": VALUATION, "explore.ipynb": EXPLORE}
+
+
+def main() -> None:
+    for name, cells in NOTEBOOKS.items():
+        nbf.write(build(cells), HERE / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Summary tables for reports: portfolio overview and run metadata. Frames in, frames out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from wfo_kit.config import _flatten, mask_secrets
+
+
+def portfolio_summary(
+    valuations: pl.DataFrame, blend: pl.DataFrame, names: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per company: name, per-method value per share, blended low/base/high, gaps."""
+    per_method = valuations.pivot(
+        on="method", index="company_id", values="value_per_share", aggregate_function="first"
+    )
+    methods = [c for c in per_method.columns if c != "company_id"]
+    return (
+        names.join(per_method, on="company_id", how="right")
+        .join(blend, on="company_id", how="left")
+        .select(
+            "company_id",
+            "name",
+            "sector",
+            "currency",
+            *[pl.col(m).round(2).alias(f"{m}_per_share") for m in methods],
+            pl.col("low").round(2).alias("blend_low"),
+            pl.col("base").round(2).alias("blend_base"),
+            pl.col("high").round(2).alias("blend_high"),
+            "methods_missing",
+        )
+        .sort("company_id")
+    )
+
+
+def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataFrame:
+    """Key / value / source rows: run id, every parameter (secrets masked), versions, timings."""
+    from wfo_kit.publish import file_sha256, package_versions
+
+    rows: list[tuple[str, str, str]] = [("run_id", ctx.run_id, "")]
+    config = _flatten(mask_secrets(ctx.config.model_dump(mode="json")))
+    for key in sorted(config):
+        rows.append((f"config.{key}", str(config[key]), (sources or {}).get(key, "default")))
+    for name, source in ctx.config.data:
+        if source is not None and source.path is not None:
+            rows.append((f"input_sha256.{name}", file_sha256(source.path), source.path))
+    for name, version in package_versions().items():
+        rows.append((f"version.{name}", str(version), ""))
+    for step in ctx.metrics.steps:
+        rows.append(
+            (
+                f"step.{step['step']}.seconds",
+                f"{step['seconds']:.3f}",
+                f"rows out {step.get('rows_out')}",
+            )
+        )
+    return pl.DataFrame(rows, schema=["key", "value", "source"], orient="row")
