@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(run)
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one-line progress display (default: when stderr is a terminal)",
+    )
 
     validate = commands.add_parser(
         "validate",
@@ -110,14 +116,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wfo_kit.publish import run_report
 
     resolved = _resolve(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_report(
         resolved,
         params_file=args.params,
         output_root=args.output,
-        log=lambda msg: print(f"wfo: {msg}", file=sys.stderr),
+        log=None if progress else (lambda msg: print(f"wfo: {msg}", file=sys.stderr)),
+        progress=progress,
     )
     if result.error is not None:
-        print(f"wfo: error: {result.error.one_line()}; report: {result.report}", file=sys.stderr)
+        log = result.run_dir / "log.jsonl"
+        print(
+            f"wfo: error: {result.error.one_line()} (report: {result.report}; log: {log})",
+            file=sys.stderr,
+        )
         return result.error.exit_code
     print(result.report)
     return EXIT_OK
@@ -127,9 +139,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import polars as pl
 
     from wfo_kit.io import load_tables, write_frame
+    from wfo_kit.pipeline import check_step_names
     from wfo_kit.validate import validate_tables
 
     config = _resolve(args).config
+    check_step_names(config)
     checked = validate_tables(
         load_tables(config.data), validation=config.validation, valuation=config.valuation
     )
@@ -154,7 +168,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import json
 
-    from wfo_kit.config import config_sources
+    from wfo_kit.config import config_sources, mask_secrets
 
     if args.config_command != "show":
         print("wfo: error: try `wfo config show PARAMS`", file=sys.stderr)
@@ -164,9 +178,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         rows = config_sources(resolved)
         width = max(len(key) for key, _, _ in rows)
         for key, value, source in rows:
-            print(f"{key:<{width}}  {json.dumps(value)}  [{source}]")
+            print(f"{key:<{width}}  {json.dumps(mask_secrets(value))}  [{source}]")
     else:
-        print(json.dumps(resolved.config.model_dump(mode="json"), indent=2))
+        print(json.dumps(mask_secrets(resolved.config.model_dump(mode="json")), indent=2))
     return EXIT_OK
 
 

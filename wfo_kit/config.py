@@ -427,7 +427,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     try:
         loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:  # ValueError: a bad date
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         msg = f"cannot parse parameters file {path}: {first}"
         raise ConfigurationError(msg, hint="only plain YAML/JSON is accepted") from exc
@@ -549,6 +549,8 @@ def _merge(
 def _replaces(path: tuple[str, ...], value: Mapping[str, Any]) -> bool:
     # A table source that names a new file or database replaces the lower one whole: a `url`
     # must not inherit the default `path` beside it.
+    if path == ("valuation", "blend"):
+        return True  # weights must sum to 1: a new set replaces the old one, never mixes with it
     return len(path) == 2 and path[0] == "data" and ("path" in value or "url" in value)
 
 

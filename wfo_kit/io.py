@@ -58,7 +58,7 @@ def read_table(source: TableSource, *, table: str) -> pl.DataFrame:
 def _read_file(path: Path, *, table: str) -> pl.DataFrame:
     if not path.is_file():
         msg = f"{table}: file not found: {path}"
-        raise DataFormatError(msg, table=table, hint="check `data.{table}` in the parameters file")
+        raise DataFormatError(msg, table=table, hint=f"check `data.{table}` in the parameters file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         try:
@@ -176,7 +176,9 @@ def conform(raw: pl.DataFrame, *, table: str, where: str) -> pl.DataFrame:
     casts = [_cast(frame[c], dtypes[c]).alias(c) for c in dtypes]
     typed = frame.with_columns(casts)
     for column, dtype in dtypes.items():
-        _raise_on_unreadable(frame[column], typed[column], table=table, where=where, dtype=dtype)
+        _raise_on_unreadable(
+            frame[column], typed[column], table=table, where=where, dtype=dtype, column=column
+        )
     return typed.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
@@ -200,7 +202,13 @@ def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
 
 
 def _raise_on_unreadable(
-    before: pl.Series, after: pl.Series, *, table: str, where: str, dtype: pl.DataType
+    before: pl.Series,
+    after: pl.Series,
+    *,
+    table: str,
+    where: str,
+    dtype: pl.DataType,
+    column: str,
 ) -> None:
     if before.dtype == pl.String:
         before = pl.select(
@@ -212,10 +220,10 @@ def _raise_on_unreadable(
     index = int(bad.arg_max())  # first True
     value = before[index]
     msg = (
-        f"{table}: {where}: column {before.name!r} cannot be read as {dtype}: "
+        f"{table}: {where}: column {column!r} cannot be read as {dtype}: "
         f"{value!r} at row {index + 1}"
     )
-    raise DataFormatError(msg, table=table, column=before.name, row=index + 1)
+    raise DataFormatError(msg, table=table, column=column, row=index + 1)
 
 
 def _first_line(exc: BaseException) -> str:

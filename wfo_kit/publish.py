@@ -166,7 +166,7 @@ def run_report(
     executed = partial / "valuation.ipynb"
     os.environ.update(secret_env)  # the kernel inherits them; no file holds them
     try:
-        with _progress(partial / "log.jsonl", total=len(steps) + 2, enabled=progress):
+        with _progress(partial / "log.jsonl", total=len(steps), enabled=progress):
             _execute(config, executed, partial, run_id=run_id, sources=resolved.sources)
     except NotebookExecutionError as exc:
         error = exc
@@ -248,7 +248,7 @@ def _progress(log_path: Path, *, total: int, enabled: bool) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=2)
-        bar.close("notebook done")
+        bar.close("notebook executed")
 
 
 def append_audit(path: Path, **fields: Any) -> None:

@@ -115,6 +115,9 @@ class BalanceSheet(_Base):
     asset_class: Optional[str] = pa.Field(nullable=True, description="class for recovery rates")
     book_value: float = pa.Field(description="book value, money")
     fair_value_adjustment: float = pa.Field(description="signed adjustment to fair value, money")
+    adjusted_value: Optional[float] = pa.Field(
+        nullable=True, description="stated fair value; must equal book + adjustment if given"
+    )
     recovery_rate: Optional[float] = pa.Field(
         nullable=True, ge=0, le=1, description="share of fair value recovered in liquidation"
     )
@@ -210,6 +213,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "recovery_rate": None,
         "priority": None,
         "fair_value_adjustment": 0.0,
+        "adjusted_value": None,
     },
 }
 

@@ -170,6 +170,8 @@ def _reason(frame: pl.DataFrame, column: str, check: str, value: object, index: 
     name, _, arg = check.partition("(")
     arg = arg.rstrip(")")
     if check == "not_nullable":
+        if isinstance(value, float) and value != value:
+            return f"{column} is NaN, not a number"
         return f"{column} is missing"
     if check == "field_uniqueness":
         rows = frame.filter(pl.col(column) == value)[ROW].to_list()
@@ -326,7 +328,32 @@ def _peers_rules(
 def _balance_sheet_rules(
     frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
 ) -> list[Rule]:
-    return [*_finite_rules("balance_sheet"), _known_company(company_ids)]
+    tolerance = valuation.asset.reconcile_tolerance
+    computed = pl.col("book_value") + pl.col("fair_value_adjustment")
+    return [
+        *_finite_rules("balance_sheet"),
+        _known_company(company_ids),
+        Rule(
+            check="reconciles",
+            column="adjusted_value",
+            fails=(computed - pl.col("adjusted_value")).abs() > tolerance,
+            reason=pl.format(
+                "book value {} + adjustment {} = {} does not reconcile with the stated "
+                "adjusted value {} (tolerance {})",
+                pl.col("book_value"),
+                pl.col("fair_value_adjustment"),
+                computed.round(6),
+                pl.col("adjusted_value"),
+                pl.lit(tolerance),
+            ),
+        ),
+        Rule(
+            check="liability_priority",
+            column="priority",
+            fails=(pl.col("side") == "liability") & pl.col("priority").is_null(),
+            reason=pl.lit("a liability needs a priority (administrative, secured or unsecured)"),
+        ),
+    ]
 
 
 RULES: dict[str, Callable[..., list[Rule]]] = {

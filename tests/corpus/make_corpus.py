@@ -1,0 +1,399 @@
+"""Write the bad-input corpus (python tests/corpus/make_corpus.py); tests/test_corpus.py runs it.
+
+Each case is a folder with a ``params.yaml``, the broken file(s) it names (the other tables are
+the bundled sample) and ``expected.json``: either the exact one-line error of ``wfo validate``
+(exit 2), or the quarantine rows it must produce (exit 0). ``{dir}`` stands for the case folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SAMPLE = "../../../wfo_kit/sample_data"
+COMPANY_HEADER = (
+    "company_id,name,sector,currency,shares_diluted,debt,cash,minority_interest,"
+    "preferred_equity,non_operating_assets,tax_rate,beta,discount_rate,terminal_growth"
+)
+GOOD_COMPANY = "C001,Good Co,Software,USD,100,50,20,0,0,0,0.25,1.1,0.09,0.02"
+FIN_HEADER = (
+    "company_id,year,is_forecast,revenue,ebitda,ebit,depreciation,capex,change_nwc,net_income"
+)
+GOOD_FIN = "C001,2026,true,1000,300,250,50,60,10,180"
+BS_HEADER = (
+    "company_id,item,side,asset_class,book_value,fair_value_adjustment,recovery_rate,priority"
+)
+
+
+def params(**tables: str) -> str:
+    lines = ["data:"]
+    for name in ("companies", "financials", "peers", "balance_sheet"):
+        lines.append(f"  {name}: {tables.get(name, f'{SAMPLE}/{name}.csv')}")
+    return "\n".join(lines) + "\n"
+
+
+def error(line: str) -> dict:
+    return {"exit": 2, "stderr": line}
+
+
+def quarantined(*rows: list) -> dict:
+    return {"exit": 0, "quarantine": [list(r) for r in rows]}
+
+
+# name -> (files {name: text or bytes}, params text, expected)
+CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
+    "missing-file": (
+        {},
+        params(companies="nope.csv"),
+        error(
+            "wfo: error: companies: file not found: {dir}/nope.csv "
+            "(hint: check `data.companies` in the parameters file)"
+        ),
+    ),
+    "empty-file": (
+        {"c.csv": ""},
+        params(companies="c.csv"),
+        error("wfo: error: companies: file is empty: {dir}/c.csv (hint: a CSV needs a header row)"),
+    ),
+    "semicolon-delimited": (
+        {"c.csv": COMPANY_HEADER.replace(",", ";") + "\n"},
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv looks ';'-delimited; "
+            "comma-separated is expected (hint: export the file as CSV "
+            "with commas)"
+        ),
+    ),
+    "tab-delimited": (
+        {"c.csv": COMPANY_HEADER.replace(",", "\t") + "\n"},
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv looks 'tab'-delimited; "
+            "comma-separated is expected (hint: export the file as CSV with "
+            "commas)"
+        ),
+    ),
+    "latin1-bytes": (
+        {
+            "c.csv": (
+                COMPANY_HEADER + "\nC001,Caf\xe9 SA,Food,EUR,1,0,0,0,0,0,0.2,1,0.08,0.02\n"
+            ).encode("latin-1")
+        },
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv is not UTF-8 text (undecodable "
+            "byte at line 2) (hint: save the file as UTF-8)"
+        ),
+    ),
+    "missing-columns": (
+        {"c.csv": "company_id,name\nC001,X\n"},
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv lacks required column(s) sector, "
+            "currency, shares_diluted, debt, cash, tax_rate"
+        ),
+    ),
+    "column-typo": (
+        {"c.csv": COMPANY_HEADER.replace("shares_diluted", "shares_dilluted") + "\n"},
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv lacks required column(s) "
+            "shares_diluted (close names found: 'shares_diluted' -> "
+            "'shares_dilluted'?)"
+        ),
+    ),
+    "decimal-comma": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace("1000", '"1000,5"') + "\n"},
+        params(financials="f.csv"),
+        error(
+            "wfo: error: financials: {dir}/f.csv: column 'revenue' cannot be read "
+            "as Float64: '1000,5' at row 1"
+        ),
+    ),
+    "bad-boolean": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace("true", "maybe") + "\n"},
+        params(financials="f.csv"),
+        error(
+            "wfo: error: financials: {dir}/f.csv: column 'is_forecast' cannot be "
+            "read as Boolean: 'maybe' at row 1"
+        ),
+    ),
+    "bad-year": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN + "\n" + GOOD_FIN.replace("2026", "20x7") + "\n"},
+        params(financials="f.csv"),
+        error(
+            "wfo: error: financials: {dir}/f.csv: column 'year' cannot be read as "
+            "Int64: '20x7' at row 2"
+        ),
+    ),
+    "excel-file": (
+        {"c.xlsx": b"PK\x03\x04"},
+        params(companies="c.xlsx"),
+        error(
+            "wfo: error: companies: unsupported file type '.xlsx' for {dir}/c.xlsx "
+            "(hint: use .csv or .parquet, or a SQL `url`)"
+        ),
+    ),
+    "corrupt-parquet": (
+        {"c.parquet": b"PAR1 this is not parquet"},
+        params(companies="c.parquet"),
+        error("PREFIX:wfo: error: companies: cannot read Parquet file {dir}/c.parquet:"),
+    ),
+    "sqlite-missing-db": (
+        {},
+        params(companies="{url: sqlite:///nope.db, table: companies}"),
+        error("wfo: error: companies: SQLite database not found: {dir}/nope.db"),
+    ),
+    "sqlite-missing-table": (
+        {"db.sqlite": "SQLITE:"},
+        params(companies="{url: sqlite:///db.sqlite, table: companies}"),
+        error(
+            "wfo: error: companies: SQL source sqlite:///{dir}/db.sqlite failed: "
+            "no such table: companies"
+        ),
+    ),
+    "unknown-config-key": (
+        {},
+        params() + "valuation:\n  terminal_growht: 0.02\n",
+        error(
+            "PREFIX:wfo: error: unknown configuration key 'valuation.terminal_growht' "
+            "(did you mean 'terminal_growth'?) (hint: known keys here: "
+        ),
+    ),
+    "yaml-syntax": (
+        {},
+        "data: [unclosed\n",
+        error("PREFIX:wfo: error: cannot parse parameters file {dir}/params.yaml: "),
+    ),
+    "yaml-python-tag": (
+        {},
+        "report:\n  title: !!python/object/apply:os.system ['true']\n",
+        error(
+            "PREFIX:wfo: error: cannot parse parameters file {dir}/params.yaml: "
+            "could not determine a constructor for the tag"
+        ),
+    ),
+    "params-not-mapping": (
+        {},
+        "- a\n- b\n",
+        error(
+            "wfo: error: parameters file {dir}/params.yaml must hold a mapping "
+            "of sections, not list"
+        ),
+    ),
+    "blend-weights": (
+        {},
+        params() + "valuation:\n  blend: {dcf: 0.6, comparables: 0.6}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation: Value error, "
+            "blend weights must sum to 1, got 1.2"
+        ),
+    ),
+    "unknown-method": (
+        {},
+        params() + "valuation:\n  methods: [dcf, multiples]\n",
+        error(
+            "wfo: error: unknown name 'multiples' at valuation.methods.1 (hint: "
+            "known names: dcf, comparables, asset)"
+        ),
+    ),
+    "scenario-probabilities": (
+        {},
+        params() + "valuation:\n  scenarios:\n"
+        "    - {name: a, probability: 0.5}\n    - {name: b, probability: 0.2}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation: Value "
+            "error, scenario probabilities must sum to 1, got 0.7"
+        ),
+    ),
+    "unknown-step": (
+        {},
+        params() + "pipeline:\n  steps: [load, valdate]\n",
+        error(
+            "wfo: error: unknown step 'valdate' in pipeline.steps (did you mean "
+            "'validate'?) (hint: known steps: load, load_fallback, validate, value, "
+            "output)"
+        ),
+    ),
+    "bad-date": (
+        {},
+        params() + "valuation:\n  valuation_date: 2026-02-30\n",
+        error(
+            "wfo: error: cannot parse parameters file {dir}/params.yaml: day is out of "
+            "range for month (hint: only plain YAML/JSON is accepted)"
+        ),
+    ),
+    "duplicate-company": (
+        {"c.csv": "\n".join([COMPANY_HEADER, GOOD_COMPANY, GOOD_COMPANY]) + "\n"},
+        params(companies="c.csv"),
+        quarantined(
+            ["companies", 1, "unique", "company_id 'C001' is not unique (rows 1, 2)"],
+            ["companies", 2, "unique", "company_id 'C001' is not unique (rows 1, 2)"],
+        ),
+    ),
+    "negative-shares": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace(",100,", ",-5,") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "greater_than", "shares_diluted must be > 0, got -5.0"]),
+    ),
+    "tax-rate-above-one": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace(",0.25,", ",1.2,") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "less_than", "tax_rate must be < 1, got 1.2"]),
+    ),
+    "nan-value": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace(",50,", ",NaN,") + "\n"},
+        params(companies="c.csv"),
+        quarantined(
+            ["companies", 1, "finite", "debt must be a finite number, got NaN"],
+            ["companies", 1, "not_null", "debt is NaN, not a number"],
+        ),
+    ),
+    "infinite-value": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace(",20,", ",inf,") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "finite", "cash must be a finite number, got inf"]),
+    ),
+    "lowercase-currency": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("USD", "usd") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "str_matches", "currency must match '^[A-Z]{3}$', got 'usd'"]),
+    ),
+    "growth-above-rate": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("0.09,0.02", "0.03,0.05") + "\n"},
+        params(companies="c.csv"),
+        quarantined(
+            [
+                "companies",
+                1,
+                "rate_above_growth",
+                "discount rate 0.03 must exceed terminal growth 0.05 (Gordon growth needs r > g)",
+            ]
+        ),
+    ),
+    "missing-company-name": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("Good Co", "") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "not_null", "name is missing"]),
+    ),
+    "forecast-missing-ebit": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace(",250,", ",,") + "\n"},
+        params(financials="f.csv"),
+        quarantined(
+            [
+                "financials",
+                1,
+                "fcff_inputs",
+                "forecast row needs fcff, or ebit, depreciation, capex and change_nwc (missing: ebit)",
+            ]
+        ),
+    ),
+    "unknown-company": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace("C001", "Z999") + "\n"},
+        params(financials="f.csv"),
+        quarantined(
+            ["financials", 1, "known_company", "company_id Z999 is not in the companies table"]
+        ),
+    ),
+    "duplicate-year": (
+        {"f.csv": "\n".join([FIN_HEADER, GOOD_FIN, GOOD_FIN]) + "\n"},
+        params(financials="f.csv"),
+        quarantined(
+            [
+                "financials",
+                1,
+                "unique_company_year",
+                "company C001 has more than one row for year 2026",
+            ],
+            [
+                "financials",
+                2,
+                "unique_company_year",
+                "company C001 has more than one row for year 2026",
+            ],
+        ),
+    ),
+    "negative-revenue": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace(",1000,", ",-1000,") + "\n"},
+        params(financials="f.csv"),
+        quarantined(
+            ["financials", 1, "greater_than_or_equal_to", "revenue must be >= 0, got -1000.0"]
+        ),
+    ),
+    "balance-sheet-side": (
+        {"b.csv": BS_HEADER + "\nC001,Shares,equity,,10,0,,\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            ["balance_sheet", 1, "isin", "side must be one of ['asset', 'liability'], got 'equity'"]
+        ),
+    ),
+    "balance-sheet-reconcile": (
+        {"b.csv": BS_HEADER + ",adjusted_value\nC001,Land,asset,real_estate,100,5,0.9,,110\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            [
+                "balance_sheet",
+                1,
+                "reconciles",
+                "book value 100.0 + adjustment 5.0 = 105.0 does not reconcile with the stated adjusted value 110.0 (tolerance 0.01)",
+            ]
+        ),
+    ),
+    "liability-without-priority": (
+        {"b.csv": BS_HEADER + "\nC001,Loan,liability,,40,0,,\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            [
+                "balance_sheet",
+                1,
+                "liability_priority",
+                "a liability needs a priority (administrative, secured or unsecured)",
+            ]
+        ),
+    ),
+    "recovery-above-one": (
+        {"b.csv": BS_HEADER + "\nC001,Stock,asset,inventory,10,0,1.5,\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            ["balance_sheet", 1, "less_than_or_equal_to", "recovery_rate must be <= 1, got 1.5"]
+        ),
+    ),
+    "peer-negative-ev": (
+        {
+            "p.csv": "peer_id,name,sector,enterprise_value,market_cap,revenue,ebitda,ebit,net_income\n"
+            "P1,Peer,Software,-5,10,1,1,1,1\n"
+        },
+        params(peers="p.csv"),
+        quarantined(["peers", 1, "greater_than", "enterprise_value must be > 0, got -5.0"]),
+    ),
+}
+
+
+def write() -> None:
+    for old in HERE.iterdir():
+        if old.is_dir():
+            shutil.rmtree(old)
+    for name, (files, params_text, expected) in CASES.items():
+        folder = HERE / name
+        folder.mkdir()
+        for file_name, content in files.items():
+            if content == "SQLITE:":
+                with sqlite3.connect(folder / file_name) as conn:
+                    conn.execute("CREATE TABLE other (x INTEGER)")
+                continue
+            target = folder / file_name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        (folder / "params.yaml").write_text(params_text, encoding="utf-8")
+        (folder / "expected.json").write_text(
+            json.dumps(expected, indent=2) + "\n", encoding="utf-8"
+        )
+
+
+if __name__ == "__main__":
+    write()

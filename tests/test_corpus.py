@@ -1,0 +1,41 @@
+"""The bad-input corpus: each case gives its exact error line or quarantine rows, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from wfo_kit.cli import main
+
+CORPUS = Path(__file__).parent / "corpus"
+CASES = sorted(p for p in CORPUS.iterdir() if p.is_dir())
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = json.loads((case / "expected.json").read_text())
+    quarantine_csv = tmp_path / "q.csv"
+    code = main(["validate", str(case / "params.yaml"), "--quarantine", str(quarantine_csv)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert code == expected["exit"], err
+    if "stderr" in expected:
+        want = expected["stderr"].replace("{dir}", str(case.resolve()))
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        if want.startswith("PREFIX:"):
+            assert lines[0].startswith(want.removeprefix("PREFIX:")), lines[0]
+        else:
+            assert lines[0] == want
+    else:
+        table = expected["quarantine"][0][0]
+        got = pl.read_csv(quarantine_csv, infer_schema=False).filter(pl.col("table") == table)
+        rows = sorted(got.select("table", pl.col("row").cast(pl.Int64), "check", "reason").rows())
+        assert rows == sorted(tuple(r) for r in expected["quarantine"])
