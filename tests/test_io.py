@@ -67,6 +67,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     target.write_text("old")
+
     def crash() -> None:
         with atomic_path(target) as tmp:
             tmp.write_text("half")
