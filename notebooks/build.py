@@ -198,6 +198,61 @@ explorer.widget
 ]
 
 
+HISTORY = [
+    code(
+        """
+# Parameters: the folder holding the run folders (each with a manifest.json).
+output_root = "outputs"
+""",
+        "parameters",
+    ),
+    code("""
+import plotly.express as px
+import polars as pl
+
+from wfo_kit import display as show
+from wfo_kit.history import run_history, step_durations
+
+show.setup()
+show.heading("Run history", 1)
+runs = run_history(output_root)
+steps = step_durations(output_root)
+show.note(f"{runs.height} runs under {output_root}")
+"""),
+    md("""
+## Runs per day and outcome
+"""),
+    code("""
+if runs.height:
+    per_day = (
+        runs.with_columns(pl.col("started").dt.date().alias("day"))
+        .group_by("day", "status").len().sort("day")
+    )
+    show.show(px.bar(per_day, x="day", y="len", color="status",
+                     title="Runs per day"))
+    rates = runs.group_by("status").len().with_columns(
+        (pl.col("len") / pl.col("len").sum()).alias("share"))
+    show.table(rates)
+"""),
+    md("""
+## Step durations, data quality and throughput
+"""),
+    code("""
+if steps.height:
+    show.show(px.box(steps, x="step", y="seconds", points="all",
+                     title="Step durations (seconds)"))
+if runs.filter(pl.col("quality_score").is_not_null()).height:
+    ordered = runs.sort("started").filter(pl.col("quality_score").is_not_null())
+    show.show(px.line(ordered, x="started", y="quality_score", markers=True,
+                      title="Data quality score over time"))
+    show.show(px.line(ordered, x="started", y="companies_per_second", markers=True,
+                      title="Throughput (companies per second, whole run)"))
+show.table(runs.select("run_id", "status", "started", "seconds", "companies", "valued",
+                       "quality_score", "error"), rows=200)
+"""),
+]
+
+
 def build(cells: list[nbf.NotebookNode]) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.cells = cells
@@ -209,7 +264,7 @@ def build(cells: list[nbf.NotebookNode]) -> nbf.NotebookNode:
     return nb
 
 
-NOTEBOOKS = {"valuation.ipynb": VALUATION, "explore.ipynb": EXPLORE}
+NOTEBOOKS = {"valuation.ipynb": VALUATION, "explore.ipynb": EXPLORE, "history.ipynb": HISTORY}
 
 
 def main() -> None:

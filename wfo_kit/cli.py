@@ -68,6 +68,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(validate)
     validate.add_argument("--quarantine", type=Path, help="CSV file for the quarantine table")
 
+    batch = commands.add_parser(
+        "batch",
+        help="run many parameter files in parallel (resumable)",
+        description="Run every parameters file (globs allowed) through the report notebook in "
+        "parallel. Finished runs are skipped on a second invocation; failed or interrupted ones "
+        "run again. Exit 1 if any run failed.",
+    )
+    batch.add_argument("params", nargs="+", help="parameters files or globs")
+    batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    batch.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    batch.add_argument("--force", action="store_true", help="re-run runs that already succeeded")
+    batch.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
+    batch.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting in every run (repeatable)",
+    )
+
+    runs = commands.add_parser("runs", help="list runs, or show one (`wfo runs show RUN_ID`)")
+    runs.add_argument("action", nargs="?", choices=["list", "show", "report"], default="list")
+    runs.add_argument("run_id", nargs="?", help="run id for `show`")
+    runs.add_argument("--status", choices=["succeeded", "failed", "interrupted"])
+    runs.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
+
+    diff = commands.add_parser("diff", help="compare two runs: values, parameters, inputs")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
+
     config = commands.add_parser("config", help="inspect the effective configuration")
     config_commands = config.add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", parser_class=_Parser
@@ -184,7 +216,168 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "config": cmd_config}
+def cmd_batch(args: argparse.Namespace) -> int:
+    from wfo_kit.batch import run_batch
+    from wfo_kit.errors import EXIT_BAD_INPUT as BAD
+
+    if args.workers < 1:
+        print("wfo: error: --workers must be at least 1", file=sys.stderr)
+        return BAD
+    tty = sys.stderr.isatty()
+
+    def tick(done: int, total: int, outcome: object) -> None:
+        line = f"batch [{done}/{total}] {outcome.status:<11} {outcome.run_id}"  # type: ignore[attr-defined]
+        if tty:
+            sys.stderr.write("\r" + line.ljust(78))
+            sys.stderr.flush()
+
+    try:
+        outcomes, manifest = run_batch(
+            args.params,
+            output_root=args.output,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            sets=tuple(args.sets),
+            progress=tick,
+        )
+    except KeyboardInterrupt as exc:
+        if tty:
+            sys.stderr.write("\n")
+        print(
+            f"wfo: interrupted; finished runs are kept, run the same command again to finish "
+            f"the rest (batch manifest: {exc})",
+            file=sys.stderr,
+        )
+        return 130
+    if tty:
+        sys.stderr.write("\n")
+    _print_outcomes(outcomes)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("succeeded", "skipped", "failed")}
+    print(
+        f"batch: {counts['succeeded']} succeeded, {counts['skipped']} skipped (already done), "
+        f"{counts['failed']} failed; manifest: {manifest}"
+    )
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            print(f"wfo: error: {outcome.run_id}: {outcome.reason}", file=sys.stderr)
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _print_outcomes(outcomes: list) -> None:
+    import polars as pl
+
+    frame = pl.DataFrame(
+        [
+            {
+                "run_id": o.run_id,
+                "params": Path(o.params_file).name,
+                "status": o.status,
+                "seconds": round(o.seconds, 1),
+                "median_value": o.headline,
+                "report": o.report,
+            }
+            for o in outcomes
+        ],
+        schema={
+            "run_id": pl.String,
+            "params": pl.String,
+            "status": pl.String,
+            "seconds": pl.Float64,
+            "median_value": pl.Float64,
+            "report": pl.String,
+        },
+    )
+    with pl.Config(
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_rows=-1,
+        fmt_str_lengths=120,
+        tbl_width_chars=200,
+    ):
+        print(frame)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from wfo_kit.history import load_manifest, run_history
+
+    if args.action == "show":
+        if not args.run_id:
+            print("wfo: error: `wfo runs show` needs a RUN_ID", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        manifest = load_manifest(args.output, args.run_id)
+        keep = (
+            "run_id",
+            "status",
+            "started",
+            "finished",
+            "params_file",
+            "user",
+            "host",
+            "timings_seconds",
+            "headline",
+            "quality",
+            "steps",
+            "inputs_sha256",
+            "error",
+        )
+        print(json.dumps({k: manifest.get(k) for k in keep}, indent=2, default=str))
+        return EXIT_OK
+    if args.action == "report":
+        from wfo_kit.publish import publish_history
+
+        print(publish_history(args.output))
+        return EXIT_OK
+    frame = run_history(args.output, status=args.status).select(
+        "run_id", "status", "started", "seconds", "companies", "valued", "quality_score", "error"
+    )
+    with pl.Config(
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_rows=-1,
+        fmt_str_lengths=80,
+        tbl_width_chars=200,
+    ):
+        print(frame)
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from wfo_kit.history import run_diff
+
+    parts = run_diff(args.output, args.run_a, args.run_b)
+    with pl.Config(
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_rows=-1,
+        fmt_str_lengths=80,
+        tbl_width_chars=200,
+    ):
+        print(f"values ({args.run_a} -> {args.run_b}):")
+        print(parts["values"])
+        print("parameters that differ:" if parts["parameters"].height else "parameters: identical")
+        if parts["parameters"].height:
+            print(parts["parameters"])
+        print("inputs that differ:" if parts["inputs"].height else "inputs: identical")
+        if parts["inputs"].height:
+            print(parts["inputs"])
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "config": cmd_config,
+    "batch": cmd_batch,
+    "runs": cmd_runs,
+    "diff": cmd_diff,
+}
 
 
 if __name__ == "__main__":

@@ -375,6 +375,9 @@ class ReportConfig(_Section):
         description="columns shown as *** in the report (result files keep them)",
     )
     kernel: str = Field("wfo_kit", description="Jupyter kernel that executes the notebook")
+    notebook: str | None = Field(
+        None, description="your own report notebook (same parameters cell); null: the bundled one"
+    )
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
 
 
@@ -440,20 +443,30 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _resolve_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make data paths in one file's layer relative to that file."""
+    """Make data paths (and a report notebook path) in one file's layer relative to that file."""
+    out = dict(layer)
     data = layer.get("data")
-    if not isinstance(data, dict):
-        return layer
-    resolved = {}
-    for name, source in data.items():
-        if isinstance(source, str):
-            source = {"path": source}
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            source = {**source, "path": str((base / source["path"]).resolve())}
-        if isinstance(source, dict) and isinstance(source.get("url"), str):
-            source = {**source, "url": _resolve_sql_url(source["url"], base)}
-        resolved[name] = source
-    return {**layer, "data": resolved}
+    if isinstance(data, dict):
+        out["data"] = {name: _resolve_source(source, base) for name, source in data.items()}
+    report = layer.get("report")
+    if isinstance(report, dict) and isinstance(report.get("notebook"), str):
+        out["report"] = {**report, "notebook": str((base / report["notebook"]).resolve())}
+    return out
+
+
+def _resolve_source(source: Any, base: Path) -> Any:
+    if isinstance(source, str):
+        source = {"path": source}
+    if not isinstance(source, dict):
+        return source
+    source = dict(source)
+    if isinstance(source.get("path"), str):
+        source["path"] = str((base / source["path"]).resolve())
+    if isinstance(source.get("url"), str):
+        source["url"] = _resolve_sql_url(source["url"], base)
+    if source.get("fallback") is not None:
+        source["fallback"] = _resolve_source(source["fallback"], base)
+    return source
 
 
 def _resolve_sql_url(url: str, base: Path) -> str:

@@ -2,9 +2,8 @@
 
 Why not ``fig.show()``: a kernel's default Plotly renderer is a MIME type nbconvert drops (blank
 charts), and the ``notebook`` renderer adds a remote MathJax ``<script src>`` to every figure.
-Here plotly.js is embedded once by :func:`setup`, and :func:`show` sends each figure both as
-Plotly's MIME type (JupyterLab renders it natively) and as a bare ``<div>`` + ``Plotly.newPlot``
-for the HTML export.
+:func:`show` sends each figure both as Plotly's MIME type (JupyterLab renders it natively) and as
+a bare ``<div>`` + ``Plotly.newPlot`` for the HTML export, whose template embeds plotly.js once.
 """
 
 from __future__ import annotations
@@ -18,22 +17,19 @@ _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def setup() -> None:
-    """Call once at the top of a report notebook: embeds plotly.js and sets table display."""
-    import plotly.offline
+    """Call once at the top of a report notebook: table styles and Polars display settings.
+
+    plotly.js itself is not put in the notebook: the HTML export embeds it once in the page head
+    (see wfo_kit.publish.export_html), and JupyterLab draws figures from their MIME bundle. So
+    the executed notebook stays small and no chart depends on another cell's output.
+    """
     import polars as pl
     from IPython.display import display
 
     pl.Config.set_tbl_rows(100)
     pl.Config.set_tbl_cols(30)
     pl.Config.set_fmt_str_lengths(200)
-    script = plotly.offline.get_plotlyjs()
-    display(
-        {
-            "text/html": f'<script type="text/javascript" id="wfo-plotlyjs">{script}</script>'
-            + TABLE_CSS
-        },
-        raw=True,
-    )
+    display({"text/html": TABLE_CSS}, raw=True)
 
 
 def figure_bundle(fig: Any) -> dict[str, Any]:

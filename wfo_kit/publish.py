@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import json
@@ -32,8 +33,14 @@ from typing import Any
 
 from wfo_kit import errors
 from wfo_kit.config import ResolvedConfig, externalize_secrets, mask_secrets
-from wfo_kit.errors import ConfigurationError, InfrastructureError, NotebookExecutionError
-from wfo_kit.io import write_json, write_text
+from wfo_kit.errors import (
+    ConfigurationError,
+    ExecutionError,
+    InfrastructureError,
+    NotebookExecutionError,
+    WfoError,
+)
+from wfo_kit.io import atomic_path, write_json, write_text
 from wfo_kit.observers import JsonlLog, TerminalProgress, follow
 from wfo_kit.pipeline import check_step_names
 
@@ -129,25 +136,31 @@ def run_report(
     output_root: Path | None = None,
     log: Any = None,
     progress: bool = False,
+    run_id: str | None = None,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
     Events from this process (run and report/publish steps) and from the kernel (pipeline steps)
     go to the run's ``log.jsonl``; with ``progress`` a one-line progress display follows them.
+    ``run_id`` defaults to the UTC time plus a content hash; batches pass a pure content id so
+    that a second invocation recognises finished runs. An interrupted run (Ctrl-C, SIGTERM) is
+    still moved under its final name, with ``status: interrupted`` in its manifest.
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
     _check_kernel(config.report.kernel)
     hashes = input_hashes(resolved)
-    run_id = make_run_id(resolved, hashes)
+    run_id = run_id or make_run_id(resolved, hashes)
     root = Path(output_root or config.output.root).resolve()
     final = root / run_id
     partial = root / f".{run_id}.partial"
     try:
-        partial.mkdir(parents=True, exist_ok=False)
+        if partial.exists():  # left by a crashed earlier attempt: never reused
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
     except OSError as exc:
-        msg = f"cannot create the run folder under {root}: {exc.strerror}"
-        raise InfrastructureError(msg, hint="check the output folder's permissions") from exc
+        msg = f"cannot create the run folder under {root}: {exc.strerror or exc}"
+        raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
 
     say = log or (lambda _msg: None)
     events = JsonlLog(partial / "log.jsonl")
@@ -157,74 +170,107 @@ def run_report(
 
     started = dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
-    error: NotebookExecutionError | None = None
+    error: WfoError | None = None
+    status = "failed"
     emit("run_started", steps=[*steps, "report", "publish"], params_file=str(params_file or ""))
-
-    say(f"run {run_id}: executing the notebook")
-    emit("step_started", step="report")
-    tick = time.perf_counter()
     executed = partial / "valuation.ipynb"
-    os.environ.update(secret_env)  # the kernel inherits them; no file holds them
     try:
-        with _progress(partial / "log.jsonl", total=len(steps), enabled=progress):
-            _execute(config, executed, partial, run_id=run_id, sources=resolved.sources)
-    except NotebookExecutionError as exc:
-        error = exc
-        emit("step_failed", step="report", error=exc.to_dict())
+        say(f"run {run_id}: executing the notebook")
+        emit("step_started", step="report")
+        tick = time.perf_counter()
+        os.environ.update(secret_env)  # the kernel inherits them; no file holds them
+        try:
+            with _progress(partial / "log.jsonl", total=len(steps), enabled=progress):
+                _execute(config, executed, partial, run_id=run_id, sources=resolved.sources)
+        except NotebookExecutionError as exc:
+            error = exc
+            emit("step_failed", step="report", error=exc.to_dict())
+        finally:
+            for name in secret_env:
+                os.environ.pop(name, None)
+        timings["execute"] = time.perf_counter() - tick
+        if error is None:
+            emit("step_finished", step="report", seconds=timings["execute"])
+        say("publishing HTML")
+        emit("step_started", step="publish")
+        tick = time.perf_counter()
+        export_html(executed, partial / "report.html", failed=error)
+        timings["export"] = time.perf_counter() - tick
+        emit("step_finished", step="publish", seconds=timings["export"])
+        status = "failed" if error else "succeeded"
+    except (KeyboardInterrupt, SystemExit) as exc:
+        status = "interrupted"
+        error = ExecutionError(f"run interrupted ({type(exc).__name__})", step="report")
+        raise
+    except Exception as exc:
+        status = "failed"
+        error = classify_error(exc)
+        raise error from exc
     finally:
-        for name in secret_env:
-            os.environ.pop(name, None)
-    timings["execute"] = time.perf_counter() - tick
-    if error is None:
-        emit("step_finished", step="report", seconds=timings["execute"])
-
-    say("publishing HTML")
-    emit("step_started", step="publish")
-    tick = time.perf_counter()
-    report = partial / "report.html"
-    export_html(executed, report, failed=error)
-    timings["export"] = time.perf_counter() - tick
-    emit("step_finished", step="publish", seconds=timings["export"])
-
-    status = "failed" if error else "succeeded"
-    metrics = _read_json(partial / "metrics.json") or {"steps": None, "quality": None}
-    manifest = {
-        "run_id": run_id,
-        "status": status,
-        "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.UTC).isoformat(),
-        "params_file": str(params_file) if params_file else None,
-        "user": _user(),
-        "host": platform.node(),
-        "config": mask_secrets(resolved.config.model_dump(mode="json")),
-        "sources": resolved.sources,
-        "inputs_sha256": hashes,
-        "versions": package_versions(),
-        "timings_seconds": timings,
-        "steps": metrics.get("steps"),
-        "quality": metrics.get("quality"),
-        "results": sorted(str(p.relative_to(partial)) for p in (partial / "results").glob("*"))
-        if (partial / "results").is_dir()
-        else [],
-        "error": error.to_dict() | {"details": error.details} if error else None,
-    }
-    write_json(partial / "manifest.json", manifest)
-    if error:
-        emit("run_failed", error=error.to_dict())
-    else:
-        emit("run_finished", seconds=sum(timings.values()))
-    if final.exists():  # the same configuration and inputs in the same second: the newer run wins
-        shutil.rmtree(final)
-    os.replace(partial, final)
-    append_audit(
-        root / "audit.jsonl",
-        command="run",
-        params_file=params_file,
-        config_hash=run_id.rsplit("-", 1)[-1],
-        run_id=run_id,
-        outcome=status,
-    )
+        metrics = _read_json(partial / "metrics.json") or {"steps": None, "quality": None}
+        manifest = {
+            "run_id": run_id,
+            "status": status,
+            "started": started.isoformat(),
+            "finished": dt.datetime.now(dt.UTC).isoformat(),
+            "params_file": str(params_file) if params_file else None,
+            "user": _user(),
+            "host": platform.node(),
+            "config": mask_secrets(resolved.config.model_dump(mode="json")),
+            "sources": resolved.sources,
+            "inputs_sha256": hashes,
+            "versions": package_versions(),
+            "timings_seconds": timings,
+            "steps": metrics.get("steps"),
+            "quality": metrics.get("quality"),
+            "headline": _headline(partial),
+            "results": sorted(str(p.relative_to(partial)) for p in (partial / "results").glob("*"))
+            if (partial / "results").is_dir()
+            else [],
+            "error": error.to_dict() | {"details": error.details} if error else None,
+        }
+        write_json(partial / "manifest.json", manifest)
+        if status == "succeeded":
+            emit("run_finished", seconds=sum(timings.values()))
+        else:
+            emit("run_failed", status=status, error=error.to_dict() if error else None)
+        if final.exists():  # a re-run of the same id (failed before, or --force): replace it
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        append_audit(
+            root / "audit.jsonl",
+            command="run",
+            params_file=params_file,
+            config_hash=run_id.rsplit("-", 1)[-1],
+            run_id=run_id,
+            outcome=status,
+        )
     return RunResult(run_id, final, status, final / "report.html", error)
+
+
+def classify_error(exc: BaseException) -> WfoError:
+    """An unexpected error outside the notebook, in the hierarchy."""
+    if isinstance(exc, WfoError):
+        return exc
+    if isinstance(exc, OSError):
+        return InfrastructureError(f"{type(exc).__name__}: {exc}", step="report")
+    return ExecutionError(f"{type(exc).__name__}: {exc}", step="report")
+
+
+def _headline(run_dir: Path) -> dict[str, Any] | None:
+    """A one-glance figure for batch tables: companies valued and the median blended value."""
+    path = run_dir / "results" / "blend.parquet"
+    if not path.is_file():
+        return None
+    import polars as pl
+
+    blend = pl.read_parquet(path)
+    valued = blend.filter(pl.col("base").is_not_null())
+    return {
+        "companies": blend.height,
+        "valued": valued.height,
+        "median_blended_value_per_share": valued["base"].median() if valued.height else None,
+    }
 
 
 @contextlib.contextmanager
@@ -326,14 +372,16 @@ def _execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    template = Path(config.report.notebook) if config.report.notebook else notebook_path()
     try:
+        # No `cwd`: papermill changes the process's working directory for it, which is not
+        # thread-safe (a Dask worker runs tasks in threads). The notebook uses absolute paths.
         papermill.execute_notebook(
-            str(notebook_path()),
+            str(template),
             str(executed),
             parameters=notebook_parameters(config, run_dir, run_id, sources),
             kernel_name=config.report.kernel,
             progress_bar=False,
-            cwd=str(run_dir),
             execution_timeout=config.report.cell_timeout,
             # jupyter_client otherwise waits up to 5 s for a kernel that ignores shutdown.
             shutdown_kernel="immediate",
@@ -359,29 +407,120 @@ def _execute(
     except Exception as exc:
         # A dead kernel, a cell timeout or a kernel that never started: papermill writes no
         # error banner for these, so we record them ourselves.
-        msg = f"notebook execution stopped: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        text = " ".join(str(exc).split())
+        msg = f"notebook execution stopped: {type(exc).__name__}: {text}"
+        cell = mark_stopped_cell(executed, ename=type(exc).__name__, evalue=text)
         raise NotebookExecutionError(
-            msg, step="report", details={"ename": type(exc).__name__, "evalue": str(exc)}
+            msg,
+            step="report",
+            details={"ename": type(exc).__name__, "evalue": text, "cell_index": cell},
         ) from exc
 
 
-def export_html(
-    notebook: Path, target: Path, *, failed: NotebookExecutionError | None = None
-) -> Path:
-    """Publish an executed notebook as self-contained HTML (atomic write)."""
+def mark_stopped_cell(executed: Path, *, ename: str, evalue: str) -> int | None:
+    """Mark the cell that was running when execution stopped, as papermill does for errors.
+
+    Papermill leaves a timed-out cell marked completed and a dead kernel's cell unmarked; this
+    finds the last cell that started, flags it and adds an error output, so the notebook and the
+    HTML show where the run stopped. Returns its index (None if no notebook was written).
+    """
     import nbformat
+
+    if not Path(executed).is_file():
+        return None
+    nb = nbformat.read(str(executed), as_version=4)
+    started = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    if not started:
+        return None
+    index = started[-1]
+    cell = nb.cells[index]
+    cell.metadata.setdefault("papermill", {})["exception"] = True
+    cell.metadata["papermill"]["status"] = "failed"
+    if cell.cell_type == "code":
+        cell.outputs.append(
+            nbformat.v4.new_output(
+                "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+            )
+        )
+    with atomic_path(Path(executed)) as tmp:
+        nbformat.write(nb, str(tmp))
+    return index
+
+
+@functools.lru_cache(maxsize=1)
+def _exporter() -> Any:
+    # Building the exporter loads and compiles the templates: once per process, not per report.
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)
-    nb.metadata["wfo"] = {
-        "status": "failed" if failed else "succeeded",
-        "error": failed.one_line() if failed else "",
-    }
-    exporter = HTMLExporter(
+    return HTMLExporter(
         template_name="wfo_report",
         extra_template_basedirs=[str(TEMPLATES)],
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(nb)
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    import plotly.offline
+
+    return plotly.offline.get_plotlyjs()
+
+
+def export_html(notebook: Path, target: Path, *, failed: WfoError | None = None) -> Path:
+    """Publish an executed notebook as self-contained HTML (atomic write).
+
+    plotly.js is embedded once, in the page head, only if the notebook has a chart. A run that
+    stopped before papermill wrote the notebook still gets a page saying why.
+    """
+    import nbformat
+
+    if Path(notebook).is_file():
+        nb = nbformat.read(str(notebook), as_version=4)
+    else:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell("The notebook did not start.")]
+    nb.metadata["wfo"] = {
+        "status": "failed" if failed else "succeeded",
+        "error": failed.one_line() if failed else "",
+    }
+    has_chart = any(
+        "Plotly.newPlot" in "".join(out.get("data", {}).get("text/html", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+    resources = {"wfo_plotly_js": _plotly_js() if has_chart else ""}
+    body, _ = _exporter().from_notebook_node(nb, resources=resources)
     return write_text(target, body)
+
+
+def publish_history(output_root: Path, *, kernel: str = "wfo_kit") -> Path:
+    """Execute notebooks/history.ipynb over ``output_root`` and publish it as history.html."""
+    import tempfile
+
+    import papermill
+
+    root = Path(output_root).resolve()
+    _check_kernel(kernel)
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / "history.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(notebook_path("history.ipynb")),
+                str(executed),
+                parameters={"output_root": str(root)},
+                kernel_name=kernel,
+                progress_bar=False,
+                shutdown_kernel="immediate",
+                kernel_manager_class=_ipc_kernel_manager(),
+            )
+        except Exception as exc:
+            msg = (
+                f"history notebook failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            )
+            raise NotebookExecutionError(msg, step="report") from exc
+        return export_html(executed, root / "history.html")

@@ -1,0 +1,226 @@
+"""Batch runs with real worker processes and kernels: failures kept, resume, faults, Dask."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from wfo_kit.batch import run_batch
+from wfo_kit.cli import main
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMETERS = (
+    "data = {}\nvalidation = {}\nvaluation = {}\noutput = {}\nreport = {}\npipeline = {}\n"
+    'run_dir = ""\nrun_id = ""\nsources = {}\n'
+)
+
+
+def notebook(path: Path, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('started')"),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nb.metadata["kernelspec"] = {"name": "wfo_kit", "display_name": "wfo_kit", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def params(folder: Path, name: str, text: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\n{text}", encoding="utf-8")
+    return path
+
+
+FAST = (
+    "valuation:\n  monte_carlo: {enabled: false}\n  sensitivity: {enabled: false}\n"
+    "  terminal_growth: 0.0{n}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def batch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("batch")
+    raising = notebook(folder / "raising.ipynb", "raise RuntimeError('boom in a cell')")
+    for n in range(1, 5):
+        params(folder, f"good{n}", FAST.replace("{n}", str(n)))
+    params(folder, "bad_data", "data:\n  financials: missing.csv\n")
+    params(folder, "raising_cell", f"report:\n  notebook: {raising}\n")
+    return folder
+
+
+def outcomes_by_name(outcomes: list) -> dict[str, object]:
+    return {Path(o.params_file).stem: o for o in outcomes}
+
+
+def test_batch_keeps_failures_and_resumes(
+    batch_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = batch_dir / "out"
+    code = main(["batch", str(batch_dir / "*.yaml"), "--workers", "2", "--output", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 1
+    assert "batch: 4 succeeded, 0 skipped (already done), 2 failed" in stdout
+    errors = [line for line in stderr.splitlines() if line.startswith("wfo: error:")]
+    assert len(errors) == 2
+    assert any("DataFormatError: financials: file not found" in line for line in errors)
+    assert any("RuntimeError: boom in a cell" in line for line in errors)
+    failed = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("raising_cell")]
+    assert len(failed) == 1
+    manifest = json.loads((failed[0] / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert "This run FAILED" in (failed[0] / "report.html").read_text()
+    batch_manifests = sorted(out.glob("batch-*.json"))
+    assert json.loads(batch_manifests[-1].read_text())["counts"]["succeeded"] == 4
+
+    # Resume: a second invocation skips what succeeded and re-does the failures.
+    code = main(["batch", str(batch_dir / "*.yaml"), "--workers", "2", "--output", str(out)])
+    stdout, _ = capsys.readouterr()
+    assert code == 1
+    assert "batch: 0 succeeded, 4 skipped (already done), 2 failed" in stdout
+
+    # History and diff over the same folder.
+    assert main(["runs", "--output", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("succeeded") == 4
+    ids = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith("good"))
+    assert main(["diff", ids[0], ids[1], "--output", str(out)]) == 0
+    diff = capsys.readouterr().out
+    assert "valuation.terminal_growth" in diff
+    assert "inputs: identical" in diff
+    assert main(["runs", "show", ids[0], "--output", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+    assert main(["runs", "report", "--output", str(out)]) == 0
+    history = Path(capsys.readouterr().out.strip())
+    assert history.name == "history.html"
+    assert "Run history" in history.read_text()
+
+
+def test_cell_timeout_and_dead_kernel_are_recorded(tmp_path: Path) -> None:
+    sleepy = notebook(tmp_path / "sleepy.ipynb", "import time\ntime.sleep(120)")
+    killer = notebook(
+        tmp_path / "killer.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
+    params(tmp_path, "timeout", f"report:\n  notebook: {sleepy}\n  cell_timeout: 2\n")
+    params(tmp_path, "dead", f"report:\n  notebook: {killer}\n")
+    outcomes, _ = run_batch([str(tmp_path / "*.yaml")], output_root=tmp_path / "out", workers=2)
+    by_name = outcomes_by_name(outcomes)
+    assert by_name["timeout"].status == "failed"
+    assert "CellTimeoutError" in by_name["timeout"].reason
+    assert by_name["dead"].status == "failed"
+    assert "DeadKernelError" in by_name["dead"].reason
+    for outcome in outcomes:
+        run_dir = tmp_path / "out" / outcome.run_id
+        nb = nbformat.read(run_dir / "valuation.ipynb", as_version=4)
+        stopped = [c for c in nb.cells if c.metadata.get("papermill", {}).get("exception")]
+        assert len(stopped) == 1  # the cell that was running is marked, unlike plain papermill
+        assert "This run FAILED" in (run_dir / "report.html").read_text()
+
+
+def test_a_killed_worker_fails_its_run_only(tmp_path: Path) -> None:
+    worker_killer = notebook(
+        tmp_path / "wk.ipynb", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    )
+    params(tmp_path, "a_killer", f"report:\n  notebook: {worker_killer}\n")
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    for n in range(3):
+        params(
+            tmp_path,
+            f"fine{n}",
+            f"report:\n  notebook: {fine}\nvaluation:\n  terminal_growth: 0.0{n}\n",
+        )
+    outcomes, _ = run_batch([str(tmp_path / "*.yaml")], output_root=tmp_path / "out", workers=2)
+    by_name = outcomes_by_name(outcomes)
+    assert by_name["a_killer"].status == "failed"
+    assert by_name["a_killer"].reason == "the worker process died during the run"
+    assert [by_name[f"fine{n}"].status for n in range(3)] == ["succeeded"] * 3
+    assert not list((tmp_path / "out").glob(".*.partial"))
+
+
+def test_sigint_keeps_finished_runs_and_a_second_invocation_finishes(tmp_path: Path) -> None:
+    slow = notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(4)\nprint('done')")
+    for n in range(4):
+        params(
+            tmp_path,
+            f"slow{n}",
+            f"report:\n  notebook: {slow}\nvaluation:\n  terminal_growth: 0.0{n}\n",
+        )
+    out = tmp_path / "out"
+    command = [
+        str(Path(sys.executable).parent / "wfo"),
+        "batch",
+        str(tmp_path / "*.yaml"),
+        "--workers",
+        "1",
+        "--output",
+        str(out),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait for one finished run, then interrupt
+        if any((p / "manifest.json").is_file() for p in out.glob("slow*")):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; finished runs are kept" in stderr
+    statuses = {
+        p.name: json.loads((p / "manifest.json").read_text())["status"]
+        for p in out.iterdir()
+        if p.is_dir()
+    }
+    assert "succeeded" in statuses.values()
+    assert set(statuses.values()) <= {"succeeded", "interrupted"}
+    assert not list(out.glob(".*.partial"))
+    done = list(statuses.values()).count("succeeded")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{4 - done} succeeded, {done} skipped" in again.stdout
+
+
+def test_unwritable_output_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    params(tmp_path, "p", f"report:\n  notebook: {fine}\n")
+    code = main(["run", str(tmp_path / "p.yaml"), "--output", str(blocker / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert len(err) == 1
+    assert err[0].startswith(f"wfo: error: cannot create the run folder under {blocker / 'out'}")
+
+
+def test_same_batch_on_a_dask_cluster(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    for n in range(3):
+        params(
+            tmp_path,
+            f"d{n}",
+            f"report:\n  notebook: {fine}\nvaluation:\n  terminal_growth: 0.0{n}\n",
+        )
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        outcomes, manifest = run_batch(
+            [str(tmp_path / "*.yaml")],
+            output_root=tmp_path / "out",
+            scheduler=cluster.scheduler_address,
+        )
+    assert [o.status for o in outcomes] == ["succeeded"] * 3
+    assert json.loads(manifest.read_text())["scheduler"].startswith("tcp://127.0.0.1")
