@@ -10,9 +10,14 @@ import platform
 import sys
 from pathlib import Path
 
-from benchmarks import bench_dcf, bench_risk, bench_validate
+from benchmarks import bench_batch, bench_dcf, bench_risk, bench_validate
 
-SUITES = {"dcf": bench_dcf.run, "risk": bench_risk.run, "validate": bench_validate.run}
+SUITES = {
+    "dcf": bench_dcf.run,
+    "risk": bench_risk.run,
+    "validate": bench_validate.run,
+    "batch": bench_batch.run,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ a folder under a run id is always complete (its manifest says whether the run su
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import functools
@@ -137,6 +138,7 @@ def run_report(
     log: Any = None,
     progress: bool = False,
     run_id: str | None = None,
+    reuse_kernel: bool = False,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -181,7 +183,15 @@ def run_report(
         os.environ.update(secret_env)  # the kernel inherits them; no file holds them
         try:
             with _progress(partial / "log.jsonl", total=len(steps), enabled=progress):
-                _execute(config, executed, partial, run_id=run_id, sources=resolved.sources)
+                _execute(
+                    config,
+                    executed,
+                    partial,
+                    run_id=run_id,
+                    sources=resolved.sources,
+                    # a kernel started earlier cannot see secrets put in the environment now
+                    reuse_kernel=reuse_kernel and not secret_env,
+                )
         except NotebookExecutionError as exc:
             error = exc
             emit("step_failed", step="report", error=exc.to_dict())
@@ -361,6 +371,62 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+# Warm kernels, kept between runs in one process (a batch worker): starting a kernel and
+# importing Polars, Pandera and Plotly in it costs ~2 s a report; a reused kernel pays it once.
+# Each run starts from an empty namespace (%reset -f); a kernel that failed is never reused.
+_WARM: dict[str, list[Any]] = {}
+_WARM_LOCK = threading.Lock()
+MAX_KERNEL_REUSE = 25
+
+
+def _take_kernel(name: str) -> Any:
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.utils import run_sync
+
+    with _WARM_LOCK:
+        pool = _WARM.get(name) or []
+        km = pool.pop() if pool else None
+    if km is not None and not run_sync(km.is_alive)():
+        km = None
+    if km is None:
+        km = _ipc_kernel_manager()(kernel_name=name)
+        run_sync(km.start_kernel)()
+        km.wfo_runs = 0
+        return km
+    client = BlockingKernelClient()
+    client.load_connection_info(km.get_connection_info())
+    client.start_channels()
+    try:
+        client.execute_interactive("%reset -f", timeout=30, store_history=False)
+    finally:
+        client.stop_channels()
+    return km
+
+
+def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
+    from jupyter_client.utils import run_sync
+
+    km.wfo_runs += 1
+    if healthy and km.wfo_runs < MAX_KERNEL_REUSE:
+        with _WARM_LOCK:
+            _WARM.setdefault(name, []).append(km)
+        return
+    with contextlib.suppress(Exception):
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+@atexit.register
+def _shutdown_warm_kernels() -> None:
+    from jupyter_client.utils import run_sync
+
+    with _WARM_LOCK:
+        kernels = [km for pool in _WARM.values() for km in pool]
+        _WARM.clear()
+    for km in kernels:
+        with contextlib.suppress(Exception):
+            run_sync(km.shutdown_kernel)(now=True)
+
+
 def _execute(
     config: Any,
     executed: Path,
@@ -368,11 +434,100 @@ def _execute(
     *,
     run_id: str = "",
     sources: dict[str, str] | None = None,
+    reuse_kernel: bool = False,
+) -> None:
+    template = Path(config.report.notebook) if config.report.notebook else notebook_path()
+    if not reuse_kernel:
+        _papermill(
+            config,
+            template,
+            executed,
+            run_dir,
+            run_id,
+            sources,
+            kernel_manager_class=_ipc_kernel_manager(),
+        )
+        return
+    km = _take_kernel(config.report.kernel)
+    healthy = False
+    try:
+        _papermill(config, template, executed, run_dir, run_id, sources, km=km)
+        healthy = True
+    except NotebookExecutionError as exc:
+        # A cell that raised leaves a sound kernel; a timeout or a dead kernel does not.
+        healthy = "cell_index" in (exc.details or {}) and "exec_count" in (exc.details or {})
+        raise
+    finally:
+        _give_back_kernel(config.report.kernel, km, healthy=healthy)
+
+
+SAVE_INTERVAL_SECONDS = 3.0
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_name() -> str:
+    """Register (once) a papermill engine whose intermediate saves are throttled.
+
+    Papermill rewrites the whole output notebook at the start and end of every cell (40 writes
+    for our report, ~1.2 s measured); this engine writes at most every few seconds while cells
+    run. The final write, which papermill makes in a `finally` also after a failed cell, a
+    timeout or a dead kernel, is never skipped, so the stopped cell is always on disk.
+    """
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class ThrottledSaves(NotebookExecutionManager):
+        def save(self, **kwargs: Any) -> None:
+            finished = self.end_time is not None
+            recent = (
+                self.last_save_time is not None
+                and (self.now() - self.last_save_time).total_seconds() < SAVE_INTERVAL_SECONDS
+            )
+            if finished or not recent:
+                super().save(**kwargs)
+
+    class WfoEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(
+            cls,
+            nb: Any,
+            kernel_name: Any,
+            output_path: Any = None,
+            progress_bar: bool = True,
+            log_output: bool = False,
+            autosave_cell_every: int = 30,
+            **kwargs: Any,
+        ) -> Any:
+            nb_man = ThrottledSaves(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register("wfo", WfoEngine)
+    return "wfo"
+
+
+def _papermill(
+    config: Any,
+    template: Path,
+    executed: Path,
+    run_dir: Path,
+    run_id: str,
+    sources: dict[str, str] | None,
+    **kernel: Any,
 ) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    template = Path(config.report.notebook) if config.report.notebook else notebook_path()
     try:
         # No `cwd`: papermill changes the process's working directory for it, which is not
         # thread-safe (a Dask worker runs tasks in threads). The notebook uses absolute paths.
@@ -381,11 +536,12 @@ def _execute(
             str(executed),
             parameters=notebook_parameters(config, run_dir, run_id, sources),
             kernel_name=config.report.kernel,
+            engine_name=_engine_name(),
             progress_bar=False,
             execution_timeout=config.report.cell_timeout,
             # jupyter_client otherwise waits up to 5 s for a kernel that ignores shutdown.
             shutdown_kernel="immediate",
-            kernel_manager_class=_ipc_kernel_manager(),
+            **kernel,
         )
     except PapermillExecutionError as exc:
         msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
