@@ -492,8 +492,8 @@ def _engine_name() -> str:
             nb: Any,
             kernel_name: Any,
             output_path: Any = None,
-            progress_bar: bool = True,
-            log_output: bool = False,
+            progress_bar: bool = True,  # noqa: FBT001, FBT002 - papermill's signature
+            log_output: bool = False,  # noqa: FBT001, FBT002
             autosave_cell_every: int = 30,
             **kwargs: Any,
         ) -> Any:
