@@ -60,9 +60,10 @@ def run(reports: int = 12) -> list[dict]:
     params = work / "params"
     params.mkdir()
     for n in range(reports):
+        rate = 0.07 + 0.005 * n  # every report a distinct run
         (params / f"p{n}.yaml").write_text(
             f"extends: {ROOT / 'parameters' / 'default.yaml'}\n"
-            f"valuation:\n  terminal_growth: 0.0{n % 3 + 1}\n  discount_rate: 0.0{n + 7 if n < 3 else 9}\n"
+            f"valuation:\n  terminal_growth: 0.0{n % 3 + 1}\n  discount_rate: {rate:.3f}\n"
             f"report:\n  title: bench {n}\n",
             encoding="utf-8",
         )
