@@ -88,6 +88,9 @@ if "dcf_detail" in ctx.frames:
         "company_id", "discount_rate", "terminal_growth", "spread", "horizon", "pv_explicit",
         "terminal_value", "pv_terminal", "enterprise_value", "terminal_share",
         "implied_exit_multiple", "equity_value", "value_per_share"), config.report)
+    flows = ctx.frames.get("fcff", ctx.frames.get("driver_forecast"))
+    show.note("Free cash flow to the firm by forecast year:")
+    show.table(wfo.fcff_by_year(flows, detail_ids), config.report)
     for company_id in detail_ids[:3]:
         if company_id in ctx["equity_bridge"]["company_id"]:
             show.show(charts.bridge_waterfall(ctx["equity_bridge"], company_id))

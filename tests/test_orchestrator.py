@@ -186,3 +186,18 @@ def test_metrics_error_rate_counts_failures() -> None:
     metrics("step_finished", {"step": "a", "seconds": 1.0, "attempts": 1})
     metrics("step_failed", {"step": "b"})
     assert metrics.summary()["error_rate"] == 0.5
+
+
+def test_console_log_uses_levels(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from wfo_kit.observers import console_log
+
+    caplog.set_level(logging.DEBUG, logger="wfo_kit")
+    run_pipeline(RunContext(load_config(), observers=[console_log]))
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("DEBUG", "step started load") in messages
+    assert any(
+        level == "INFO" and text.startswith("step finished validate in ")
+        for level, text in messages
+    )

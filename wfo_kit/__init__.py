@@ -26,6 +26,7 @@ _EXPORTS = {
     "finish_run": "wfo_kit.pipeline",
     "portfolio_summary": "wfo_kit.summary",
     "run_metadata": "wfo_kit.summary",
+    "fcff_by_year": "wfo_kit.summary",
     "dcf_wide": "wfo_kit.dcf",
     "STEPS": "wfo_kit.pipeline",
     "METHODS": "wfo_kit.value",

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wfo_kit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="log every pipeline event (step started/finished, retries, ...)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
@@ -116,6 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    if args.verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("wfo: %(levelname)s %(message)s"))
+        logger = logging.getLogger("wfo_kit")  # ours only, not every library's debug output
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
     try:
         return COMMANDS[args.command](args)
     except WfoError as exc:
@@ -155,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output_root=args.output,
         log=None if progress else (lambda msg: print(f"wfo: {msg}", file=sys.stderr)),
         progress=progress,
+        verbose=args.verbose,
     )
     if result.error is not None:
         log = result.run_dir / "log.jsonl"

@@ -42,7 +42,7 @@ from wfo_kit.errors import (
     WfoError,
 )
 from wfo_kit.io import atomic_path, write_json, write_text
-from wfo_kit.observers import JsonlLog, TerminalProgress, follow
+from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
 from wfo_kit.pipeline import check_step_names
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -139,6 +139,7 @@ def run_report(
     progress: bool = False,
     run_id: str | None = None,
     reuse_kernel: bool = False,
+    verbose: bool = False,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -182,7 +183,9 @@ def run_report(
         tick = time.perf_counter()
         os.environ.update(secret_env)  # the kernel inherits them; no file holds them
         try:
-            with _progress(partial / "log.jsonl", total=len(steps), enabled=progress):
+            with _progress(
+                partial / "log.jsonl", total=len(steps), enabled=progress, verbose=verbose
+            ):
                 _execute(
                     config,
                     executed,
@@ -284,18 +287,23 @@ def _headline(run_dir: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def _progress(log_path: Path, *, total: int, enabled: bool) -> Iterator[None]:
-    """Follow the run's log in a thread and draw a one-line progress display from it."""
-    if not enabled:
+def _progress(
+    log_path: Path, *, total: int, enabled: bool, verbose: bool = False
+) -> Iterator[None]:
+    """Follow the run's log in a thread: a one-line progress display and/or console logging."""
+    if not (enabled or verbose):
         yield
         return
     stop = threading.Event()
-    bar = TerminalProgress(total=total)
+    bar = TerminalProgress(total=total) if enabled else None
 
     def pump() -> None:
         for event in follow(log_path, stop):
-            if event.get("event", "").startswith("step_") and event.get("step") != "report":
-                bar(event["event"], event)
+            name = event.get("event", "")
+            if verbose:
+                console_log(name, event)
+            if bar is not None and name.startswith("step_") and event.get("step") != "report":
+                bar(name, event)
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -304,7 +312,8 @@ def _progress(log_path: Path, *, total: int, enabled: bool) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=2)
-        bar.close("notebook executed")
+        if bar is not None:
+            bar.close("notebook executed")
 
 
 def append_audit(path: Path, **fields: Any) -> None:

@@ -242,7 +242,11 @@ def monte_carlo(
             "sampler": config.sampler,
             "seed": config.seed,
         }
-    ).with_columns(pl.col(c).fill_nan(None) for c in summary)
+    ).with_columns(
+        *[pl.col(c).fill_nan(None) for c in summary],
+        pl.col("draws").cast(pl.Int64),
+        pl.col("seed").cast(pl.Int64),
+    )
     draws_frame = (
         pl.concat(kept)
         if kept

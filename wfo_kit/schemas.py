@@ -145,6 +145,69 @@ class Valuations(_Base):
     high: Optional[float] = pa.Field(nullable=True, description="high end of the range, per share")
 
 
+class Blend(_Base):
+    """One row per company: the methods blended into one range (per share)."""
+
+    company_id: str = pa.Field(unique=True, description="company")
+    low: Optional[float] = pa.Field(nullable=True, description="blended low, per share")
+    base: Optional[float] = pa.Field(nullable=True, description="blended base, per share")
+    high: Optional[float] = pa.Field(nullable=True, description="blended high, per share")
+    methods_used: Optional[str] = pa.Field(nullable=True, description="methods and their weights")
+    methods_missing: Optional[str] = pa.Field(
+        nullable=True, description="methods that could not value the company, with reasons"
+    )
+
+
+class Sensitivity(_Base):
+    """One row per company and grid point."""
+
+    company_id: str = pa.Field(description="company")
+    grid: str = pa.Field(isin=["rate_x_growth", "rate_x_exit_multiple"], description="grid")
+    rate_delta: float = pa.Field(description="shift added to the discount rate, decimal")
+    discount_rate: float = pa.Field(description="discount rate at this point, decimal")
+    second_name: str = pa.Field(
+        isin=["terminal_growth", "exit_multiple"], description="the second axis"
+    )
+    second_delta: Optional[float] = pa.Field(
+        nullable=True, description="shift of terminal growth (null on the multiple grid)"
+    )
+    second_value: float = pa.Field(description="terminal growth (decimal) or exit multiple")
+    value_per_share: Optional[float] = pa.Field(
+        nullable=True, description="money per share; null where r <= g"
+    )
+
+
+class Scenarios(_Base):
+    """One row per company and named scenario."""
+
+    company_id: str = pa.Field(description="company")
+    scenario: str = pa.Field(description="scenario name")
+    probability: float = pa.Field(ge=0, le=1, description="scenario probability")
+    discount_rate: float = pa.Field(description="decimal")
+    terminal_growth: float = pa.Field(description="decimal")
+    cash_flow_scale: float = pa.Field(gt=0, description="multiplier on every forecast FCFF")
+    value_per_share: Optional[float] = pa.Field(
+        nullable=True, description="money per share; null where r <= g"
+    )
+
+
+class Simulation(_Base):
+    """One row per company: Monte Carlo summary of value per share."""
+
+    company_id: str = pa.Field(unique=True, description="company")
+    draws: int = pa.Field(gt=0, description="draws made")
+    rejected: int = pa.Field(ge=0, description="draws with r <= g, not counted")
+    mean: Optional[float] = pa.Field(nullable=True, description="money per share")
+    std: Optional[float] = pa.Field(nullable=True, description="standard deviation (ddof 1)")
+    p5: Optional[float] = pa.Field(nullable=True, description="5th percentile")
+    p25: Optional[float] = pa.Field(nullable=True, description="25th percentile")
+    p50: Optional[float] = pa.Field(nullable=True, description="median")
+    p75: Optional[float] = pa.Field(nullable=True, description="75th percentile")
+    p95: Optional[float] = pa.Field(nullable=True, description="95th percentile")
+    sampler: str = pa.Field(isin=["random", "sobol"], description="uniform sampler")
+    seed: int = pa.Field(description="seed of the draws")
+
+
 class Quarantine(_Base):
     """One row per failed check on an input row."""
 
@@ -176,6 +239,10 @@ INPUT_SCHEMAS: dict[str, type[_Base]] = {
 
 OUTPUT_SCHEMAS: dict[str, type[_Base]] = {
     "valuations": Valuations,
+    "blend": Blend,
+    "sensitivity": Sensitivity,
+    "scenarios": Scenarios,
+    "simulation": Simulation,
     "quarantine": Quarantine,
     "quality": Quality,
 }

@@ -57,3 +57,16 @@ def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataF
             )
         )
     return pl.DataFrame(rows, schema=["key", "value", "source"], orient="row")
+
+
+def fcff_by_year(flows: pl.DataFrame, company_ids: list[str]) -> pl.DataFrame:
+    """Forecast FCFF, one row per company and one column per year (explicit or driver mode)."""
+    value = "fcff"
+    picked = flows.filter(pl.col("company_id").is_in(company_ids))
+    if picked.height == 0:
+        return pl.DataFrame(schema={"company_id": pl.String})
+    return (
+        picked.select("company_id", pl.col("year").cast(pl.String), value)
+        .pivot(on="year", index="company_id", values=value, sort_columns=True)
+        .sort("company_id")
+    )
