@@ -52,6 +52,8 @@ class Outcome:
     headline: float | None = None
     report: str | None = None
     reason: str | None = None
+    worker_peak_mb: float | None = None
+    kernel_peak_mb: float | None = None
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -96,7 +98,7 @@ def content_run_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job (in a worker process); never raises for a failed run, returns its outcome."""
     from wfo_kit.config import resolve_config
-    from wfo_kit.publish import run_report
+    from wfo_kit.publish import memory_report, run_report
 
     start = time.perf_counter()
     try:
@@ -138,6 +140,7 @@ def run_job(job: Job) -> dict[str, Any]:
             headline=headline,
             report=str(result.report),
             reason=result.error.one_line() if result.error else None,
+            **memory_report(),
         )
     )
 

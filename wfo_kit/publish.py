@@ -689,3 +689,27 @@ def publish_history(output_root: Path, *, kernel: str = "wfo_kit") -> Path:
             )
             raise NotebookExecutionError(msg, step="report") from exc
         return export_html(executed, root / "history.html")
+
+
+def _peak_rss_mb(pid: int | str = "self") -> float | None:
+    """A process's peak resident memory (VmHWM), in MiB; None where /proc is not available."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def memory_report() -> dict[str, float | None]:
+    """Peak memory of this process and of its warm kernels (for batch statistics)."""
+    kernels = []
+    with _WARM_LOCK:
+        pool = [km for kms in _WARM.values() for km in kms]
+    for km in pool:
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None:
+            kernels.append(_peak_rss_mb(process.pid))
+    values = [k for k in kernels if k is not None]
+    return {"worker_peak_mb": _peak_rss_mb(), "kernel_peak_mb": max(values) if values else None}

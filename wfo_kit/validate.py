@@ -33,6 +33,9 @@ class Rule:
     column: str | None
     fails: pl.Expr
     reason: pl.Expr
+    #: False for a rule that looks at other rows (duplicates): it cannot be re-evaluated on a
+    #: subset of the frame.
+    row_local: bool = True
 
 
 @dataclass(frozen=True)
@@ -200,13 +203,30 @@ def rule_failures(
     if not rules or frame.height == 0:
         return empty_frame(Quarantine), none
     flags = [f"__rule{i}" for i in range(len(rules))]
-    masks = frame.select(
-        [rule.fails.fill_null(False).alias(flag) for rule, flag in zip(rules, flags, strict=True)]
+    # One pass over the frame finds the failing rows, as a hand-written filter would; rules that
+    # look at other rows keep their own flag from that pass. Every other flag is evaluated again
+    # on the (few) failing rows only, to say which rule failed.
+    context = {
+        flag: rule.fails.fill_null(False)
+        for rule, flag in zip(rules, flags, strict=True)
+        if not rule.row_local
+    }
+    local = [rule.fails.fill_null(False) for rule in rules if rule.row_local]
+    first = (
+        frame.lazy()
+        .with_columns(**context)
+        .select(pl.any_horizontal([*local, *map(pl.col, context)]).alias("failed"), *context)
+        .collect()
     )
-    failed = masks.select(pl.any_horizontal(flags)).to_series().alias("failed")
+    failed = first.get_column("failed")
     if not failed.any():
         return empty_frame(Quarantine), failed
-    failing = frame.filter(failed).with_columns(masks.filter(failed))
+    failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed))
+    failing = failing.with_columns(
+        rule.fails.fill_null(False).alias(flag)
+        for rule, flag in zip(rules, flags, strict=True)
+        if rule.row_local
+    )
     company = pl.col("company_id") if "company_id" in frame.columns else pl.lit(None, pl.String)
     parts = []
     for rule, flag in zip(rules, flags, strict=True):
@@ -300,6 +320,7 @@ def _financials_rules(
             check="unique_company_year",
             column="year",
             fails=duplicated(frame, "company_id", "year"),
+            row_local=False,
             reason=pl.format(
                 "company {} has more than one row for year {}", pl.col("company_id"), pl.col("year")
             ),
