@@ -108,6 +108,7 @@ def run_job(job: Job) -> dict[str, Any]:
             params_file=job.params_file,
             output_root=Path(job.output_root),
             run_id=job.run_id,
+            reuse_kernel=True,  # a warm kernel per worker: imports paid once
         )
     except KeyboardInterrupt:
         return asdict(
@@ -179,15 +180,22 @@ def _finalize_orphan(root: Path, run_id: str, status: str, reason: str) -> None:
     os.replace(partial, final)
 
 
-def _worker_init() -> None:
+def _worker_init(kernel: str) -> None:
     # Workers leave Ctrl-C to the batch process, which interrupts them on purpose (SIGTERM ->
     # KeyboardInterrupt inside the run, so the run is finalized as interrupted).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Pay the imports and a kernel's start-up now, while the pool is starting.
+    from wfo_kit.publish import prewarm_kernel
+
+    with contextlib.suppress(Exception):  # a failure here only means a cold first run
+        prewarm_kernel(kernel)
 
 
 @contextlib.contextmanager
-def _executor(workers: int, scheduler: str | None) -> Iterator[cf.Executor]:
+def _executor(
+    workers: int, scheduler: str | None, kernel: str = "wfo_kit"
+) -> Iterator[cf.Executor]:
     if scheduler:
         try:
             from distributed import Client
@@ -204,6 +212,7 @@ def _executor(workers: int, scheduler: str | None) -> Iterator[cf.Executor]:
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
         initializer=_worker_init,
+        initargs=(kernel,),
     )
     try:
         yield pool

@@ -412,6 +412,41 @@ def _take_kernel(name: str) -> Any:
     return km
 
 
+# Imports, plus one small valuation of the bundled sample: first calls (Pandera building its
+# schemas, Plotly loading its templates) cost more than the imports themselves.
+PRELOAD = """
+import polars, pandera.polars, plotly.graph_objects, scipy.stats
+import wfo_kit.charts, wfo_kit.display, wfo_kit.summary
+from wfo_kit.config import load_config as _load
+from wfo_kit.pipeline import RunContext as _Ctx, run_pipeline as _run
+_ctx = _run(_Ctx(_load()), ["load", "validate", "value"])
+wfo_kit.charts.value_per_share_bars(_ctx["valuations"], _ctx["companies"]).to_json()
+del _load, _Ctx, _run, _ctx
+"""
+
+
+def prewarm_kernel(name: str = "wfo_kit") -> None:
+    """Start a kernel with the report's modules imported and keep it for the next run.
+
+    Batch workers call this as they start, so their first report does not pay kernel start-up
+    and imports either.
+    """
+    import papermill  # noqa: F401 - imported now, not during the first run
+    from jupyter_client.blocking import BlockingKernelClient
+
+    _exporter()
+    km = _take_kernel(name)
+    client = BlockingKernelClient()
+    client.load_connection_info(km.get_connection_info())
+    client.start_channels()
+    try:
+        client.execute_interactive(PRELOAD, timeout=120, store_history=False)
+    finally:
+        client.stop_channels()
+    km.wfo_runs -= 1  # warming is not a run
+    _give_back_kernel(name, km, healthy=True)
+
+
 def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
     from jupyter_client.utils import run_sync
 
