@@ -15,6 +15,8 @@ def test_cells_are_escaped_and_numbers_formatted() -> None:
             "discount_rate": [0.0974],
             "equity_value": [1234567.891],
             "year": [2026],
+            "asset_per_share": [4.41],
+            "terminal_share": [0.7405],
         }
     )
     html = html_table(frame)
@@ -23,6 +25,8 @@ def test_cells_are_escaped_and_numbers_formatted() -> None:
     assert "9.74%" in html
     assert "1,234,567.89" in html
     assert ">2026<" in html
+    assert ">4.41<" in html  # money per share, not a percentage
+    assert "74.05%" in html
 
 
 def test_masked_columns_show_stars_only() -> None:

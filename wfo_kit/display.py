@@ -67,6 +67,13 @@ def note(text: str) -> None:
 _PERCENT = ("rate", "growth", "share", "margin", "spread", "weight", "probability", "roc", "score")
 
 
+def _is_percent(column: str) -> bool:
+    """Rates, growth, margins and shares of a whole are shown as %; money per share is not."""
+    if "per_share" in column or column.startswith(("value", "equity", "enterprise")):
+        return False
+    return any(part in column for part in _PERCENT)
+
+
 def _format(value: Any, column: str) -> str:
     if value is None:
         return ""
@@ -75,7 +82,7 @@ def _format(value: Any, column: str) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return ""
-        if any(part in column for part in _PERCENT) and abs(value) < 10:
+        if _is_percent(column) and abs(value) < 10:
             return f"{value:.2%}"
         return f"{value:,.2f}"
     if isinstance(value, int):
