@@ -70,7 +70,11 @@ names = ctx["input_companies"].unique("company_id", keep="first").select(
     "company_id", "name", "sector", "currency"
 )
 detail_ids = show.selected_companies(ctx["valuations"], config.report)
-show.table(wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names), config.report)
+show.table(
+    wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names),
+    config.report,
+    caption="Value per share by method and blended range",
+)
 """),
     code("""
 show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids))
@@ -152,11 +156,16 @@ quarantined. `row` is the 1-based data row of the source (in a CSV file: line `r
 Companies that could not be valued by a method are listed with the reason below.
 """),
     code("""
-show.table(ctx["quality"], config.report)
-show.table(ctx["quarantine"], config.report, rows=1000)
-show.table(ctx["warnings"], config.report)
+show.table(ctx["quality"], config.report, caption="Data quality per input table")
+show.table(ctx["quarantine"], config.report, rows=1000, caption="Quarantined rows")
+show.table(ctx["warnings"], config.report, caption="Warnings")
 not_valued = ctx["valuations"].filter(pl.col("status") == "excluded")
-show.table(not_valued.select("company_id", "method", "reason"), config.report, rows=1000)
+show.table(
+    not_valued.select("company_id", "method", "reason"),
+    config.report,
+    rows=1000,
+    caption="Companies a method could not value",
+)
 """),
     md("""
 ## Run metadata
@@ -164,7 +173,12 @@ show.table(not_valued.select("company_id", "method", "reason"), config.report, r
     code("""
 wfo.run_step(ctx, "output")
 wfo.finish_run(ctx)
-show.table(wfo.run_metadata(ctx, sources=sources), config.report, rows=1000)
+show.table(
+    wfo.run_metadata(ctx, sources=sources),
+    config.report,
+    rows=1000,
+    caption="Parameters (with their source), input hashes, versions, step timings",
+)
 """),
 ]
 

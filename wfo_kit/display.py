@@ -115,24 +115,30 @@ def html_table(frame: Any, *, masked: list[str] | tuple[str, ...] = (), rows: in
 TABLE_CSS = """<style>
 .wfo-table { overflow-x: auto; margin: 8px 0 16px 0; }
 .wfo-table table { border-collapse: collapse; font-size: 12px; font-family: sans-serif; }
-.wfo-table th { text-align: left; border-bottom: 2px solid #444; padding: 4px 8px; }
-.wfo-table td { border-bottom: 1px solid #ddd; padding: 3px 8px; vertical-align: top;
-                max-width: 420px; }
-.wfo-table td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+div.wfo-table table th { text-align: left !important; border-bottom: 2px solid #444; padding: 4px 8px; }
+div.wfo-table table td { border-bottom: 1px solid #ddd; padding: 3px 8px; vertical-align: top;
+                max-width: 420px; text-align: left !important; }
+.wfo-table-caption { font-family: sans-serif; font-size: 13px; font-weight: bold;
+                     margin: 12px 0 2px 0; }
+div.wfo-table table td.num { text-align: right !important; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .wfo-table caption { caption-side: bottom; text-align: left; color: #666; padding-top: 4px; }
 </style>"""
 
 
-def table(frame: Any, report: Any = None, *, rows: int = 100) -> None:
+def table(frame: Any, report: Any = None, *, rows: int = 100, caption: str = "") -> None:
     """Display a frame as an escaped, formatted table, masking ``report.masked_columns``."""
     from IPython.display import display
 
     masked = [c for c in getattr(report, "masked_columns", []) if c in frame.columns]
+    title = f'<div class="wfo-table-caption">{html.escape(caption)}</div>' if caption else ""
     if frame.height == 0:
-        note("(no rows)")
+        display({"text/html": f"{title}<p>None.</p>", "text/plain": f"{caption}: none"}, raw=True)
         return
     display(
-        {"text/html": html_table(frame, masked=masked, rows=rows), "text/plain": repr(frame)},
+        {
+            "text/html": title + html_table(frame, masked=masked, rows=rows),
+            "text/plain": repr(frame),
+        },
         raw=True,
     )
 

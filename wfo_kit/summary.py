@@ -42,6 +42,8 @@ def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataF
     rows: list[tuple[str, str, str]] = [("run_id", ctx.run_id, "")]
     config = _flatten(mask_secrets(ctx.config.model_dump(mode="json")))
     for key in sorted(config):
+        if config[key] is None or config[key] == {} or config[key] == []:
+            continue  # unset options are noise here; the manifest has the whole configuration
         rows.append((f"config.{key}", str(config[key]), (sources or {}).get(key, "default")))
     for name, source in ctx.config.data:
         if source is not None and source.path is not None:
