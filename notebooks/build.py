@@ -53,7 +53,7 @@ config = wfo.Config.model_validate({"data": data, "validation": validation, "val
                                     "output": output, "report": report, "pipeline": pipeline})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir)
-show.setup()
+show.setup(interactive=not run_dir)
 show.heading(config.report.title, 1)
 """),
     md("""
