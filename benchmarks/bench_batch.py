@@ -25,7 +25,7 @@ def _trivial_notebook(folder: Path) -> Path:
     return path
 
 
-def run(reports: int = 12) -> list[dict]:
+def run(reports: int = 24) -> list[dict]:
     import nbformat
     import papermill
     from nbconvert import HTMLExporter

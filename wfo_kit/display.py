@@ -126,12 +126,14 @@ def html_table(frame: Any, *, masked: list[str] | tuple[str, ...] = (), rows: in
 TABLE_CSS = """<style>
 .wfo-table { overflow-x: auto; margin: 8px 0 16px 0; }
 .wfo-table table { border-collapse: collapse; font-size: 12px; font-family: sans-serif; }
-div.wfo-table table th { text-align: left !important; border-bottom: 2px solid #444; padding: 4px 8px; }
+div.wfo-table table th { text-align: left !important; border-bottom: 2px solid #444;
+                         padding: 4px 8px; }
 div.wfo-table table td { border-bottom: 1px solid #ddd; padding: 3px 8px; vertical-align: top;
                 max-width: 420px; text-align: left !important; }
 .wfo-table-caption { font-family: sans-serif; font-size: 13px; font-weight: bold;
                      margin: 12px 0 2px 0; }
-div.wfo-table table td.num { text-align: right !important; white-space: nowrap; font-variant-numeric: tabular-nums; }
+div.wfo-table table td.num { text-align: right !important; white-space: nowrap;
+                             font-variant-numeric: tabular-nums; }
 .wfo-table caption { caption-side: bottom; text-align: left; color: #666; padding-top: 4px; }
 </style>"""
 
