@@ -95,3 +95,37 @@ print("explorer ok")
     )
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert "explorer ok" in out.cells[-1].outputs[0]["text"]
+
+
+@pytest.mark.e2e
+def test_valuation_notebook_runs_top_to_bottom_as_in_jupyterlab(tmp_path: Path) -> None:
+    """No parameters injected (as when opened in JupyterLab): the sample, nothing written."""
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "valuation.ipynb"),
+        str(out),
+        kernel_name="wfo_kit",
+        progress_bar=False,
+        cwd=str(tmp_path),
+    )
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    # interactive session: figures carry Plotly's MIME type, and a widget progress bar is shown
+    assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert list(tmp_path.iterdir()) == [out]  # nothing written without a run folder
+
+
+@pytest.mark.e2e
+def test_history_notebook_runs_on_an_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "history.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "history.ipynb"),
+        str(out),
+        kernel_name="wfo_kit",
+        parameters={"output_root": str(tmp_path)},
+        progress_bar=False,
+    )
+    text = out.read_text()
+    assert "0 runs under" in text
