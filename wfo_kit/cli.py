@@ -183,7 +183,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import polars as pl
 
     from wfo_kit.io import load_tables, write_frame
     from wfo_kit.pipeline import check_step_names
@@ -194,8 +193,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     checked = validate_tables(
         load_tables(config.data), validation=config.validation, valuation=config.valuation
     )
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        print(checked.quality)
+    _print_table(checked.quality)
     target = (
         args.quarantine or Path(config.output.root) / f"quarantine-{Path(args.params).stem}.csv"
     )
@@ -303,6 +301,13 @@ def _print_outcomes(outcomes: list) -> None:
             "report": pl.String,
         },
     )
+    _print_table(frame)
+
+
+def _print_table(frame: object) -> None:
+    """A frame as a plain console table: no shape line, no dtypes, every row."""
+    import polars as pl
+
     with pl.Config(
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
@@ -315,8 +320,6 @@ def _print_outcomes(outcomes: list) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     import json
-
-    import polars as pl
 
     from wfo_kit.history import load_manifest, run_history
 
@@ -350,38 +353,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
     frame = run_history(args.output, status=args.status).select(
         "run_id", "status", "started", "seconds", "companies", "valued", "quality_score", "error"
     )
-    with pl.Config(
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        tbl_rows=-1,
-        fmt_str_lengths=80,
-        tbl_width_chars=200,
-    ):
-        print(frame)
+    _print_table(frame)
     return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    import polars as pl
-
     from wfo_kit.history import run_diff
 
     parts = run_diff(args.output, args.run_a, args.run_b)
-    with pl.Config(
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        tbl_rows=-1,
-        fmt_str_lengths=80,
-        tbl_width_chars=200,
-    ):
-        print(f"values ({args.run_a} -> {args.run_b}):")
-        print(parts["values"])
-        print("parameters that differ:" if parts["parameters"].height else "parameters: identical")
-        if parts["parameters"].height:
-            print(parts["parameters"])
-        print("inputs that differ:" if parts["inputs"].height else "inputs: identical")
-        if parts["inputs"].height:
-            print(parts["inputs"])
+    print(f"values ({args.run_a} -> {args.run_b}):")
+    _print_table(parts["values"])
+    for name, label in (("parameters", "parameters"), ("inputs", "inputs")):
+        if parts[name].height:
+            print(f"{label} that differ:")
+            _print_table(parts[name])
+        else:
+            print(f"{label}: identical")
     return EXIT_OK
 
 
