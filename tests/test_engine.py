@@ -459,3 +459,58 @@ def test_driver_mode_end_to_end_values_sample() -> None:
     dcf = ctx["valuations"].filter(pl.col("status") == "valued")
     assert dcf.height == 37  # C038's gap does not matter in driver mode; 3 bad company rows
     assert ctx["driver_forecast"]["t"].max() == DriversConfig().years
+
+
+def test_wacc_mode_names_the_missing_inputs() -> None:
+    from wfo_kit.value import prepare_dcf
+
+    comp = companies(
+        {"company_id": "A", "beta": None, "discount_rate": None},
+        {"company_id": "B", "beta": 1.0, "share_price": 10.0},
+    )
+    fin = financials(fcff_rows("A", 2026, [10.0, 11.0]) + fcff_rows("B", 2026, [10.0, 11.0]))
+    config = ValuationConfig(rate_source="wacc")
+    inputs, _, excluded = prepare_dcf({"companies": comp, "financials": fin}, config)
+    assert inputs.companies["company_id"].to_list() == ["B"]
+    assert excluded.rows() == [
+        ("A", "WACC needs beta, market_cap or share_price (rate_source: wacc)")
+    ]
+
+
+def test_target_peers_win_over_sector_when_there_are_enough() -> None:
+    target, fin, peer = comparables_case()
+    own = peers(
+        [
+            {
+                "peer_id": f"T{i}",
+                "name": f"Own {i}",
+                "sector": "Other",
+                "target_id": "X",
+                "enterprise_value": 2000.0,
+                "market_cap": 1500.0,
+                "ebitda": 100.0,
+                "revenue": 400.0,
+                "ebit": 80.0,
+                "net_income": 50.0,
+            }
+            for i in range(3)
+        ]
+    )
+    both = pl.concat(
+        [peer.with_columns(pl.lit(None, pl.String).alias("target_id")), own], how="diagonal_relaxed"
+    )
+    _, detail, _, _ = value_comparables(target, fin, both, config=ComparablesConfig(min_peers=3))
+    assert detail.row(0, named=True)["peer_basis"] == "target"
+    assert detail.row(0, named=True)["base"] == pytest.approx(20.0)
+    _, detail, _, _ = value_comparables(target, fin, both, config=ComparablesConfig(min_peers=4))
+    assert detail.row(0, named=True)["peer_basis"] == "sector"  # too few own peers: fall back
+    assert detail.row(0, named=True)["base"] == pytest.approx(11.5)
+
+
+def test_scenario_scale_applies_to_exit_multiple_terminal_value() -> None:
+    comp = companies({"discount_rate": 0.1, "exit_multiple": 8.0})
+    fin = financials([{**r, "ebitda": 50.0} for r in fcff_rows("X", 2026, [20.0, 22.0])])
+    inputs, _, _ = explicit_inputs(comp, fin)
+    base = enterprise_value_parts(inputs, terminal="exit_multiple")["enterprise_value"][0]
+    half = enterprise_value_parts(inputs, terminal="exit_multiple", flow_scale=0.5)
+    assert half["enterprise_value"][0] == pytest.approx(0.5 * base)

@@ -222,7 +222,8 @@ def enterprise_value_parts(
         if exit_multiple is None:
             exit_multiple = inputs.companies["exit_multiple"].to_numpy()
         multiple = col(np.asarray(exit_multiple, dtype=np.float64))
-        tv = multiple * col(inputs.last_ebitda) * np.ones_like(rate)
+        # a scenario that scales the business scales its exit EBITDA too
+        tv = multiple * col(inputs.last_ebitda) * np.ones_like(rate) * scale
     if final is None:
         final = discount_factor(col(inputs.terminal_time), rate)
     pv_tv = tv * final

@@ -52,3 +52,20 @@ def with_discount_rates(companies: pl.DataFrame, *, valuation: ValuationConfig) 
         cost_of_equity(pl.col("beta"), wacc=valuation.wacc).alias("cost_of_equity"),
         debt_weight(wacc=valuation.wacc).cast(pl.Float64).alias("debt_weight"),
     )
+
+
+def wacc_gaps(companies: pl.DataFrame, *, wacc: WaccConfig) -> pl.DataFrame:
+    """Companies whose WACC cannot be computed, with the missing inputs named."""
+    needed = {"beta": pl.col("beta").is_null(), "tax_rate": pl.col("tax_rate").is_null()}
+    if wacc.weights == "market":
+        needed["market_cap or share_price"] = (
+            pl.col("market_cap").is_null() & pl.col("share_price").is_null()
+        )
+    missing = pl.concat_str(
+        [pl.when(flag).then(pl.lit(name)) for name, flag in needed.items()],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    return companies.filter(pl.any_horizontal(list(needed.values()))).select(
+        "company_id", pl.format("WACC needs {} (rate_source: wacc)", missing).alias("reason")
+    )

@@ -31,7 +31,7 @@ from wfo_kit.dcf import (
 )
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.errors import ConfigurationError
-from wfo_kit.rates import with_discount_rates
+from wfo_kit.rates import wacc_gaps, with_discount_rates
 from wfo_kit.risk import (
     monte_carlo,
     reverse_dcf,
@@ -60,6 +60,12 @@ def prepare_dcf(
 ) -> tuple[DcfInputs, dict[str, pl.DataFrame], pl.DataFrame]:
     """DCF inputs for the configured forecast mode and rate source. (inputs, tables, excluded)"""
     companies = with_discount_rates(valid["companies"], valuation=valuation)
+    gaps = (
+        wacc_gaps(companies, wacc=valuation.wacc)
+        if valuation.rate_source == "wacc"
+        else pl.DataFrame(schema={"company_id": pl.String, "reason": pl.String})
+    )
+    companies = companies.join(gaps, on="company_id", how="anti")
     companies = with_defaults(
         companies,
         discount_rate=valuation.discount_rate if valuation.rate_source == "given" else None,
@@ -89,7 +95,7 @@ def prepare_dcf(
         )
         tables = {"fcff": flows}
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
-    return inputs, tables, pl.concat([excluded, bad])
+    return inputs, tables, pl.concat([gaps, excluded, bad])
 
 
 def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
