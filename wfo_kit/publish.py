@@ -109,6 +109,7 @@ def make_run_id(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str:
     return f"{stamp}-{short}"
 
 
+@functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -119,6 +120,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.lru_cache(maxsize=8)
 def _check_kernel(name: str) -> None:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
