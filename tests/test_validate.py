@@ -58,3 +58,13 @@ def test_duplicate_keys_found_sorted_or_not() -> None:
     shuffled = frame.with_row_index("i").sort("y", "c", descending=True)
     marks = shuffled.with_columns(duplicated(shuffled, "c", "y").alias("d")).sort("i")["d"]
     assert marks.to_list() == expected
+
+
+def test_duplicate_years_are_caught_in_an_unsorted_table() -> None:
+    from tests.builders import companies, fcff_rows, financials
+
+    rows = fcff_rows("X", 2026, [1.0, 2.0, 3.0])
+    table = financials([rows[2], rows[0], rows[1], rows[0]])  # unsorted, 2026 twice
+    checked = validate_tables({"companies": companies(), "financials": table})
+    dup = checked.quarantine.filter(pl.col("check") == "unique_company_year")
+    assert sorted(dup["row"].to_list()) == [2, 4]
