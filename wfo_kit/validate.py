@@ -141,6 +141,16 @@ def _failure_rows(
             msg, table=table, column=first["column"], details=cases
         ) from exc
     has_company = "company_id" in frame.columns
+    # Rows sharing each duplicated value, found once per column (not once per failure: that was
+    # quadratic in the number of duplicates).
+    duplicates: dict[tuple[str, object], list[int]] = {}
+    unique_failures = row_level.filter(pl.col("check") == "field_uniqueness")
+    for column in unique_failures["column"].unique().to_list():
+        groups = (
+            frame.filter(pl.col(column).is_duplicated()).group_by(column).agg(pl.col(ROW).sort())
+        )
+        for value, found in groups.iter_rows():
+            duplicates[(column, value)] = found
     rows = []
     for case in row_level.iter_rows(named=True):
         index, column, check = case["index"], case["column"], case["check"]
@@ -153,7 +163,7 @@ def _failure_rows(
                 "column": column,
                 "check": _check_name(check),
                 "value": None if value is None else str(value),
-                "reason": _reason(frame, column, check, value, index),
+                "reason": _reason(column, check, value, duplicates.get((column, value), [])),
             }
         )
     return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
@@ -173,7 +183,7 @@ def _check_name(check: str) -> str:
     )
 
 
-def _reason(frame: pl.DataFrame, column: str, check: str, value: object, index: int) -> str:
+def _reason(column: str, check: str, value: object, same_rows: list[int]) -> str:
     name, _, arg = check.partition("(")
     arg = arg.rstrip(")")
     if check == "not_nullable":
@@ -181,8 +191,7 @@ def _reason(frame: pl.DataFrame, column: str, check: str, value: object, index: 
             return f"{column} is NaN, not a number"
         return f"{column} is missing"
     if check == "field_uniqueness":
-        rows = frame.filter(pl.col(column) == value)[ROW].to_list()
-        return f"{column} {value!r} is not unique (rows {', '.join(map(str, rows))})"
+        return f"{column} {value!r} is not unique (rows {', '.join(map(str, same_rows))})"
     if name in _BOUNDS:
         return f"{column} must be {_BOUNDS[name]} {arg}, got {value}"
     if name == "isin":
