@@ -25,18 +25,20 @@ def code(text: str, *tags: str) -> nbf.NotebookNode:
     return cell
 
 
+# One dict per section of wfo_kit.config.Config (a test checks the names against the model).
+SECTIONS = "".join(
+    f"{name} = {{}}\n"
+    for name in ("data", "validation", "valuation", "output", "report", "pipeline")
+)
+
 VALUATION = [
     code(
         """
 # Parameters. `wfo run` injects the run's effective configuration below this cell: one dict per
 # section of wfo_kit.config.Config. Empty dicts mean the defaults (the bundled sample data).
-data = {}
-validation = {}
-valuation = {}
-output = {}
-report = {}
-pipeline = {}
-run_dir = ""  # folder for result tables and log.jsonl; empty: results are shown, not written
+"""
+        + SECTIONS
+        + """run_dir = ""  # folder for result tables and log.jsonl; empty: results are shown, not written
 run_id = ""
 sources = {}  # where each configuration value came from (filled in by `wfo run`)
 """,
@@ -187,13 +189,9 @@ EXPLORE = [
     code(
         """
 # Parameters: same sections as the valuation notebook (empty: the bundled sample).
-data = {}
-validation = {}
-valuation = {}
-output = {}
-report = {}
-pipeline = {}
-""",
+"""
+        + SECTIONS
+        + """""",
         "parameters",
     ),
     md("""

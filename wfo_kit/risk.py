@@ -228,11 +228,11 @@ def monte_carlo(
         stats = _row_stats(values)
         for key, value in stats.items():
             summary[key][mask] = value
-        for i, company in enumerate(ids[mask]):
-            if company in keep:
-                kept.append(
-                    pl.DataFrame({"company_id": company, "value_per_share": values[i][~bad[i]]})
-                )
+        chunk_ids = ids[mask]
+        for i in np.flatnonzero(np.isin(chunk_ids, list(keep))) if keep else ():
+            kept.append(
+                pl.DataFrame({"company_id": chunk_ids[i], "value_per_share": values[i][~bad[i]]})
+            )
     frame = pl.DataFrame(
         {
             "company_id": ids,
