@@ -251,8 +251,8 @@ def run_batch(
         jobs.append(Job(str(path), run_id, str(root), sets))
     tick = progress or (lambda _done, _total, _outcome: None)
     total = len(files)
-    for outcome in outcomes.values():
-        tick(len([o for o in outcomes.values()]), total, outcome)
+    for done, outcome in enumerate(outcomes.values(), start=1):  # skipped or invalid: done now
+        tick(done, total, outcome)
 
     started = time.perf_counter()
     pending = list(jobs)

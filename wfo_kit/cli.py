@@ -231,11 +231,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from wfo_kit.batch import run_batch
-    from wfo_kit.errors import EXIT_BAD_INPUT as BAD
 
     if args.workers < 1:
         print("wfo: error: --workers must be at least 1", file=sys.stderr)
-        return BAD
+        return EXIT_BAD_INPUT
     tty = sys.stderr.isatty()
 
     def tick(done: int, total: int, outcome: object) -> None:
