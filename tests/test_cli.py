@@ -85,3 +85,23 @@ def test_config_show_sources(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert '"mid_year"  [--set]' in out
     assert "[default]" in out
+
+
+def test_batch_rejects_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "parameters/default.yaml", "--workers", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "wfo: error: --workers must be at least 1"
+
+
+def test_unknown_run_is_one_line_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "show", "nope", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"wfo: error: no run 'nope' under {tmp_path} (hint: `wfo runs` lists the runs)"]
+
+
+def test_batch_with_no_matching_files_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "no/such/*.yaml"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "wfo: error: no parameters file matches 'no/such/*.yaml'"
+    )
