@@ -32,7 +32,7 @@ def run(reports: int = 24) -> list[dict]:
 
     from wfo_kit.batch import run_batch
     from wfo_kit.config import resolve_config
-    from wfo_kit.publish import run_report
+    from wfo_kit.runs import run_report
 
     work = Path(tempfile.mkdtemp(prefix="wfo-bench-"))
     trivial = _trivial_notebook(work)

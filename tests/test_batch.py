@@ -228,7 +228,7 @@ def test_same_batch_on_a_dask_cluster(tmp_path: Path) -> None:
 
 
 def test_warm_kernel_is_reused_without_leaking(tmp_path: Path) -> None:
-    from wfo_kit import publish
+    from wfo_kit import kernels, runs
     from wfo_kit.config import resolve_config
 
     fine = notebook(tmp_path / "fine.ipynb", "x = 41 + 1\nprint(x)")
@@ -237,12 +237,12 @@ def test_warm_kernel_is_reused_without_leaking(tmp_path: Path) -> None:
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
 
-    publish.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
+    runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
     fds = open_fds()
-    (kernel,) = publish._WARM["wfo_kit"]
+    (kernel,) = kernels._WARM["wfo_kit"]
     for _ in range(3):
-        result = publish.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
+        result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
         assert result.status == "succeeded"
-    assert publish._WARM["wfo_kit"] == [kernel]  # the same kernel, still warm
+    assert kernels._WARM["wfo_kit"] == [kernel]  # the same kernel, still warm
     assert kernel.wfo_runs == 4
     assert open_fds() <= fds  # no client channels left open per run

@@ -36,7 +36,7 @@ _EXPORTS = {
     "read_table": "wfo_kit.io",
     "value_dcf": "wfo_kit.dcf",
     "present_value": "wfo_kit.dcf",
-    "run_report": "wfo_kit.publish",
+    "run_report": "wfo_kit.runs",
     "WfoError": "wfo_kit.errors",
 }
 

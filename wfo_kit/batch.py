@@ -78,7 +78,8 @@ def content_run_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
     """``<stem>-<hash>``: the hash of the effective config, input files, notebook and version."""
     from wfo_kit import __version__
     from wfo_kit.config import resolve_config
-    from wfo_kit.publish import file_sha256, input_hashes, notebook_path
+    from wfo_kit.publish import notebook_path
+    from wfo_kit.runs import file_sha256, input_hashes
 
     resolved = resolve_config(params_file, sets=list(sets))
     config = resolved.config
@@ -98,7 +99,8 @@ def content_run_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job (in a worker process); never raises for a failed run, returns its outcome."""
     from wfo_kit.config import resolve_config
-    from wfo_kit.publish import memory_report, run_report
+    from wfo_kit.kernels import memory_report
+    from wfo_kit.runs import run_report
 
     start = time.perf_counter()
     try:
@@ -186,7 +188,7 @@ def _worker_init(kernel: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Pay the imports and a kernel's start-up now, while the pool is starting.
-    from wfo_kit.publish import prewarm_kernel
+    from wfo_kit.kernels import prewarm_kernel
 
     with contextlib.suppress(Exception):  # a failure here only means a cold first run
         prewarm_kernel(kernel)

@@ -159,7 +159,7 @@ def _resolve(args: argparse.Namespace):  # noqa: ANN202
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from wfo_kit.publish import run_report
+    from wfo_kit.runs import run_report
 
     resolved = _resolve(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

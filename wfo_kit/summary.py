@@ -37,7 +37,7 @@ def portfolio_summary(
 
 def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataFrame:
     """Key / value / source rows: run id, every parameter (secrets masked), versions, timings."""
-    from wfo_kit.publish import file_sha256, package_versions
+    from wfo_kit.runs import file_sha256, package_versions
 
     rows: list[tuple[str, str, str]] = [("run_id", ctx.run_id, "")]
     config = _flatten(mask_secrets(ctx.config.model_dump(mode="json")))

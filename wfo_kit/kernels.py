@@ -1,0 +1,397 @@
+"""Notebook execution: Papermill on warm Jupyter kernels.
+
+Starting a kernel and importing Polars, Pandera and Plotly in it costs ~2 s a report; a batch
+worker keeps its kernels warm between runs (each run starts from an empty namespace, a kernel that
+failed is never reused). Kernels talk over Unix-domain sockets, so parallel runs never race for TCP
+ports, and a throttled Papermill engine saves the notebook at most every few seconds while cells
+run (always at the end, also after a failure), so the stopped cell is always on disk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+from wfo_kit import errors
+from wfo_kit.errors import ConfigurationError, NotebookExecutionError
+from wfo_kit.io import atomic_path
+from wfo_kit.publish import html_exporter, notebook_path
+
+
+@functools.lru_cache(maxsize=8)
+def check_kernel(name: str) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel as exc:
+        msg = f"Jupyter kernel {name!r} is not installed"
+        hint = f"run `make run` once, or `python -m ipykernel install --sys-prefix --name {name}`"
+        raise ConfigurationError(msg, hint=hint) from exc
+
+
+def notebook_parameters(
+    config: Any, run_dir: Path, run_id: str = "", sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Papermill parameters: one dict per configuration section, the run folder, id, sources."""
+    return {
+        **config.model_dump(mode="json"),
+        "run_dir": str(run_dir),
+        "run_id": run_id,
+        "sources": dict(sources or {}),
+    }
+
+
+def ipc_kernel_manager() -> type:
+    """A kernel manager on Unix-domain sockets instead of TCP ports.
+
+    Why: TCP kernels pick free ports by probing, which races when several run at once (ZMQ
+    "Address already in use", papermill issues 511 and 239), and jupyter_client now warns that
+    they are unencrypted. IPC sockets live in the temp folder and are removed at shutdown.
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+            self.ip = str(Path(tempfile.gettempdir()) / f"wfo-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
+# Warm kernels, kept between runs in one process (a batch worker): starting a kernel and
+# importing Polars, Pandera and Plotly in it costs ~2 s a report; a reused kernel pays it once.
+# Each run starts from an empty namespace (%reset -f); a kernel that failed is never reused.
+_WARM: dict[str, list[Any]] = {}
+_WARM_LOCK = threading.Lock()
+MAX_KERNEL_REUSE = 25
+
+
+def _take_kernel(name: str) -> Any:
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.utils import run_sync
+
+    with _WARM_LOCK:
+        pool = _WARM.get(name) or []
+        km = pool.pop() if pool else None
+    if km is not None and not run_sync(km.is_alive)():
+        km = None
+    if km is None:
+        km = ipc_kernel_manager()(kernel_name=name)
+        run_sync(km.start_kernel)()
+        km.wfo_runs = 0
+        return km
+    client = BlockingKernelClient()
+    client.load_connection_info(km.get_connection_info())
+    client.start_channels()
+    try:
+        client.execute_interactive("%reset -f", timeout=30, store_history=False)
+    finally:
+        client.stop_channels()
+    return km
+
+
+# Imports, plus one small valuation of the bundled sample: first calls (Pandera building its
+# schemas, Plotly loading its templates) cost more than the imports themselves.
+PRELOAD = """
+import polars, pandera.polars, plotly.graph_objects, scipy.stats
+import wfo_kit.charts, wfo_kit.display, wfo_kit.summary
+from wfo_kit.config import load_config as _load
+from wfo_kit.pipeline import RunContext as _Ctx, run_pipeline as _run
+_ctx = _run(_Ctx(_load()), ["load", "validate", "value"])
+wfo_kit.charts.value_per_share_bars(_ctx["valuations"], _ctx["companies"]).to_json()
+del _load, _Ctx, _run, _ctx
+"""
+
+
+def prewarm_kernel(name: str = "wfo_kit") -> None:
+    """Start a kernel with the report's modules imported and keep it for the next run.
+
+    Batch workers call this as they start, so their first report does not pay kernel start-up
+    and imports either.
+    """
+    import papermill  # noqa: F401 - imported now, not during the first run
+    from jupyter_client.blocking import BlockingKernelClient
+
+    html_exporter()
+    km = _take_kernel(name)
+    client = BlockingKernelClient()
+    client.load_connection_info(km.get_connection_info())
+    client.start_channels()
+    try:
+        client.execute_interactive(PRELOAD, timeout=120, store_history=False)
+    finally:
+        client.stop_channels()
+    km.wfo_runs -= 1  # warming is not a run
+    _give_back_kernel(name, km, healthy=True)
+
+
+def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
+    from jupyter_client.utils import run_sync
+
+    km.wfo_runs += 1
+    if healthy and km.wfo_runs < MAX_KERNEL_REUSE:
+        with _WARM_LOCK:
+            if not _WARM:  # the first kernel kept: shut the pool down when the process exits
+                atexit.register(_shutdown_warm_kernels)
+            _WARM.setdefault(name, []).append(km)
+        return
+    with contextlib.suppress(Exception):
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def _shutdown_warm_kernels() -> None:
+    from jupyter_client.utils import run_sync
+
+    with _WARM_LOCK:
+        kernels = [km for pool in _WARM.values() for km in pool]
+        _WARM.clear()
+    for km in kernels:
+        with contextlib.suppress(Exception):
+            run_sync(km.shutdown_kernel)(now=True)
+
+
+def execute_notebook(
+    config: Any,
+    executed: Path,
+    run_dir: Path,
+    *,
+    run_id: str = "",
+    sources: dict[str, str] | None = None,
+    reuse_kernel: bool = False,
+) -> None:
+    template = Path(config.report.notebook) if config.report.notebook else notebook_path()
+    if not reuse_kernel:
+        _papermill(
+            config,
+            template,
+            executed,
+            run_dir,
+            run_id,
+            sources,
+            kernel_manager_class=ipc_kernel_manager(),
+        )
+        return
+    km = _take_kernel(config.report.kernel)
+    healthy = False
+    try:
+        _papermill(config, template, executed, run_dir, run_id, sources, km=km)
+        healthy = True
+    except NotebookExecutionError as exc:
+        # A cell that raised leaves a sound kernel; a timeout or a dead kernel does not.
+        healthy = "cell_index" in (exc.details or {}) and "exec_count" in (exc.details or {})
+        raise
+    finally:
+        _give_back_kernel(config.report.kernel, km, healthy=healthy)
+
+
+SAVE_INTERVAL_SECONDS = 3.0
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_name() -> str:
+    """Register (once) a papermill engine whose intermediate saves are throttled.
+
+    Papermill rewrites the whole output notebook at the start and end of every cell (40 writes
+    for our report, ~1.2 s measured); this engine writes at most every few seconds while cells
+    run. The final write, which papermill makes in a `finally` also after a failed cell, a
+    timeout or a dead kernel, is never skipped, so the stopped cell is always on disk.
+    """
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class ThrottledSaves(NotebookExecutionManager):
+        def save(self, **kwargs: Any) -> None:
+            finished = self.end_time is not None
+            recent = (
+                self.last_save_time is not None
+                and (self.now() - self.last_save_time).total_seconds() < SAVE_INTERVAL_SECONDS
+            )
+            if finished or not recent:
+                super().save(**kwargs)
+
+    class WfoEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(
+            cls,
+            nb: Any,
+            kernel_name: Any,
+            output_path: Any = None,
+            progress_bar: bool = True,  # noqa: FBT001, FBT002 - papermill's signature
+            log_output: bool = False,  # noqa: FBT001, FBT002
+            autosave_cell_every: int = 30,
+            **kwargs: Any,
+        ) -> Any:
+            nb_man = ThrottledSaves(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: Any, **kwargs: Any) -> Any:
+            # As NBClientEngine does, but the kernel client's channels are always closed at the
+            # end: with a reused (not owned) kernel, nbclient leaves them open (14 file
+            # descriptors and a thread per report, measured), while its own cleanup option would
+            # shut the warm kernel down.
+            import inspect
+
+            from jupyter_client.utils import run_sync
+            from papermill.clientwrap import PapermillNotebookClient
+            from papermill.engines import logger
+            from papermill.utils import merge_kwargs, remove_args
+
+            execution_timeout = kwargs.pop("execution_timeout", None)
+            start_timeout = kwargs.pop("start_timeout", 60)
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(
+                kwargs,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+            )
+            client = PapermillNotebookClient(nb_man, **final)
+            try:
+                return client.execute()
+            finally:
+                kc = getattr(client, "kc", None)
+                if kc is not None and not client.owns_km:
+                    stopped = kc.stop_channels()
+                    if inspect.isawaitable(stopped):
+                        run_sync(lambda: stopped)()
+                    client.kc = None
+
+    papermill_engines.register("wfo", WfoEngine)
+    return "wfo"
+
+
+def _papermill(
+    config: Any,
+    template: Path,
+    executed: Path,
+    run_dir: Path,
+    run_id: str,
+    sources: dict[str, str] | None,
+    **kernel: Any,
+) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        # No `cwd`: papermill changes the process's working directory for it, which is not
+        # thread-safe (a Dask worker runs tasks in threads). The notebook uses absolute paths.
+        papermill.execute_notebook(
+            str(template),
+            str(executed),
+            parameters=notebook_parameters(config, run_dir, run_id, sources),
+            kernel_name=config.report.kernel,
+            engine_name=_engine_name(),
+            progress_bar=False,
+            execution_timeout=config.report.cell_timeout,
+            # jupyter_client otherwise waits up to 5 s for a kernel that ignores shutdown.
+            shutdown_kernel="immediate",
+            **kernel,
+        )
+    except PapermillExecutionError as exc:
+        msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+        error = NotebookExecutionError(
+            msg,
+            step="report",
+            details={
+                "cell_index": exc.cell_index,
+                "exec_count": exc.exec_count,
+                "ename": exc.ename,
+                "evalue": exc.evalue,
+            },
+        )
+        # A wfo_kit error raised inside the kernel keeps its meaning: bad input still exits 2.
+        inner = getattr(errors, exc.ename, None)
+        if isinstance(inner, type) and issubclass(inner, errors.WfoError):
+            error.exit_code = inner.exit_code
+        raise error from exc
+    except Exception as exc:
+        # A dead kernel, a cell timeout or a kernel that never started: papermill writes no
+        # error banner for these, so we record them ourselves.
+        text = " ".join(str(exc).split())
+        msg = f"notebook execution stopped: {type(exc).__name__}: {text}"
+        cell = mark_stopped_cell(executed, ename=type(exc).__name__, evalue=text)
+        raise NotebookExecutionError(
+            msg,
+            step="report",
+            details={"ename": type(exc).__name__, "evalue": text, "cell_index": cell},
+        ) from exc
+
+
+def mark_stopped_cell(executed: Path, *, ename: str, evalue: str) -> int | None:
+    """Mark the cell that was running when execution stopped, as papermill does for errors.
+
+    Papermill leaves a timed-out cell marked completed and a dead kernel's cell unmarked; this
+    finds the last cell that started, flags it and adds an error output, so the notebook and the
+    HTML show where the run stopped. Returns its index (None if no notebook was written).
+    """
+    import nbformat
+
+    if not Path(executed).is_file():
+        return None
+    nb = nbformat.read(str(executed), as_version=4)
+    started = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    if not started:
+        return None
+    index = started[-1]
+    cell = nb.cells[index]
+    cell.metadata.setdefault("papermill", {})["exception"] = True
+    cell.metadata["papermill"]["status"] = "failed"
+    if cell.cell_type == "code":
+        cell.outputs.append(
+            nbformat.v4.new_output(
+                "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+            )
+        )
+    with atomic_path(Path(executed)) as tmp:
+        nbformat.write(nb, str(tmp))
+    return index
+
+
+def _peak_rss_mb(pid: int | str = "self") -> float | None:
+    """A process's peak resident memory (VmHWM), in MiB; None where /proc is not available."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def memory_report() -> dict[str, float | None]:
+    """Peak memory of this process and of its warm kernels (for batch statistics)."""
+    kernels = []
+    with _WARM_LOCK:
+        pool = [km for kms in _WARM.values() for km in kms]
+    for km in pool:
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None:
+            kernels.append(_peak_rss_mb(process.pid))
+    values = [k for k in kernels if k is not None]
+    return {"worker_peak_mb": _peak_rss_mb(), "kernel_peak_mb": max(values) if values else None}
