@@ -19,18 +19,18 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import glob
-import hashlib
 import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from wfo_kit.errors import ConfigurationError, WfoError
+from wfo_kit.errors import ConfigurationError, InfrastructureError, WfoError
 
 MAX_POOL_RESTARTS = 3
 
@@ -47,7 +47,7 @@ class Job:
 class Outcome:
     run_id: str
     params_file: str
-    status: str  # succeeded | failed | interrupted | skipped
+    status: str  # succeeded | failed | interrupted | skipped | duplicate
     seconds: float = 0.0
     headline: float | None = None
     report: str | None = None
@@ -74,26 +74,27 @@ def expand(patterns: list[str]) -> list[Path]:
     return list(found)
 
 
-def content_run_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
-    """``<stem>-<hash>``: the hash of the effective config, input files, notebook and version."""
-    from wfo_kit import __version__
+def content_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
+    """``<stem>-<content hash>``: equal for two runs that would compute the same numbers (same
+    effective configuration, input contents, notebook and toolkit version)."""
     from wfo_kit.config import resolve_config
-    from wfo_kit.publish import notebook_path
-    from wfo_kit.runs import file_sha256, input_hashes
+    from wfo_kit.runs import content_hash, input_hashes
 
     resolved = resolve_config(params_file, sets=list(sets))
-    config = resolved.config
-    notebook = Path(config.report.notebook) if config.report.notebook else notebook_path()
-    payload = json.dumps(
-        {
-            "config": config.model_dump(mode="json"),
-            "inputs": input_hashes(resolved),
-            "notebook": file_sha256(notebook),
-            "version": __version__,
-        },
-        sort_keys=True,
-    )
-    return f"{params_file.stem}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+    return f"{params_file.stem}-{content_hash(resolved, input_hashes(resolved))}"
+
+
+def succeeded_run(root: Path, content: str) -> Path | None:
+    """A run folder under ``root`` that already computed ``content`` successfully, if any."""
+    for manifest_path in sorted(root.glob(f"{glob.escape(content)}-*/manifest.json")):
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # unreadable: not proof of success (`wfo runs` lists it as unreadable)
+        hash_part = content.rpartition("-")[2]
+        if manifest.get("status") == "succeeded" and manifest.get("content_hash") == hash_part:
+            return manifest_path.parent
+    return None
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -103,6 +104,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from wfo_kit.runs import run_report
 
     start = time.perf_counter()
+    _IN_RUN.set()
     try:
         resolved = resolve_config(job.params_file, sets=list(job.sets))
         result = run_report(
@@ -113,12 +115,14 @@ def run_job(job: Job) -> dict[str, Any]:
             reuse_kernel=True,  # a warm kernel per worker: imports paid once
         )
     except KeyboardInterrupt:
+        report = Path(job.output_root) / job.run_id / "report.html"
         return asdict(
             Outcome(
                 job.run_id,
                 job.params_file,
                 "interrupted",
                 time.perf_counter() - start,
+                report=str(report) if report.is_file() else None,
                 reason="interrupted",
             )
         )
@@ -132,6 +136,8 @@ def run_job(job: Job) -> dict[str, Any]:
                 reason=exc.one_line(),
             )
         )
+    finally:
+        _IN_RUN.clear()
     manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     headline = (manifest.get("headline") or {}).get("median_blended_value_per_share")
     return asdict(
@@ -159,37 +165,72 @@ def _manifest_status(run_dir: Path) -> str | None:
 
 
 def _finalize_orphan(root: Path, run_id: str, status: str, reason: str) -> None:
-    """A run whose worker vanished: keep what it wrote, under its final name, with the reason."""
+    """A run whose worker vanished: keep what it wrote, under its final name, with the reason.
+
+    Its notebook may be cut short and its report missing: the manifest says so, and a small
+    page stands in for the report so that no run folder lacks one. Nothing is overwritten.
+    """
     partial = root / f".{run_id}.partial"
-    if not partial.is_dir():
+    if not partial.is_dir() or (root / run_id).exists():
         return
-    from wfo_kit.io import write_json
+    from wfo_kit.io import write_json, write_text
 
-    write_json(
-        partial / "manifest.json",
-        {
-            "run_id": run_id,
-            "status": status,
-            "finished": dt.datetime.now(dt.UTC).isoformat(),
-            "error": {"class": "ExecutionError", "message": reason},
-        },
+    manifest = _read_manifest(partial)
+    manifest.update(
+        run_id=run_id,
+        status=status,
+        finished=dt.datetime.now(dt.UTC).isoformat(),
+        error={"class": "ExecutionError", "message": reason},
     )
-    final = root / run_id
-    if final.exists():
-        import shutil
+    with contextlib.suppress(WfoError):
+        if not (partial / "report.html").is_file():
+            write_text(partial / "report.html", _stand_in_report(run_id, status, reason))
+        write_json(partial / "manifest.json", manifest)
+        os.rename(partial, root / run_id)
 
-        shutil.rmtree(final)
-    os.replace(partial, final)
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        found = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _stand_in_report(run_id: str, status: str, reason: str) -> str:
+    import html
+
+    title = f"Run {run_id}: {status.upper()}"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1><p role='alert'>This run was {html.escape(status.upper())}"
+        f" before its report was published: {html.escape(reason)}.</p>"
+        "<p>What it executed is in <code>valuation.ipynb</code>, its events in "
+        "<code>log.jsonl</code>.</p></body></html>\n"
+    )
+
+
+_IN_RUN = threading.Event()  # set while this worker process executes a run
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    # Inside a run: KeyboardInterrupt, so the run publishes its report marked INTERRUPTED and
+    # finalizes its folder. Idle: a quiet exit (multiprocessing prints no traceback for it).
+    if _IN_RUN.is_set():
+        raise KeyboardInterrupt
+    raise SystemExit(0)
 
 
 def _worker_init(kernel: str) -> None:
-    # Workers leave Ctrl-C to the batch process, which interrupts them on purpose (SIGTERM ->
-    # KeyboardInterrupt inside the run, so the run is finalized as interrupted).
+    # Workers leave Ctrl-C to the batch process, which stops their runs on purpose (SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # Pay the imports and a kernel's start-up now, while the pool is starting.
     from wfo_kit.kernels import prewarm_kernel
+    from wfo_kit.observers import quiet_library_logs
 
+    quiet_library_logs()
     with contextlib.suppress(Exception):  # a failure here only means a cold first run
         prewarm_kernel(kernel)
 
@@ -197,7 +238,8 @@ def _worker_init(kernel: str) -> None:
 @contextlib.contextmanager
 def _executor(
     workers: int, scheduler: str | None, kernel: str = "wfo_kit"
-) -> Iterator[cf.Executor]:
+) -> Iterator[tuple[cf.Executor, int]]:
+    """The executor and how many runs it executes at once (jobs are handed out no faster)."""
     if scheduler:
         try:
             from distributed import Client
@@ -206,7 +248,8 @@ def _executor(
             raise ConfigurationError(msg, hint="pip install 'wfo_kit[dask]'") from exc
         client = Client(scheduler, timeout=30)
         try:
-            yield client.get_executor(pure=False)
+            slots = sum(client.nthreads().values()) or workers
+            yield client.get_executor(pure=False), slots
         finally:
             client.close()
         return
@@ -217,9 +260,23 @@ def _executor(
         initargs=(kernel,),
     )
     try:
-        yield pool
+        yield pool, workers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_writable(root: Path) -> None:
+    """Fail now, with one line, if runs cannot be written under ``root``."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".wfo-probe-"):
+            pass
+    except OSError as exc:
+        msg = f"cannot write runs under {root}: {exc.strerror or exc}"
+        hint = "check the output folder, its permissions and free space"
+        raise InfrastructureError(msg, hint=hint) from exc
 
 
 def run_batch(
@@ -232,29 +289,49 @@ def run_batch(
     sets: tuple[str, ...] = (),
     progress: Any = None,
 ) -> tuple[list[Outcome], Path]:
-    """Run every parameters file; return the outcomes and the batch manifest path."""
+    """Run every parameters file; return one outcome per file and the batch manifest path.
+
+    Every file given is accounted for: run (succeeded, failed, interrupted), skipped because an
+    earlier run with the same content succeeded, a duplicate of another file in this batch (same
+    configuration and inputs: run once), or failed before running (invalid parameters).
+    """
     root = Path(output_root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    check_writable(root)
     files = expand(patterns)
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, Outcome] = {}  # by parameters file, in the order given
     jobs: list[Job] = []
+    first_of: dict[str, str] = {}  # content id -> the file that runs it
     for path in files:
+        key = str(path)
         try:
-            run_id = content_run_id(path, sets)
+            content = content_id(path, sets)
         except WfoError as exc:
-            key = f"invalid:{path}"
-            outcomes[key] = Outcome(key, str(path), "failed", reason=exc.one_line())
+            outcomes[key] = Outcome(f"invalid:{path.name}", key, "failed", reason=exc.one_line())
             continue
-        if not force and _manifest_status(root / run_id) == "succeeded":
-            outcomes[run_id] = Outcome(
-                run_id, str(path), "skipped", report=str(root / run_id / "report.html")
+        if content in first_of:
+            outcomes[key] = Outcome(
+                content,
+                key,
+                "duplicate",
+                reason=f"same configuration and inputs as {first_of[content]}",
             )
             continue
-        jobs.append(Job(str(path), run_id, str(root), sets))
+        first_of[content] = key
+        done = None if force else succeeded_run(root, content)
+        if done is not None:
+            outcomes[key] = Outcome(done.name, key, "skipped", report=str(done / "report.html"))
+            continue
+        from wfo_kit.runs import make_run_id
+
+        jobs.append(Job(key, make_run_id(content), str(root), sets))
     tick = progress or (lambda _done, _total, _outcome: None)
     total = len(files)
-    for done, outcome in enumerate(outcomes.values(), start=1):  # skipped or invalid: done now
-        tick(done, total, outcome)
+    for done_count, outcome in enumerate(list(outcomes.values()), start=1):
+        tick(done_count, total, outcome)
+
+    def record(outcome: Outcome) -> None:
+        outcomes[outcome.params_file] = outcome
+        tick(len(outcomes), total, outcome)
 
     started = time.perf_counter()
     pending = list(jobs)
@@ -262,62 +339,76 @@ def run_batch(
     for _ in range(MAX_POOL_RESTARTS + 1):
         if not pending:
             break
-        pending, interrupted = _run_round(
-            pending, outcomes, root, workers, scheduler, lambda o: tick(len(outcomes), total, o)
-        )
+        pending, interrupted = _run_round(pending, root, workers, scheduler, record)
         if interrupted:
             break
     for job in pending:
-        outcomes[job.run_id] = Outcome(
-            job.run_id,
-            job.params_file,
-            "interrupted" if interrupted else "failed",
-            reason="not run: interrupted" if interrupted else "not run: worker pool kept failing",
+        record(
+            Outcome(
+                job.run_id,
+                job.params_file,
+                "interrupted" if interrupted else "failed",
+                reason="not run: interrupted"
+                if interrupted
+                else "not run: worker pool kept failing",
+            )
         )
+    # Duplicates share the outcome of the file that ran for them.
+    by_file = {o.params_file: o for o in outcomes.values()}
+    for key, outcome in outcomes.items():
+        if outcome.status == "duplicate":
+            twin = by_file[first_of[outcome.run_id]]
+            outcomes[key] = Outcome(
+                twin.run_id,
+                key,
+                "duplicate",
+                headline=twin.headline,
+                report=twin.report,
+                reason=f"{outcome.reason} (run {twin.run_id}: {twin.status})",
+            )
+    ordered = [outcomes[str(path)] for path in files]
     manifest = _write_batch_manifest(
-        root,
-        list(outcomes.values()),
-        time.perf_counter() - started,
-        workers=workers,
-        scheduler=scheduler,
+        root, ordered, time.perf_counter() - started, workers=workers, scheduler=scheduler
     )
     if interrupted:
         raise KeyboardInterrupt(str(manifest))
-    return list(outcomes.values()), manifest
+    return ordered, manifest
 
 
 def _run_round(
-    jobs: list[Job],
-    outcomes: dict[str, Outcome],
-    root: Path,
-    workers: int,
-    scheduler: str | None,
-    tick: Any,
+    jobs: list[Job], root: Path, workers: int, scheduler: str | None, record: Any
 ) -> tuple[list[Job], bool]:
-    """Submit jobs; return (jobs to retry on a fresh pool, interrupted?)."""
+    """Run jobs, handing one to the executor only when a slot is free (so Ctrl-C never finds
+    runs queued inside the pool). Return (jobs to retry on a fresh pool, interrupted?)."""
     broken: list[Job] = []
-    with _executor(workers, scheduler) as executor:
-        futures = {executor.submit(run_job, job): job for job in jobs}
+    queue = list(reversed(jobs))
+    running: dict[cf.Future, Job] = {}
+    with _executor(workers, scheduler) as (executor, slots):
         try:
-            for future in cf.as_completed(futures):
-                job = futures[future]
-                try:
-                    outcome = Outcome(**future.result())
-                except cf.process.BrokenProcessPool:
-                    broken.append(job)  # judged below, once every worker has exited
-                    continue
-                except Exception as exc:  # a worker-side crash outside run_job's own handling
-                    outcome = Outcome(
-                        job.run_id, job.params_file, "failed", reason=f"{type(exc).__name__}: {exc}"
-                    )
-                outcomes[job.run_id] = outcome
-                tick(outcome)
+            while queue or running:
+                while queue and len(running) < slots and not broken:
+                    job = queue.pop()
+                    running[executor.submit(run_job, job)] = job
+                if not running:
+                    break
+                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    job = running.pop(future)
+                    try:
+                        outcome = Outcome(**future.result())
+                    except cf.process.BrokenProcessPool:
+                        broken.append(job)  # judged below, once every worker has exited
+                        continue
+                    except Exception as exc:  # a worker-side crash outside run_job's handling
+                        reason = f"the worker failed outside the run: {type(exc).__name__}: {exc}"
+                        outcome = Outcome(job.run_id, job.params_file, "failed", reason=reason)
+                    record(outcome)
         except KeyboardInterrupt:
-            _interrupt(executor, futures, outcomes, root)
-            return [j for j in jobs if j.run_id not in outcomes], True
+            _interrupt(executor, running, root, record)
+            return [*reversed(queue), *broken], True
     # A worker died. The pool then stopped the other workers: their runs finalized themselves
     # as interrupted and run again; the run whose worker died left only its partial folder.
-    retry = []
+    retry = list(reversed(queue))
     for job in broken:
         status = _manifest_status(root / job.run_id)
         if (root / f".{job.run_id}.partial").is_dir():
@@ -331,38 +422,58 @@ def _run_round(
                 report=str(root / job.run_id / "report.html"),
             )
         elif status in (None, "interrupted"):
-            retry.append(job)
+            from wfo_kit.runs import make_run_id
+
+            # A fresh run id: an interrupted run's folder is kept as it is, never reused.
+            content = job.run_id.rpartition("-")[0]
+            retry.append(Job(job.params_file, make_run_id(content), job.output_root, job.sets))
             continue
         else:
             outcome = Outcome(
                 job.run_id, job.params_file, status, report=str(root / job.run_id / "report.html")
             )
-        outcomes[job.run_id] = outcome
-        tick(outcome)
+        record(outcome)
     return retry, False
 
 
+GRACE_SECONDS = 15.0
+
+
 def _interrupt(
-    executor: cf.Executor, futures: dict[cf.Future, Job], outcomes: dict[str, Outcome], root: Path
+    executor: cf.Executor, running: dict[cf.Future, Job], root: Path, record: Any
 ) -> None:
-    """Stop queued jobs, ask running ones to stop, keep everything finished."""
-    for future in futures:
-        future.cancel()
-    processes = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
+    """Ctrl-C: dispatch nothing more; ask the running runs to stop and publish what they have.
+
+    The running runs get SIGTERM (a KeyboardInterrupt inside their run, which then writes its
+    report marked INTERRUPTED) and up to ``GRACE_SECONDS`` to finish. A second Ctrl-C (or the
+    grace period running out) kills their workers at once; their folders are then finalized
+    here, with a stand-in report, so nothing is left half-written.
+    """
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)  # -> KeyboardInterrupt in the worker's run
-    deadline = time.monotonic() + 20
-    for future, job in futures.items():
-        if future.cancelled():
-            continue
-        try:
-            outcome = Outcome(**future.result(timeout=max(0.1, deadline - time.monotonic())))
-        except Exception:
-            outcome = Outcome(job.run_id, job.params_file, "interrupted", reason="interrupted")
-        if outcome.status == "interrupted" or job.run_id not in outcomes:
-            _finalize_orphan(root, job.run_id, "interrupted", "interrupted")
-        outcomes[job.run_id] = outcome
+            os.kill(process.pid, signal.SIGTERM)
+    try:
+        _, not_done = cf.wait(running, timeout=GRACE_SECONDS)
+    except KeyboardInterrupt:  # the second Ctrl-C: stop now
+        not_done = {f for f in running if not f.done()}
+    if not_done:  # runs that did not stop in time: their workers are killed
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+    for future, job in running.items():
+        outcome = None
+        if future not in not_done:
+            with contextlib.suppress(Exception):
+                outcome = Outcome(**future.result(timeout=0))
+        if outcome is None:
+            future.cancel()
+            reason = "interrupted; its worker was stopped"
+            _finalize_orphan(root, job.run_id, "interrupted", reason)
+            outcome = Outcome(job.run_id, job.params_file, "interrupted", reason=reason)
+        record(outcome)
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _write_batch_manifest(
@@ -381,7 +492,7 @@ def _write_batch_manifest(
             "scheduler": scheduler,
             "counts": {
                 s: sum(o.status == s for o in outcomes)
-                for s in ("succeeded", "skipped", "failed", "interrupted")
+                for s in ("succeeded", "skipped", "duplicate", "failed", "interrupted")
             },
             "runs": [asdict(o) for o in outcomes],
         },

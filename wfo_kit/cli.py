@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from wfo_kit import __version__
-from wfo_kit.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, WfoError
+from wfo_kit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INFRASTRUCTURE,
+    EXIT_OK,
+    WfoError,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list runs, or show one (`wfo runs show RUN_ID`)")
     runs.add_argument("action", nargs="?", choices=["list", "show", "report"], default="list")
     runs.add_argument("run_id", nargs="?", help="run id for `show`")
-    runs.add_argument("--status", choices=["succeeded", "failed", "interrupted"])
+    runs.add_argument(
+        "--status",
+        choices=["succeeded", "failed", "interrupted", "running", "incomplete", "unreadable"],
+    )
     runs.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
 
     diff = commands.add_parser("diff", help="compare two runs: values, parameters, inputs")
@@ -122,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    from wfo_kit.observers import quiet_library_logs
+
+    quiet_library_logs()
     if args.verbose:
         import logging
 
@@ -140,16 +152,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wfo: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk or folder problem outside our own handling
+        if args.debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"wfo: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     except Exception as exc:
         if args.debug:
             raise
-        text = " ".join(str(exc).split())
-        print(
-            f"wfo: internal error: {type(exc).__name__}: {text} (rerun with --debug for the "
-            "traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _internal_error(exc)
+    except BaseException as exc:  # a Rust panic in Polars is a BaseException (PanicException)
+        if args.debug or not _is_native_panic(exc):
+            raise
+        return _internal_error(exc, native=True)
+
+
+def _is_native_panic(exc: BaseException) -> bool:
+    return type(exc).__name__ == "PanicException"
+
+
+def _internal_error(exc: BaseException, *, native: bool = False) -> int:
+    text = " ".join(str(exc).split())[:300]
+    kind = "a panic in native code (Polars)" if native else type(exc).__name__
+    print(
+        f"wfo: internal error: {kind}: {text} (rerun with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _resolve(args: argparse.Namespace):  # noqa: ANN202
@@ -265,12 +295,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\n")
     _print_outcomes(outcomes)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("succeeded", "skipped", "failed")}
+    statuses = ("succeeded", "skipped", "duplicate", "failed")
+    counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
+    duplicates = f"{counts['duplicate']} duplicate, " if counts["duplicate"] else ""
     print(
         f"batch: {counts['succeeded']} succeeded, {counts['skipped']} skipped (already done), "
-        f"{counts['failed']} failed; manifest: {manifest}"
+        f"{duplicates}{counts['failed']} failed; manifest: {manifest}"
     )
     for outcome in outcomes:
+        if outcome.status == "duplicate":
+            print(f"wfo: note: {Path(outcome.params_file).name}: {outcome.reason}", file=sys.stderr)
         if outcome.status == "failed":
             print(f"wfo: error: {outcome.run_id}: {outcome.reason}", file=sys.stderr)
     return EXIT_FAILED if counts["failed"] else EXIT_OK

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,71 @@ def _parse_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
 def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every run folder under ``root`` with its manifest, finished or not.
+
+    A run still being built (or one whose process died, or whose disk filled up) lives in a
+    hidden ``.<run_id>.partial`` folder: it is listed as ``running`` while its process is alive,
+    else as ``incomplete``. A manifest that cannot be read is listed as ``unreadable`` with the
+    reason, never dropped.
+    """
     found = []
-    for path in sorted(Path(root).glob("*/manifest.json")):
+    folders = sorted(p for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []
+    for folder in folders:
+        partial = folder.name.startswith(".") and folder.name.endswith(PARTIAL_SUFFIX)
+        path = folder / "manifest.json"
+        if not partial and not path.exists():
+            continue  # not a run folder (e.g. bench/)
+        run_id = folder.name[1 : -len(PARTIAL_SUFFIX)] if partial else folder.name
         try:
-            found.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError):
-            continue
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                msg = "not a JSON object"
+                raise ValueError(msg)
+        except FileNotFoundError:
+            manifest = {"status": "incomplete", "error": {"message": "stopped before its manifest"}}
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+            reason = f"manifest.json cannot be read: {type(exc).__name__}: {exc}"
+            manifest = {"status": "unreadable", "error": {"message": reason}}
+        manifest.setdefault("run_id", run_id)
+        if partial:
+            manifest = _partial_state(manifest)
+        found.append((folder, manifest))
     return found
+
+
+def _partial_state(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``running`` if the process that claimed the folder is alive here, else ``incomplete``."""
+    if manifest.get("status") == "running" and _alive(manifest.get("pid"), manifest.get("host")):
+        return manifest
+    if manifest.get("status") in ("incomplete", "unreadable"):
+        return manifest
+    was = manifest.get("status")
+    reason = (
+        "its process is gone; the run never finished"
+        if was == "running"
+        else f"it ended ({was}) but its folder could not be finished (disk full or read-only?)"
+    )
+    error = manifest.get("error") or {}
+    message = f"{reason}; {error['message']}" if error.get("message") else reason
+    return {**manifest, "status": "incomplete", "error": {**error, "message": message}}
+
+
+def _alive(pid: object, host: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    if host != platform.node():
+        return True  # another machine's run (a shared outputs folder): it cannot be checked here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
 
 
 def run_history(root: Path, *, status: str | None = None) -> pl.DataFrame:
@@ -106,12 +165,13 @@ def step_durations(root: Path) -> pl.DataFrame:
 
 
 def load_manifest(root: Path, run_id: str) -> dict[str, Any]:
-    path = Path(root) / run_id / "manifest.json"
-    if not path.is_file():
-        known = [p.parent.name for p in Path(root).glob("*/manifest.json")]
-        msg = f"no run {run_id!r} under {root}{did_you_mean(run_id, known)}"
-        raise ConfigurationError(msg, hint="`wfo runs` lists the runs")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The manifest of one run, finished or not (see :func:`run_history` for the states)."""
+    for folder, manifest in _manifests(root):
+        if manifest.get("run_id") == run_id or folder.name == run_id:
+            return manifest
+    known = [str(m.get("run_id")) for _, m in _manifests(root)]
+    msg = f"no run {run_id!r} under {root}{did_you_mean(run_id, known)}"
+    raise ConfigurationError(msg, hint="`wfo runs` lists the runs")
 
 
 def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from wfo_kit.config import DataConfig, TableSource
-from wfo_kit.errors import ConfigurationError, DataFormatError, nearest
+from wfo_kit.errors import ConfigurationError, DataFormatError, InfrastructureError, nearest
 from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
 
 ROW = "_row"
@@ -237,18 +237,32 @@ def _first_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``target``; move it into place only if the block succeeds.
+
+    A disk that is full or read-only is an :class:`~wfo_kit.errors.InfrastructureError` naming
+    the file (exit code 3), never a raw ``OSError``; the temporary file is always removed.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def _write_error(target: Path, exc: OSError) -> InfrastructureError:
+    msg = f"cannot write {target}: {exc.strerror or exc}"
+    return InfrastructureError(msg, hint="check free space and permissions of the output folder")
 
 
 def write_text(target: Path, text: str) -> Path:
@@ -266,7 +280,15 @@ def write_frame(frame: pl.DataFrame, target: Path) -> Path:
     target = Path(target)
     with atomic_path(target) as tmp:
         if target.suffix == ".parquet":
-            frame.write_parquet(tmp)
+            try:
+                frame.write_parquet(tmp)
+            except pl.exceptions.ComputeError as exc:
+                # Polars reports an I/O failure of its Parquet writer as a ComputeError
+                # ("... underlying IO error: No space left on device (os error 28)").
+                if "(os error" not in str(exc):
+                    raise
+                msg = str(exc).rpartition("IO error: ")[2] or str(exc)
+                raise OSError(msg) from exc
         elif target.suffix == ".csv":
             frame.write_csv(tmp)
         elif target.suffix == ".json":

@@ -310,7 +310,7 @@ def _papermill(
             **kernel,
         )
     except PapermillExecutionError as exc:
-        msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+        msg = f"notebook cell {exc.exec_count} raised {exc.ename}: {_short(exc.evalue)}"
         error = NotebookExecutionError(
             msg,
             step="report",
@@ -327,16 +327,43 @@ def _papermill(
             error.exit_code = inner.exit_code
         raise error from exc
     except Exception as exc:
-        # A dead kernel, a cell timeout or a kernel that never started: papermill writes no
-        # error banner for these, so we record them ourselves.
-        text = " ".join(str(exc).split())
-        msg = f"notebook execution stopped: {type(exc).__name__}: {text}"
-        cell = mark_stopped_cell(executed, ename=type(exc).__name__, evalue=text)
-        raise NotebookExecutionError(
-            msg,
-            step="report",
-            details={"ename": type(exc).__name__, "evalue": text, "cell_index": cell},
-        ) from exc
+        raise _stopped_error(exc, executed, timeout=config.report.cell_timeout) from exc
+
+
+MAX_MESSAGE = 300
+
+
+def _short(text: str, limit: int = MAX_MESSAGE) -> str:
+    """One line of at most ``limit`` characters; the whole text stays in the error's details."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+def _stopped_error(exc: Exception, executed: Path, *, timeout: int) -> errors.WfoError:
+    """A dead kernel, a cell timeout, a kernel that never started, or a disk that failed.
+
+    Papermill writes no error banner for these, so the cell that was running is marked here.
+    The CLI line stays short; the exception's full text goes to the run's log and manifest.
+    """
+    ename = type(exc).__name__
+    text = " ".join(str(exc).split())
+    cell = mark_stopped_cell(executed, ename=ename, evalue=text)
+    where = f"cell {cell}" if cell is not None else "before the first cell"
+    details = {"ename": ename, "evalue": text, "cell_index": cell}
+    if ename == "CellTimeoutError":  # checked first: nbclient derives it from TimeoutError
+        msg = (
+            f"notebook execution stopped: {where} ran longer than report.cell_timeout "
+            f"({timeout} s) ({ename})"
+        )
+        return errors.StepTimeoutError(msg, step="report", details=details)
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+        msg = f"notebook execution stopped at {where}: {exc.strerror or _short(text)}"
+        return errors.InfrastructureError(msg, step="report", details=details)
+    if ename == "DeadKernelError":
+        msg = f"notebook execution stopped: the kernel died during {where} ({ename})"
+        return NotebookExecutionError(msg, step="report", details=details)
+    msg = f"notebook execution stopped at {where}: {ename}: {_short(text)}"
+    return NotebookExecutionError(msg, step="report", details=details)
 
 
 def mark_stopped_cell(executed: Path, *, ename: str, evalue: str) -> int | None:
@@ -348,9 +375,10 @@ def mark_stopped_cell(executed: Path, *, ename: str, evalue: str) -> int | None:
     """
     import nbformat
 
-    if not Path(executed).is_file():
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # missing, or cut short by a full disk: nothing to mark
         return None
-    nb = nbformat.read(str(executed), as_version=4)
     started = [
         i
         for i, cell in enumerate(nb.cells)
@@ -368,8 +396,11 @@ def mark_stopped_cell(executed: Path, *, ename: str, evalue: str) -> int | None:
                 "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
             )
         )
-    with atomic_path(Path(executed)) as tmp:
-        nbformat.write(nb, str(tmp))
+    try:
+        with atomic_path(Path(executed)) as tmp:
+            nbformat.write(nb, str(tmp))
+    except errors.InfrastructureError:
+        return None  # the disk refuses the write; the notebook keeps papermill's last save
     return index
 
 

@@ -224,3 +224,19 @@ class NotebookProgress:
             self.label.value = str((fields.get("error") or {}).get("message", "failed"))
         elif event == "run_finished":
             self.bar.bar_style = "success"
+
+
+def quiet_library_logs() -> None:
+    """Keep Papermill's and nbclient's log records off the terminal.
+
+    They log through the ``papermill`` logger, which has no handler, so Python's last-resort
+    handler printed lines such as "Kernel died while waiting for execute reply" beside our own
+    one-line error. What they say is in the run's error (and so its log and manifest). Called by
+    the CLI and by batch workers, never on import.
+    """
+    import logging
+
+    for name in ("papermill", "traitlets", "nbclient"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())

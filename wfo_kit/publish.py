@@ -48,23 +48,19 @@ def _plotly_js() -> str:
     return plotly.offline.get_plotlyjs()
 
 
-def export_html(notebook: Path, target: Path, *, failed: WfoError | None = None) -> Path:
+def export_html(
+    notebook: Path, target: Path, *, failed: WfoError | None = None, status: str | None = None
+) -> Path:
     """Publish an executed notebook as self-contained HTML (atomic write).
 
-    plotly.js is embedded once, in the page head, only if the notebook has a chart. A run that
-    stopped before papermill wrote the notebook still gets a page saying why.
+    plotly.js is embedded once, in the page head, only if the notebook has a chart. ``status``
+    (default: failed when ``failed`` is given, else succeeded) puts a FAILED or INTERRUPTED banner
+    at the top. A run that stopped before papermill wrote the notebook, or whose notebook cannot
+    be read back (a disk that filled up mid-write), still gets a page saying why.
     """
-    import nbformat
-
-    if Path(notebook).is_file():
-        nb = nbformat.read(str(notebook), as_version=4)
-    else:
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_markdown_cell("The notebook did not start.")]
-    nb.metadata["wfo"] = {
-        "status": "failed" if failed else "succeeded",
-        "error": failed.one_line() if failed else "",
-    }
+    status = status or ("failed" if failed else "succeeded")
+    nb = _read_notebook(Path(notebook))
+    nb.metadata["wfo"] = {"status": status, "error": failed.one_line() if failed else ""}
     has_chart = any(
         "Plotly.newPlot" in "".join(out.get("data", {}).get("text/html", ""))
         for cell in nb.cells
@@ -73,6 +69,28 @@ def export_html(notebook: Path, target: Path, *, failed: WfoError | None = None)
     resources = {"wfo_plotly_js": _plotly_js() if has_chart else ""}
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
     return write_text(target, body)
+
+
+def _read_notebook(path: Path) -> Any:
+    import nbformat
+
+    if not path.is_file():
+        return _note_notebook("The notebook did not start.")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # any unreadable notebook still gets a page saying so
+        return _note_notebook(
+            f"The executed notebook could not be read back ({type(exc).__name__}); "
+            "it was probably cut short while being written."
+        )
+
+
+def _note_notebook(text: str) -> Any:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(text)]
+    return nb
 
 
 def publish_history(output_root: Path, *, kernel: str = "wfo_kit") -> Path:

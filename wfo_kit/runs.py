@@ -17,26 +17,27 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import functools
 import getpass
 import hashlib
 import json
 import os
 import platform
-import shutil
+import secrets
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from wfo_kit.config import ResolvedConfig, externalize_secrets, mask_secrets
 from wfo_kit.errors import (
+    ConfigurationError,
     ExecutionError,
     InfrastructureError,
-    NotebookExecutionError,
     WfoError,
 )
 from wfo_kit.io import write_json
@@ -66,7 +67,7 @@ class RunResult:
     run_dir: Path
     status: str
     report: Path
-    error: NotebookExecutionError | None = None
+    error: WfoError | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -86,14 +87,60 @@ def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
     return hashes
 
 
-def make_run_id(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str:
-    """Timestamp plus a short hash of the configuration and the input files' contents."""
+def content_hash(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str:
+    """12 hex digits that change with the configuration, the inputs, the notebook or the version.
+
+    Two runs with the same content hash compute the same numbers; batches use it to skip work
+    that already succeeded.
+    """
+    from wfo_kit import __version__
+    from wfo_kit.publish import notebook_path
+
+    config = resolved.config
+    notebook = Path(config.report.notebook) if config.report.notebook else notebook_path()
     payload = json.dumps(
-        {"config": resolved.config.model_dump(mode="json"), "inputs": hashes}, sort_keys=True
+        {
+            "config": config.model_dump(mode="json"),
+            "inputs": hashes,
+            "notebook": file_sha256(notebook) if notebook.is_file() else None,
+            "version": __version__,
+        },
+        sort_keys=True,
     )
-    short = hashlib.sha256(payload.encode()).hexdigest()[:8]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{short}"
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def make_run_id(prefix: str) -> str:
+    """``<prefix>-<6 random hex digits>``: unique per invocation, also for two identical runs
+    started in the same second (the run folder is then claimed atomically, see
+    :func:`claim_run_folder`)."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def default_run_prefix(content: str) -> str:
+    """``<UTC time>-<content hash>``: run folders sort by time and group by content."""
+    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{content[:8]}"
+
+
+def claim_run_folder(root: Path, run_id: str) -> Path:
+    """Create ``root/.<run_id>.partial`` atomically; refuse a run id that is already taken.
+
+    Nothing is ever deleted or overwritten here: two processes cannot both claim one id (``mkdir``
+    is atomic), and a run id that names an existing run is an error, not a replacement.
+    """
+    partial = root / f".{run_id}.partial"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if (root / run_id).exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(root / run_id))
+        partial.mkdir()
+    except FileExistsError as exc:
+        msg = f"run id {run_id!r} is already taken under {root}"
+        raise ConfigurationError(msg, hint="leave the run id to wfo, or choose a new one") from exc
+    except OSError as exc:
+        msg = f"cannot create the run folder under {root}: {exc.strerror or exc}"
+        raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
+    return partial
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,38 +169,46 @@ def run_report(
 
     Events from this process (run and report/publish steps) and from the kernel (pipeline steps)
     go to the run's ``log.jsonl``; with ``progress`` a one-line progress display follows them.
-    ``run_id`` defaults to the UTC time plus a content hash; batches pass a pure content id so
-    that a second invocation recognises finished runs. An interrupted run (Ctrl-C, SIGTERM) is
-    still moved under its final name, with ``status: interrupted`` in its manifest.
+    ``run_id`` defaults to the UTC time, the content hash and a random suffix; it must not name an
+    existing run. The run is built in ``.<run_id>.partial`` (whose manifest says ``running`` with
+    this process's id) and renamed into place once its final manifest is written. An interrupted
+    run (Ctrl-C, SIGTERM) still gets its report, marked INTERRUPTED, and its folder. A run whose
+    folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
+    as incomplete, and raises :class:`~wfo_kit.errors.InfrastructureError` (exit code 3).
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
     check_kernel(config.report.kernel)
     hashes = input_hashes(resolved)
-    run_id = run_id or make_run_id(resolved, hashes)
+    content = content_hash(resolved, hashes)
     root = Path(output_root or config.output.root).resolve()
-    final = root / run_id
-    partial = root / f".{run_id}.partial"
-    try:
-        if partial.exists():  # left by a crashed earlier attempt: never reused
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-    except OSError as exc:
-        msg = f"cannot create the run folder under {root}: {exc.strerror or exc}"
-        raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
-
-    say = log or (lambda _msg: None)
+    run_id = run_id or make_run_id(default_run_prefix(content))
+    partial = claim_run_folder(root, run_id)
+    started = dt.datetime.now(dt.UTC)
+    record = _RunRecord(
+        run_id=run_id,
+        content_hash=content,
+        params_file=str(params_file) if params_file else None,
+        started=started,
+        resolved=resolved,
+        hashes=hashes,
+    )
+    problems: list[str] = []  # what could not be written: the run cannot be complete
     events = JsonlLog(partial / "log.jsonl")
 
     def emit(event: str, **fields: Any) -> None:
-        events(event, {"event": event, "time": time.time(), "run_id": run_id, **fields})
+        try:
+            events(event, {"event": event, "time": time.time(), "run_id": run_id, **fields})
+        except OSError as exc:
+            problems.append(f"log: {exc.strerror or exc}")
 
-    started = dt.datetime.now(dt.UTC)
-    timings: dict[str, float] = {}
-    error: WfoError | None = None
-    status = "failed"
-    emit("run_started", steps=[*steps, "report", "publish"], params_file=str(params_file or ""))
+    say = log or (lambda _msg: None)
+    audit = root / "audit.jsonl"
+    _guarded(problems, "audit", lambda: _audit(audit, record, outcome="started"))
+    _guarded(problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial)))
+    emit("run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or "")
     executed = partial / "valuation.ipynb"
+    escaping: BaseException | None = None
     try:
         say(f"run {run_id}: executing the notebook")
         emit("step_started", step="report")
@@ -172,70 +227,149 @@ def run_report(
                     # a kernel started earlier cannot see secrets put in the environment now
                     reuse_kernel=reuse_kernel and not secret_env,
                 )
-        except NotebookExecutionError as exc:
-            error = exc
+        except WfoError as exc:  # a cell raised, timed out, the kernel died, the disk failed
+            record.error = exc
             emit("step_failed", step="report", error=exc.to_dict())
         finally:
             for name in secret_env:
                 os.environ.pop(name, None)
-        timings["execute"] = time.perf_counter() - tick
-        if error is None:
-            emit("step_finished", step="report", seconds=timings["execute"])
+        record.timings["execute"] = time.perf_counter() - tick
+        if record.error is None:
+            emit("step_finished", step="report", seconds=record.timings["execute"])
         say("publishing HTML")
         emit("step_started", step="publish")
         tick = time.perf_counter()
-        export_html(executed, partial / "report.html", failed=error)
-        timings["export"] = time.perf_counter() - tick
-        emit("step_finished", step="publish", seconds=timings["export"])
-        status = "failed" if error else "succeeded"
+        export_html(executed, partial / "report.html", failed=record.error)
+        record.timings["export"] = time.perf_counter() - tick
+        emit("step_finished", step="publish", seconds=record.timings["export"])
+        record.status = "failed" if record.error else "succeeded"
     except (KeyboardInterrupt, SystemExit) as exc:
-        status = "interrupted"
-        error = ExecutionError(f"run interrupted ({type(exc).__name__})", step="report")
-        raise
-    except Exception as exc:
-        status = "failed"
-        error = classify_error(exc)
-        raise error from exc
-    finally:
-        metrics = _read_json(partial / "metrics.json") or {"steps": None, "quality": None}
-        manifest = {
-            "run_id": run_id,
-            "status": status,
-            "started": started.isoformat(),
-            "finished": dt.datetime.now(dt.UTC).isoformat(),
-            "params_file": str(params_file) if params_file else None,
+        record.status = "interrupted"
+        record.error = ExecutionError(f"run interrupted ({type(exc).__name__})", step="report")
+        escaping = exc
+    except BaseException as exc:  # a native panic (a BaseException) fails the run too
+        record.status = "failed"
+        record.error = classify_error(exc)
+        escaping = exc
+    if escaping is not None:
+        # The stopped run keeps a report that says so, with the cell that was running marked.
+        _guarded(problems, "report", lambda: _publish_stopped(executed, partial, record))
+    if record.status == "succeeded":
+        emit("run_finished", seconds=sum(record.timings.values()))
+    else:
+        error = record.error.to_dict() if record.error else None
+        emit("run_failed", status=record.status, error=error)
+    final = _close_run(root, partial, record, problems)
+    _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
+    if isinstance(escaping, KeyboardInterrupt | SystemExit):
+        raise escaping
+    if escaping is not None and record.error is not None:
+        if record.error is escaping:
+            raise escaping
+        raise record.error from escaping
+    if final is None:
+        msg = (
+            f"run {run_id} could not be saved ({problems[0]}); what it wrote is in {partial} and "
+            "`wfo runs` lists it as incomplete"
+        )
+        raise InfrastructureError(
+            msg, hint="free disk space or fix the output folder's permissions"
+        )
+    return RunResult(run_id, final, record.status, final / "report.html", record.error)
+
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class _RunRecord:
+    """What the manifest says about one run, filled in as the run goes."""
+
+    run_id: str
+    content_hash: str
+    params_file: str | None
+    started: dt.datetime
+    resolved: ResolvedConfig
+    hashes: dict[str, str | None]
+    status: str = "running"
+    error: WfoError | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def manifest(self, folder: Path) -> dict[str, Any]:
+        metrics = _read_json(folder / "metrics.json") or {"steps": None, "quality": None}
+        results = folder / "results"
+        error = self.error
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "content_hash": self.content_hash,
+            "started": self.started.isoformat(),
+            "finished": None if self.status == "running" else dt.datetime.now(dt.UTC).isoformat(),
+            "params_file": self.params_file,
             "user": _user(),
             "host": platform.node(),
-            "config": mask_secrets(resolved.config.model_dump(mode="json")),
-            "sources": resolved.sources,
-            "inputs_sha256": hashes,
+            "pid": os.getpid(),
+            "config": mask_secrets(self.resolved.config.model_dump(mode="json")),
+            "sources": self.resolved.sources,
+            "inputs_sha256": self.hashes,
             "versions": package_versions(),
-            "timings_seconds": timings,
+            "timings_seconds": self.timings,
             "steps": metrics.get("steps"),
             "quality": metrics.get("quality"),
-            "headline": _headline(partial),
-            "results": sorted(str(p.relative_to(partial)) for p in (partial / "results").glob("*"))
-            if (partial / "results").is_dir()
+            "headline": _headline(folder),
+            "results": sorted(str(p.relative_to(folder)) for p in results.glob("*"))
+            if results.is_dir()
             else [],
             "error": error.to_dict() | {"details": error.details} if error else None,
         }
-        write_json(partial / "manifest.json", manifest)
-        if status == "succeeded":
-            emit("run_finished", seconds=sum(timings.values()))
-        else:
-            emit("run_failed", status=status, error=error.to_dict() if error else None)
-        if final.exists():  # a re-run of the same id (failed before, or --force): replace it
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        append_audit(
-            root / "audit.jsonl",
-            command="run",
-            params_file=params_file,
-            config_hash=run_id.rsplit("-", 1)[-1],
-            run_id=run_id,
-            outcome=status,
-        )
-    return RunResult(run_id, final, status, final / "report.html", error)
+
+
+def _guarded(problems: list[str], what: str, action: Callable[[], object]) -> None:
+    """Run one bookkeeping action; a failure is recorded, never allowed to lose the run."""
+    try:
+        action()
+    except (OSError, WfoError) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"{what}: {text}")
+
+
+def _publish_stopped(executed: Path, partial: Path, record: _RunRecord) -> None:
+    from wfo_kit.kernels import mark_stopped_cell
+
+    error = record.error
+    if error is not None and not (error.details or {}).get("cell_index"):
+        mark_stopped_cell(executed, ename=type(error).__name__, evalue=error.message)
+    export_html(executed, partial / "report.html", failed=error, status=record.status)
+
+
+def _close_run(root: Path, partial: Path, record: _RunRecord, problems: list[str]) -> Path | None:
+    """Write the final manifest and move the run under its final name; None if it cannot be.
+
+    The rename happens only once the manifest is written, so a folder under a run id always has
+    its final manifest. A run that cannot get one stays ``.partial`` (its manifest still says
+    ``running`` with a process id that is gone: ``wfo runs`` shows it as incomplete).
+    """
+    _guarded(problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial)))
+    if problems:
+        return None
+    final = root / record.run_id
+    try:
+        os.rename(partial, final)  # onto nothing: run ids are unique, nothing is replaced
+    except OSError as exc:
+        problems.append(f"rename: {exc.strerror or exc}")
+        return None
+    return final
+
+
+def _audit(path: Path, record: _RunRecord, *, outcome: str) -> None:
+    append_audit(
+        path,
+        command="run",
+        params_file=record.params_file,
+        config_hash=record.content_hash,
+        run_id=record.run_id,
+        outcome=outcome,
+    )
 
 
 def classify_error(exc: BaseException) -> WfoError:
