@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import polars as pl
 
 from wfo_kit.io import conform
@@ -60,3 +62,30 @@ def balance_sheet(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return conform(
         pl.DataFrame(rows, infer_schema_length=None), table="balance_sheet", where="test"
     )
+
+
+# Notebooks and parameters files for run and batch tests
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMETERS = (
+    "data = {}\nvalidation = {}\nvaluation = {}\noutput = {}\nreport = {}\npipeline = {}\n"
+    'run_dir = ""\nrun_id = ""\nsources = {}\n'
+)
+
+
+def notebook(path: Path, body: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('started')"),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nb.metadata["kernelspec"] = {"name": "wfo_kit", "display_name": "wfo_kit", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def params(folder: Path, name: str, text: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\n{text}", encoding="utf-8")
+    return path

@@ -13,35 +13,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.builders import notebook, params
 from wfo_kit.batch import run_batch
 from wfo_kit.cli import main
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-PARAMETERS = (
-    "data = {}\nvalidation = {}\nvaluation = {}\noutput = {}\nreport = {}\npipeline = {}\n"
-    'run_dir = ""\nrun_id = ""\nsources = {}\n'
-)
-
-
-def notebook(path: Path, body: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print('started')"),
-        nbformat.v4.new_code_cell(body),
-    ]
-    nb.metadata["kernelspec"] = {"name": "wfo_kit", "display_name": "wfo_kit", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
-def params(folder: Path, name: str, text: str = "") -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\n{text}", encoding="utf-8")
-    return path
-
 
 FAST = (
     "valuation:\n  monte_carlo: {enabled: false}\n  sensitivity: {enabled: false}\n"

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import glob
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -231,6 +232,10 @@ def _worker_init(kernel: str) -> None:
     from wfo_kit.observers import quiet_library_logs
 
     quiet_library_logs()
+    # A run stopped by Ctrl-C leaves nbclient's cell task unawaited: asyncio would print its
+    # traceback on the terminal; the run's own report and manifest say what happened.
+    logging.getLogger("asyncio").addHandler(logging.NullHandler())
+    logging.getLogger("asyncio").propagate = False
     with contextlib.suppress(Exception):  # a failure here only means a cold first run
         prewarm_kernel(kernel)
 
@@ -391,7 +396,7 @@ def _run_round(
                     running[executor.submit(run_job, job)] = job
                 if not running:
                     break
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                finished = _wait_some(running)
                 for future in finished:
                     job = running.pop(future)
                     try:
@@ -437,6 +442,20 @@ def _run_round(
 
 
 GRACE_SECONDS = 15.0
+POLL_SECONDS = 0.2
+
+
+def _wait_some(running: dict[cf.Future, Job]) -> set[cf.Future]:
+    """The futures that are done, waiting for at least one.
+
+    Waits in short slices: a wait without a timeout is not interrupted by Ctrl-C when the kernel
+    delivers SIGINT to one of the executor's threads (Python then runs the handler only once the
+    main thread wakes up).
+    """
+    while True:
+        finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+        if finished:
+            return finished
 
 
 def _interrupt(
@@ -453,10 +472,13 @@ def _interrupt(
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
     try:
-        _, not_done = cf.wait(running, timeout=GRACE_SECONDS)
+        while time.monotonic() < deadline and not all(f.done() for f in running):
+            cf.wait(running, timeout=POLL_SECONDS)
     except KeyboardInterrupt:  # the second Ctrl-C: stop now
-        not_done = {f for f in running if not f.done()}
+        pass
+    not_done = {f for f in running if not f.done()}
     if not_done:  # runs that did not stop in time: their workers are killed
         for process in processes:
             with contextlib.suppress(ProcessLookupError):

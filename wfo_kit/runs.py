@@ -193,7 +193,7 @@ def run_report(
         resolved=resolved,
         hashes=hashes,
     )
-    problems: list[str] = []  # what could not be written: the run cannot be complete
+    problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
     events = JsonlLog(partial / "log.jsonl")
 
     def emit(event: str, **fields: Any) -> None:
@@ -263,18 +263,18 @@ def run_report(
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
         raise escaping
+    if final is None:
+        msg = (
+            f"run {run_id} could not be saved ({_first_fatal(problems)}); what it wrote is in "
+            f"{partial} and "
+            "`wfo runs` lists it as incomplete"
+        )
+        hint = "free disk space or fix the output folder's permissions"
+        raise InfrastructureError(msg, hint=hint) from escaping
     if escaping is not None and record.error is not None:
         if record.error is escaping:
             raise escaping
         raise record.error from escaping
-    if final is None:
-        msg = (
-            f"run {run_id} could not be saved ({problems[0]}); what it wrote is in {partial} and "
-            "`wfo runs` lists it as incomplete"
-        )
-        raise InfrastructureError(
-            msg, hint="free disk space or fix the output folder's permissions"
-        )
     return RunResult(run_id, final, record.status, final / "report.html", record.error)
 
 
@@ -294,6 +294,7 @@ class _RunRecord:
     status: str = "running"
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def manifest(self, folder: Path) -> dict[str, Any]:
         metrics = _read_json(folder / "metrics.json") or {"steps": None, "quality": None}
@@ -321,7 +322,13 @@ class _RunRecord:
             if results.is_dir()
             else [],
             "error": error.to_dict() | {"details": error.details} if error else None,
+            "problems": list(self.problems),
         }
+
+
+def _first_fatal(problems: list[str]) -> str:
+    fatal = [p for p in problems if p.startswith(("manifest:", "report:", "rename:"))]
+    return (fatal or problems)[0]
 
 
 def _guarded(problems: list[str], what: str, action: Callable[[], object]) -> None:
@@ -329,7 +336,8 @@ def _guarded(problems: list[str], what: str, action: Callable[[], object]) -> No
     try:
         action()
     except (OSError, WfoError) as exc:
-        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        text = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
         problems.append(f"{what}: {text}")
 
 
@@ -350,8 +358,8 @@ def _close_run(root: Path, partial: Path, record: _RunRecord, problems: list[str
     ``running`` with a process id that is gone: ``wfo runs`` shows it as incomplete).
     """
     _guarded(problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial)))
-    if problems:
-        return None
+    if any(p.startswith(("manifest:", "report:")) for p in problems):
+        return None  # a folder without its final manifest or report is not a finished run
     final = root / record.run_id
     try:
         os.rename(partial, final)  # onto nothing: run ids are unique, nothing is replaced

@@ -1,0 +1,330 @@
+"""Injected faults, for real: concurrent runs, Ctrl-C, read-only and full disks, dead kernels.
+
+Read-only and full disks are made with a read-only bind mount and a small tmpfs, which needs
+root (CAP_SYS_ADMIN); elsewhere those tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import polars as pl
+import pytest
+
+from tests.builders import notebook, params
+from wfo_kit.cli import main
+from wfo_kit.errors import ConfigurationError
+from wfo_kit.history import run_history
+from wfo_kit.runs import claim_run_folder, make_run_id
+
+pytestmark = pytest.mark.e2e
+
+WFO = str(Path(sys.executable).parent / "wfo")
+
+
+def wfo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([WFO, *args], capture_output=True, text=True, timeout=timeout)
+
+
+PROGRESS = ("wfo: run ", "wfo: publishing HTML")  # status lines of a run without --progress
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith(PROGRESS)]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def _mount(*args: str) -> None:
+    result = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount here (needs root): {result.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` made read-only for everyone, root included (a read-only bind mount)."""
+    _mount("--bind", str(folder), str(folder))
+    try:
+        _mount("-o", "remount,bind,ro", str(folder))
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder))
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def run_folders(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.is_dir())
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrent runs never destroy each other
+
+
+def test_run_ids_are_unique_and_a_taken_id_is_refused_without_deleting(tmp_path: Path) -> None:
+    assert len({make_run_id("same-prefix") for _ in range(200)}) == 200
+    claimed = claim_run_folder(tmp_path, "r-1")
+    (claimed / "notebook.ipynb").write_text("work in progress")
+    with pytest.raises(ConfigurationError, match="already taken"):
+        claim_run_folder(tmp_path, "r-1")  # the same id claimed by another process
+    (tmp_path / "r-2").mkdir()
+    (tmp_path / "r-2" / "manifest.json").write_text("{}")
+    with pytest.raises(ConfigurationError, match="already taken"):
+        claim_run_folder(tmp_path, "r-2")  # an existing run is never replaced
+    assert (claimed / "notebook.ipynb").read_text() == "work in progress"
+    assert (tmp_path / "r-2" / "manifest.json").read_text() == "{}"
+
+
+def test_two_identical_runs_started_together_both_complete(tmp_path: Path) -> None:
+    fine = notebook(tmp_path / "fine.ipynb", "import time\ntime.sleep(1)\nprint('fine')")
+    p = params(tmp_path, "p", f"report:\n  notebook: {fine}\n")
+    out = tmp_path / "out"
+    command = [WFO, "run", str(p), "--output", str(out), "--no-progress"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    procs.append(
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    reports = {Path(stdout.strip().splitlines()[-1]) for stdout, _ in results}
+    assert len(reports) == 2
+    for report in reports:
+        manifest = json.loads((report.parent / "manifest.json").read_text())
+        assert manifest["status"] == "succeeded"
+        assert (report.parent / "valuation.ipynb").is_file()
+        assert report.is_file()
+    assert run_folders(out) == sorted(r.parent for r in reports)
+    outcomes = [
+        json.loads(line)["outcome"] for line in (out / "audit.jsonl").read_text().splitlines()
+    ]
+    assert sorted(outcomes) == ["started", "started", "succeeded", "succeeded"]
+
+
+def test_identical_parameter_files_in_two_folders_are_each_accounted_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    files = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        files.append(params(tmp_path / folder, "p", f"report:\n  notebook: {fine}\n"))
+    out = tmp_path / "out"
+    code = main(["batch", *map(str, files), "--workers", "1", "--output", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "batch: 1 succeeded, 0 skipped (already done), 1 duplicate, 0 failed" in stdout
+    assert f"wfo: note: p.yaml: same configuration and inputs as {files[0]}" in stderr
+    (run,) = run_folders(out)
+    batch = json.loads(sorted(out.glob("batch-*.json"))[-1].read_text())
+    assert [r["status"] for r in batch["runs"]] == ["succeeded", "duplicate"]
+    assert [r["params_file"] for r in batch["runs"]] == [str(f) for f in files]
+    assert batch["runs"][1]["report"] == str(run / "report.html")
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C of a batch
+
+
+def _start_slow_batch(tmp_path: Path, runs: int) -> tuple[subprocess.Popen[str], Path]:
+    slow = notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(60)")
+    for n in range(runs):
+        params(
+            tmp_path,
+            f"slow{n}",
+            f"report:\n  notebook: {slow}\nvaluation:\n  terminal_growth: 0.0{n}\n",
+        )
+    out = tmp_path / "out"
+    command = [WFO, "batch", str(tmp_path / "*.yaml"), "--workers", "1", "--output", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the first run has started
+        if list(out.glob(".*.partial")):
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the batch did not start a run within 120 s")
+    time.sleep(3)  # the warm kernel is then inside the slow cell
+    return proc, out
+
+
+def _assert_interrupted_run(out: Path) -> None:
+    (run,) = run_folders(out)  # nothing queued started after Ctrl-C
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    assert "INTERRUPTED" in (run / "report.html").read_text()
+    assert not list(out.glob(".*.partial"))
+    batch = json.loads(sorted(out.glob("batch-*.json"))[-1].read_text())
+    assert batch["counts"]["interrupted"] == 4
+    assert sum(r["reason"] == "not run: interrupted" for r in batch["runs"]) == 3
+
+
+def test_ctrl_c_stops_dispatching_and_publishes_the_interrupted_report(tmp_path: Path) -> None:
+    proc, out = _start_slow_batch(tmp_path, 4)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, stderr
+    assert elapsed < 15, elapsed  # the run stops at once; queued runs never start
+    _assert_interrupted_run(out)
+    (run,) = run_folders(out)
+    nb = nbformat.read(run / "valuation.ipynb", as_version=4)
+    marked = [c for c in nb.cells if c.metadata.get("papermill", {}).get("exception")]
+    assert len(marked) == 1  # the cell that was running
+    assert "Traceback" not in stderr
+
+
+def test_a_second_ctrl_c_exits_within_two_seconds(tmp_path: Path) -> None:
+    proc, out = _start_slow_batch(tmp_path, 4)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    second = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - second < 2.0
+    assert proc.returncode == 130, stderr
+    _assert_interrupted_run(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Read-only and full disks
+
+
+def test_read_only_output_root_is_exit_3_for_validate_run_and_batch(tmp_path: Path) -> None:
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    p = params(tmp_path, "p", f"report:\n  notebook: {fine}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with read_only(out):
+        for args in (
+            ("validate", str(p), "--quarantine", str(out / "q.csv")),
+            ("run", str(p), "--output", str(out)),
+            ("batch", str(p), "--output", str(out)),
+        ):
+            result = wfo(*args)
+            line = one_line(result.stderr)
+            assert result.returncode == 3, (args, result.stderr)
+            assert "Read-only file system" in line, line
+
+
+def test_output_made_read_only_mid_run_is_accounted_for(tmp_path: Path) -> None:
+    slow = notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(4)\nprint('done')")
+    p = params(tmp_path, "p", f"report:\n  notebook: {slow}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [WFO, "run", str(p), "--output", str(out), "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # inside the slow cell
+    with read_only(out):
+        _, stderr = proc.communicate(timeout=120)
+        line = one_line(stderr)
+        assert proc.returncode == 3, stderr
+        assert "could not be saved (report: Read-only file system)" in line, line
+        assert "`wfo runs` lists it as incomplete" in line
+        history = run_history(out)
+        assert history["status"].to_list() == ["incomplete"]
+        assert "its process is gone" in history["error"][0]
+        audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+        assert [a["outcome"] for a in audit] == ["started"]
+        assert main(["runs", "--output", str(out), "--status", "incomplete"]) == 0
+
+
+def test_a_full_disk_is_exit_3_and_the_run_is_listed_incomplete(tmp_path: Path) -> None:
+    big = notebook(tmp_path / "big.ipynb", "print('x' * 3_000_000)")
+    p = params(tmp_path, "p", f"report:\n  notebook: {big}\n")
+    out = tmp_path / "out"
+    with small_disk(out, "1m"):
+        result = wfo("run", str(p), "--output", str(out), "--no-progress")
+        line = one_line(result.stderr)
+        assert result.returncode == 3, result.stderr
+        assert "No space left on device" in line, line
+        history = run_history(out)
+        assert history["status"].to_list() == ["incomplete"]
+        listing = wfo("runs", "--output", str(out))
+        assert listing.returncode == 0
+        assert "incomplete" in listing.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Short error lines, no stray output
+
+
+@pytest.mark.parametrize(
+    ("body", "extra", "expected"),
+    [
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "", "the kernel died"),
+        (
+            "import time\ntime.sleep(60)",
+            "  cell_timeout: 2\n",
+            "ran longer than report.cell_timeout",
+        ),
+    ],
+    ids=["dead-kernel", "cell-timeout"],
+)
+def test_a_stopped_notebook_is_one_short_line(
+    tmp_path: Path, body: str, extra: str, expected: str
+) -> None:
+    nb = notebook(tmp_path / "nb.ipynb", body)
+    p = params(tmp_path, "p", f"report:\n  notebook: {nb}\n{extra}")
+    result = wfo("run", str(p), "--output", str(tmp_path / "out"), "--no-progress")
+    lines = [
+        l
+        for l in result.stderr.splitlines()
+        if not l.startswith("wfo: run ") and l != "wfo: publishing HTML"
+    ]
+    assert result.returncode == 1
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert len(lines[0].split(" (report: ")[0]) < 200, lines[0]
+    (run,) = run_folders(tmp_path / "out")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["error"]["details"]["evalue"]  # the full text is kept in the manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing dropped silently
+
+
+def test_unreadable_manifest_is_listed_not_dropped(tmp_path: Path) -> None:
+    (tmp_path / "run-a").mkdir()
+    (tmp_path / "run-a" / "manifest.json").write_text('{"run_id": "run-a", "status": "succ')
+    (tmp_path / "bench").mkdir()  # not a run folder: not listed
+    history = run_history(tmp_path)
+    assert history.select("run_id", "status").rows() == [("run-a", "unreadable")]
+    assert history["error"][0].startswith("manifest.json cannot be read: JSONDecodeError")
+
+
+def test_native_panic_in_a_command_is_one_line_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wfo_kit import cli
+
+    def panics(_args: object) -> int:
+        # A real Rust panic surfaced through Polars' own exception type (a BaseException).
+        raise pl.exceptions.PanicException("assertion failed: i < self.len()")
+
+    monkeypatch.setitem(cli.COMMANDS, "validate", panics)
+    assert main(["validate", "parameters/default.yaml"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("wfo: internal error: a panic in native code (Polars): assertion")
