@@ -288,15 +288,10 @@ def test_a_stopped_notebook_is_one_short_line(
     nb = notebook(tmp_path / "nb.ipynb", body)
     p = params(tmp_path, "p", f"report:\n  notebook: {nb}\n{extra}")
     result = wfo("run", str(p), "--output", str(tmp_path / "out"), "--no-progress")
-    lines = [
-        l
-        for l in result.stderr.splitlines()
-        if not l.startswith("wfo: run ") and l != "wfo: publishing HTML"
-    ]
+    line = one_line(result.stderr)
     assert result.returncode == 1
-    assert len(lines) == 1, result.stderr
-    assert expected in lines[0]
-    assert len(lines[0].split(" (report: ")[0]) < 200, lines[0]
+    assert expected in line
+    assert len(line.split(" (report: ")[0]) < 200, line
     (run,) = run_folders(tmp_path / "out")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["error"]["details"]["evalue"]  # the full text is kept in the manifest
