@@ -52,25 +52,31 @@ def present_value(
     """Present value of each row of ``flows`` (companies x years), year t = column index + 1.
 
     Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row,
-    or a (companies x draws) matrix, giving one value per company and draw. With
-    ``with_final_factor``, also returns 1 / (1 + r)^W for the W year columns, built in the same
-    loop (cheaper than a power).
+    or a (companies or 1) x (draws or 1) matrix, giving one value per company and draw; ``flows``
+    may then also carry a draw axis, (companies x draws x years). With ``with_final_factor``,
+    also returns 1 / (1 + r)^W for the W year columns, built in the same loop (cheaper than a
+    power).
 
     Examples
     --------
     >>> import numpy as np
     >>> present_value(np.array([[110.0, 121.0]]), np.array([0.10])).round(6).tolist()
     [200.0]
+    >>> present_value(np.array([[110.0, 121.0]]), np.array([[0.10, 0.0]])).round(6).tolist()
+    [[200.0, 231.0]]
     """
     flows = np.asarray(flows, dtype=np.float64)
     rate = np.asarray(rate, dtype=np.float64)
+    if rate.ndim == 2 and flows.ndim == 2:
+        flows = flows[:, None, :]  # the same flows for every draw
+    elif rate.ndim == 1 and flows.ndim == 3:
+        rate = rate[:, None]
     factor = 1.0 / (1.0 + rate)
-    acc = np.zeros(rate.shape)
-    final = np.ones(rate.shape) if with_final_factor else None
-    expand = rate.ndim == 2
-    for column in range(flows.shape[1] - 1, -1, -1):  # Horner: a loop over years, not companies
-        flow = flows[:, column]
-        acc += flow[:, None] if expand else flow
+    shape = np.broadcast_shapes(rate.shape, flows.shape[:-1])
+    acc = np.zeros(shape)
+    final = np.ones(shape) if with_final_factor else None
+    for column in range(flows.shape[-1] - 1, -1, -1):  # Horner: a loop over years, not companies
+        acc += flows[..., column]
         acc *= factor
         if final is not None:
             final *= factor
@@ -80,11 +86,20 @@ def present_value(
 
 
 def present_value_at(flows: np.ndarray, times: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Present value with an explicit discount exponent (years) for every cash flow."""
+    """Present value with an explicit discount exponent (years) for every cash flow.
+
+    Shapes as :func:`present_value`: ``times`` is (companies x years); ``rate`` per company or
+    (companies or 1) x (draws or 1); ``flows`` (companies x years) or (companies x draws x years).
+    """
+    flows = np.asarray(flows, dtype=np.float64)
     rate = np.asarray(rate, dtype=np.float64)
     log_factor = np.log1p(rate)
-    if rate.ndim == 2:
-        return np.einsum("nw,nwd->nd", flows, np.exp(-times[:, :, None] * log_factor[:, None, :]))
+    if rate.ndim == 2 or flows.ndim == 3:
+        if flows.ndim == 2:
+            flows = flows[:, None, :]
+        if log_factor.ndim == 1:
+            log_factor = log_factor[:, None]
+        return (flows * np.exp(-times[:, None, :] * log_factor[:, :, None])).sum(axis=-1)
     return (flows * np.exp(-times * log_factor[:, None])).sum(axis=1)
 
 
@@ -106,7 +121,8 @@ def gordon_terminal_value(
         value = next_flow / spread
     if np.ndim(value) == 0:
         return np.where(spread > 0, value, np.nan)
-    value[~(spread > 0)] = np.nan  # in place: this runs on (companies x draws) arrays
+    # in place (this runs on (companies x draws) arrays); ``where`` broadcasts a narrower spread
+    np.copyto(value, np.nan, where=~(spread > 0))
     return value
 
 
@@ -178,6 +194,50 @@ class DcfInputs:
         )
 
 
+def align_draws(companies: int, **arrays: np.ndarray | float | None) -> dict[str, np.ndarray]:
+    """Bring per-company and per-draw arguments to shapes that broadcast to (companies x draws).
+
+    The one shape rule of the re-valuation functions: a scalar applies to every company; a 1-D
+    array holds one value per company; a 2-D array is (companies or 1) x (draws or 1), so
+    ``(1, draws)`` is one value per draw common to all companies. When any argument is 2-D, the
+    others become (companies x 1) columns; otherwise all are returned 1-D, one value per company.
+    ``None`` arguments are left out of the result.
+
+    Raises
+    ------
+    ValueError
+        An argument whose shape fits none of these, naming it and the shapes accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = align_draws(3, rate=np.full((3, 4), 0.1), growth=np.array([0.0, 0.01, 0.02]))
+    >>> out["rate"].shape, out["growth"].shape, out["growth"][:, 0].tolist()
+    ((3, 4), (3, 1), [0.0, 0.01, 0.02])
+    >>> align_draws(2, rate=0.1)["rate"].tolist()
+    [0.1, 0.1]
+    """
+    given = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items() if v is not None}
+    for name, array in given.items():
+        fits = (
+            array.ndim == 0
+            or (array.ndim == 1 and array.shape[0] == companies)
+            or (array.ndim == 2 and array.shape[0] in (companies, 1))
+        )
+        if not fits:
+            msg = (
+                f"{name} has shape {array.shape} for {companies} companies: give a scalar, one "
+                f"value per company ({companies},) or a (companies or 1) x (draws) matrix"
+            )
+            raise ValueError(msg)
+    matrix = any(a.ndim == 2 for a in given.values())
+    shape = (companies, 1) if matrix else (companies,)
+    return {
+        k: a if a.ndim == 2 else np.broadcast_to(a.reshape(-1, 1) if matrix else a, shape)
+        for k, a in given.items()
+    }
+
+
 def enterprise_value_parts(
     inputs: DcfInputs,
     *,
@@ -189,12 +249,29 @@ def enterprise_value_parts(
 ) -> dict[str, np.ndarray]:
     """PV of the explicit flows, terminal value and its PV, enterprise value.
 
-    ``rate``/``growth`` default to each company's own; either may be (companies x draws) for
-    simulation. ``flow_scale`` multiplies every forecast flow (scalar, per company, or per draw).
+    ``rate``, ``growth`` and ``exit_multiple`` default to each company's own. Shapes follow
+    :func:`align_draws`: each argument (``flow_scale`` included) is a scalar, one value per
+    company, or a (companies or 1) x (draws or 1) matrix; with any matrix, every result is
+    (companies x draws), else one value per company. ``flow_scale`` multiplies every forecast
+    flow (and the exit EBITDA).
     """
-    rate = inputs.rate if rate is None else np.asarray(rate, dtype=np.float64)
-    growth = inputs.growth if growth is None else np.asarray(growth, dtype=np.float64)
-    scale = np.asarray(flow_scale, dtype=np.float64)
+    n = inputs.companies.height
+    if terminal != "gordon" and exit_multiple is None:
+        exit_multiple = inputs.companies["exit_multiple"].to_numpy()
+    scaled = np.ndim(flow_scale) > 0 or float(flow_scale) != 1.0  # type: ignore[arg-type]
+    shaped = align_draws(
+        n,
+        rate=inputs.rate if rate is None else rate,
+        growth=inputs.growth if growth is None else growth,
+        flow_scale=flow_scale if scaled else None,
+        exit_multiple=exit_multiple if terminal != "gordon" else None,
+    )
+    rate, growth = shaped["rate"], shaped["growth"]
+    matrix = rate.ndim == 2
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return a[:, None] if matrix else a
+
     width = inputs.flows.shape[1]
     uniform = inputs.regular and width > 0 and bool(np.all(inputs.terminal_time == width))
     final = None
@@ -204,34 +281,28 @@ def enterprise_value_parts(
         pv = present_value(inputs.flows, rate, timing=inputs.timing)
     else:
         pv = present_value_at(inputs.flows, inputs.times, rate)
-    matrix = rate.ndim == 2 or growth.ndim == 2 or scale.ndim == 2
-
-    def col(a: np.ndarray) -> np.ndarray:
-        return a[:, None] if (matrix and a.ndim == 1) else a
-
-    scaled = scale.ndim > 0 or float(scale) != 1.0
-    if scaled:
-        pv = pv * scale
-    if terminal == "gordon":
-        if inputs.next_flow is None:
-            next_flow = col(inputs.last_flow) * (1.0 + growth)
-        else:
-            next_flow = col(inputs.next_flow) * np.ones_like(growth)
-        tv = gordon_terminal_value(next_flow * scale if scaled else next_flow, rate, growth)
+    if inputs.next_flow is None:
+        next_flow = col(inputs.last_flow) * (1.0 + growth)
     else:
-        if exit_multiple is None:
-            exit_multiple = inputs.companies["exit_multiple"].to_numpy()
-        multiple = col(np.asarray(exit_multiple, dtype=np.float64))
+        next_flow = col(inputs.next_flow) * np.ones_like(growth)
+    if scaled:
+        pv = pv * shaped["flow_scale"]
+        next_flow = next_flow * shaped["flow_scale"]
+    if terminal == "gordon":
+        tv = gordon_terminal_value(next_flow, rate, growth)
+    else:
         # a scenario that scales the business scales its exit EBITDA too
-        tv = multiple * col(inputs.last_ebitda) * np.ones_like(rate) * scale
+        tv = shaped["exit_multiple"] * col(inputs.last_ebitda)
+        if scaled:
+            tv = tv * shaped["flow_scale"]
     if final is None:
         final = discount_factor(col(inputs.terminal_time), rate)
     pv_tv = tv * final
+    parts = {"pv_explicit": pv, "terminal_value": tv, "pv_terminal": pv_tv}
+    parts["enterprise_value"] = pv + pv_tv
+    shape = np.broadcast_shapes(*(p.shape for p in parts.values()))
     return {
-        "pv_explicit": pv,
-        "terminal_value": tv,
-        "pv_terminal": pv_tv,
-        "enterprise_value": pv + pv_tv,
+        k: v if v.shape == shape else np.broadcast_to(v, shape).copy() for k, v in parts.items()
     }
 
 
