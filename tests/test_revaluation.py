@@ -18,10 +18,21 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import polars as pl
 import pytest
 
 from tests.builders import companies, fcff_rows, financials
-from wfo_kit.dcf import DcfInputs, enterprise_value_parts, explicit_inputs
+from wfo_kit.config import (
+    Distribution,
+    DriversConfig,
+    MonteCarloConfig,
+    RangeConfig,
+    Scenario,
+    ValuationConfig,
+)
+from wfo_kit.dcf import DcfInputs, enterprise_value_parts, explicit_inputs, per_share_from_ev
+from wfo_kit.risk import monte_carlo, scenario_values, sensitivity_rate_growth, simulation_shocks
+from wfo_kit.value import dcf_method, prepare_dcf
 
 REL = 1e-9
 
@@ -168,3 +179,161 @@ def test_a_wrong_shape_is_refused_with_the_shapes_named() -> None:
         enterprise_value_parts(inputs, rate=np.array([0.1, 0.1]))
     with pytest.raises(ValueError, match="growth"):
         enterprise_value_parts(inputs, growth=np.zeros((2, 5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariance: risk analyses equal full re-valuations (issue 10, item 3)
+
+MODES = {
+    "explicit": ValuationConfig(forecast="explicit", methods=["dcf"]),
+    "drivers": ValuationConfig(forecast="drivers", methods=["dcf"]),
+    "drivers_given_roc": ValuationConfig(
+        forecast="drivers",
+        methods=["dcf"],
+        drivers=DriversConfig(stable_roc=0.14, target_margin=0.18),
+    ),
+    "drivers_mid_year": ValuationConfig(forecast="drivers", methods=["dcf"], timing="mid_year"),
+}
+
+
+def universe() -> dict[str, pl.DataFrame]:
+    """Two companies with actual years (driver mode) and explicit forecasts (explicit mode).
+
+    D1 is the issue's driver company: revenue 1,000, EBIT 150, r 9 %, g 2 %. D2 has a narrow
+    spread (r 6 %, g 3 %) so that some grid points reach r <= g.
+    """
+    comp = companies(
+        {"company_id": "D1", "discount_rate": 0.09, "terminal_growth": 0.02},
+        {"company_id": "D2", "discount_rate": 0.06, "terminal_growth": 0.03, "debt": 200.0},
+    )
+    actual = [
+        {"company_id": c, "year": 2025, "is_forecast": False, "revenue": rev, "ebit": ebit}
+        for c, rev, ebit in (("D1", 1000.0, 150.0), ("D2", 400.0, 40.0))
+    ]
+    forecast = [
+        *fcff_rows("D1", 2026, [90.0, 95.0, 101.0, 104.0]),
+        *fcff_rows("D2", 2026, [20.0, 24.0, 27.0, 30.0]),
+    ]
+    return {"companies": comp, "financials": financials(actual + forecast)}
+
+
+def full_value(
+    valuation: ValuationConfig, company_id: str, *, rate: float, growth: float, scale: float = 1.0
+) -> float:
+    """Value per share from scratch: the company's row given r and g, forecast rebuilt."""
+    valid = universe()
+    valid["companies"] = valid["companies"].filter(pl.col("company_id") == company_id)
+    valid["companies"] = valid["companies"].with_columns(
+        pl.lit(rate).alias("discount_rate"), pl.lit(growth).alias("terminal_growth")
+    )
+    inputs, _, _ = prepare_dcf(valid, valuation)
+    if inputs.companies.height == 0:  # r <= g: excluded, never a number
+        return float("nan")
+    ev = enterprise_value_parts(inputs, flow_scale=scale)["enterprise_value"]
+    return float(per_share_from_ev(ev, inputs.companies)[0])
+
+
+def assert_same(got: float | None, expected: float, what: str) -> None:
+    if np.isnan(expected):
+        assert got is None or np.isnan(got), what
+    else:
+        assert got == pytest.approx(expected, rel=REL), what
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_grid_point_equals_a_full_revaluation(mode: str) -> None:
+    valuation = MODES[mode]
+    inputs, _, _ = prepare_dcf(universe(), valuation)
+    grid = sensitivity_rate_growth(
+        inputs, rate_deltas=[-0.02, -0.01, 0.0, 0.01], growth_deltas=[-0.01, 0.0, 0.005, 0.01]
+    )
+    assert grid["value_per_share"].null_count() > 0  # D2 reaches r <= g: null, not a number
+    for row in grid.iter_rows(named=True):
+        expected = full_value(
+            valuation, row["company_id"], rate=row["discount_rate"], growth=row["second_value"]
+        )
+        assert_same(row["value_per_share"], expected, str(row))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_scenario_equals_a_full_revaluation(mode: str) -> None:
+    valuation = MODES[mode]
+    inputs, _, _ = prepare_dcf(universe(), valuation)
+    scenarios = [
+        Scenario(name="bear", probability=0.3, discount_rate_delta=0.01, cash_flow_scale=0.8),
+        Scenario(name="base", probability=0.4),
+        Scenario(
+            name="bull",
+            probability=0.3,
+            discount_rate_delta=-0.005,
+            terminal_growth_delta=0.01,
+            cash_flow_scale=1.1,
+        ),
+    ]
+    per_scenario, _ = scenario_values(inputs, scenarios, terminal="gordon")
+    for row in per_scenario.iter_rows(named=True):
+        expected = full_value(
+            valuation,
+            row["company_id"],
+            rate=row["discount_rate"],
+            growth=row["terminal_growth"],
+            scale=row["cash_flow_scale"],
+        )
+        assert_same(row["value_per_share"], expected, str(row))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_monte_carlo_draws_equal_full_revaluations(mode: str) -> None:
+    valuation = MODES[mode]
+    inputs, _, _ = prepare_dcf(universe(), valuation)
+    config = MonteCarloConfig(
+        draws=64,
+        seed=11,
+        sampler="random",
+        discount_rate_shift=Distribution(dist="uniform", params={"loc": -0.005, "scale": 0.01}),
+        terminal_growth_shift=Distribution(dist="uniform", params={"loc": -0.004, "scale": 0.008}),
+        cash_flow_scale=Distribution(dist="uniform", params={"loc": 0.8, "scale": 0.4}),
+    )
+    summary, draws = monte_carlo(inputs, config, terminal="gordon", keep_draws=["D1", "D2"])
+    assert summary["rejected"].to_list() == [0, 0]  # spreads stay open: draws align with shocks
+    shocks = simulation_shocks(config)
+    for company_id, rate, growth in zip(
+        inputs.companies["company_id"], inputs.rate, inputs.growth, strict=True
+    ):
+        values = draws.filter(pl.col("company_id") == company_id)["value_per_share"].to_numpy()
+        for j in (0, 1, 17, 40, 63):
+            expected = full_value(
+                valuation,
+                company_id,
+                rate=rate + shocks["discount_rate_shift"][j],
+                growth=growth + shocks["terminal_growth_shift"][j],
+                scale=shocks["cash_flow_scale"][j],
+            )
+            assert values[j] == pytest.approx(expected, rel=REL), (company_id, j)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_dcf_low_and_high_equal_full_revaluations(mode: str) -> None:
+    valuation = MODES[mode].model_copy(
+        update={"range": RangeConfig(rate_delta=0.01, growth_delta=0.005)}
+    )
+    valued = dcf_method(universe(), valuation).valued
+    own = universe()["companies"]
+    for row in valued.join(own, on="company_id").iter_rows(named=True):
+        r, g = row["discount_rate"], row["terminal_growth"]
+        low = full_value(valuation, row["company_id"], rate=r + 0.01, growth=g - 0.005)
+        high = full_value(valuation, row["company_id"], rate=r - 0.01, growth=g + 0.005)
+        assert_same(row["low"], low, f"{mode} {row['company_id']} low")
+        assert_same(row["high"], high, f"{mode} {row['company_id']} high")
+
+
+def test_driver_growth_sensitivity_is_the_full_revaluation_one() -> None:
+    """The issue's figure: one point of g moved value +9 % in the grid, +1.5 % from scratch."""
+    valuation = MODES["drivers"]
+    inputs, _, _ = prepare_dcf(universe(), valuation)
+    grid = sensitivity_rate_growth(inputs, rate_deltas=[0.0], growth_deltas=[0.0, 0.01])
+    values = grid.filter(pl.col("company_id") == "D1")["value_per_share"].to_list()
+    base = full_value(valuation, "D1", rate=0.09, growth=0.02)
+    moved = full_value(valuation, "D1", rate=0.09, growth=0.03)
+    assert values == pytest.approx([base, moved], rel=REL)
+    assert moved / base - 1 < 0.03  # no excess returns: growth adds little value

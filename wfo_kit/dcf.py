@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import polars as pl
@@ -139,13 +139,26 @@ def implied_growth(
         return (terminal_value * rate - last_flow) / (terminal_value + last_flow)
 
 
+class FlowModel(Protocol):
+    """A forecast whose flows depend on the discount rate and terminal growth (driver mode)."""
+
+    def project(self, *, rate: np.ndarray, growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flows: (companies [x draws] x years), FCFF_{N+1}: (companies [x draws]))."""
+        ...
+
+    def take(self, rows: np.ndarray | slice) -> FlowModel:
+        """The companies selected by a boolean mask, index array or slice."""
+        ...
+
+
 @dataclass(frozen=True)
 class DcfInputs:
     """Everything a DCF needs, aligned row by row with ``companies``.
 
     ``flows``/``times`` are companies x years (zeros after each horizon); ``regular`` means times
-    are 1..N (then Horner's rule applies). ``next_flow`` is the stable-stage FCFF_{N+1} when the
-    forecast closes it itself (driver mode), else None: FCFF_N x (1 + g).
+    are 1..N (then Horner's rule applies). ``model`` is set when the forecast depends on r and g
+    (driver mode): every valuation then re-projects flows and FCFF_{N+1} at the r and g it uses;
+    without it the flows are fixed and FCFF_{N+1} = FCFF_N x (1 + g).
     """
 
     companies: pl.DataFrame
@@ -156,7 +169,7 @@ class DcfInputs:
     last_ebitda: np.ndarray
     regular: bool
     timing: Timing
-    next_flow: np.ndarray | None = None
+    model: FlowModel | None = None
 
     @property
     def rate(self) -> np.ndarray:
@@ -177,7 +190,7 @@ class DcfInputs:
             terminal_time=self.terminal_time[part],
             last_flow=self.last_flow[part],
             last_ebitda=self.last_ebitda[part],
-            next_flow=None if self.next_flow is None else self.next_flow[part],
+            model=None if self.model is None else self.model.take(part),
         )
 
     def take(self, mask: np.ndarray) -> DcfInputs:
@@ -190,7 +203,7 @@ class DcfInputs:
             terminal_time=self.terminal_time[mask],
             last_flow=self.last_flow[mask],
             last_ebitda=self.last_ebitda[mask],
-            next_flow=None if self.next_flow is None else self.next_flow[mask],
+            model=None if self.model is None else self.model.take(mask),
         )
 
 
@@ -272,19 +285,20 @@ def enterprise_value_parts(
     def col(a: np.ndarray) -> np.ndarray:
         return a[:, None] if matrix else a
 
-    width = inputs.flows.shape[1]
+    if inputs.model is None:
+        flows = inputs.flows
+        next_flow = col(inputs.last_flow) * (1.0 + growth)
+    else:
+        flows, next_flow = inputs.model.project(rate=rate, growth=growth)
+    width = flows.shape[-1]
     uniform = inputs.regular and width > 0 and bool(np.all(inputs.terminal_time == width))
     final = None
     if inputs.regular and uniform:
-        pv, final = present_value(inputs.flows, rate, timing=inputs.timing, with_final_factor=True)
+        pv, final = present_value(flows, rate, timing=inputs.timing, with_final_factor=True)
     elif inputs.regular:
-        pv = present_value(inputs.flows, rate, timing=inputs.timing)
+        pv = present_value(flows, rate, timing=inputs.timing)
     else:
-        pv = present_value_at(inputs.flows, inputs.times, rate)
-    if inputs.next_flow is None:
-        next_flow = col(inputs.last_flow) * (1.0 + growth)
-    else:
-        next_flow = col(inputs.next_flow) * np.ones_like(growth)
+        pv = present_value_at(flows, inputs.times, rate)
     if scaled:
         pv = pv * shaped["flow_scale"]
         next_flow = next_flow * shaped["flow_scale"]

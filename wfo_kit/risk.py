@@ -3,7 +3,8 @@
 All functions take prepared :class:`~wfo_kit.dcf.DcfInputs` (one row per valued company) and
 re-value them under shifted rates, growths, exit multiples or cash-flow scales, for all companies
 at once. A combination with r <= g is never a number: it is null (grids, scenarios) or a rejected
-draw (Monte Carlo), and counted.
+draw (Monte Carlo), and counted. Each re-valuation equals a valuation from scratch with the shifted
+parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.model``).
 """
 
 from __future__ import annotations
@@ -208,7 +209,9 @@ def monte_carlo(
     shocks = simulation_shocks(config)
     draws = shocks["cash_flow_scale"].shape[0]
     n = inputs.companies.height
-    chunk = max(1, chunk_bytes // (8 * draws))
+    # a driver forecast is re-projected per draw: (companies x draws x years) flows in a chunk
+    layers = 1 + (inputs.flows.shape[1] if inputs.model is not None else 0)
+    chunk = max(1, chunk_bytes // (8 * draws * layers))
     summary = {k: np.empty(n) for k in ("mean", "std", *(f"p{p}" for p in PERCENTILES))}
     rejected = np.zeros(n, dtype=np.int64)
     keep = set(keep_draws or [])
