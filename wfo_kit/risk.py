@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import polars as pl
 
-from wfo_kit.config import MonteCarloConfig, Scenario
+from wfo_kit.config import MonteCarloConfig, RangeConfig, Scenario
 from wfo_kit.dcf import DcfInputs, Terminal, enterprise_value_parts, per_share_from_ev
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -23,6 +23,32 @@ PERCENTILES = (5, 25, 50, 75, 95)
 def _per_share(inputs: DcfInputs, **kwargs: object) -> np.ndarray:
     ev = enterprise_value_parts(inputs, **kwargs)["enterprise_value"]  # type: ignore[arg-type]
     return per_share_from_ev(ev, inputs.companies)
+
+
+def value_range(
+    inputs: DcfInputs,
+    *,
+    deltas: RangeConfig,
+    terminal: Terminal,
+    flow_scale: float = 1.0,
+) -> pl.DataFrame:
+    """The DCF low and high per share (football field): company_id, low, high.
+
+    low: r + ``deltas.rate_delta`` with g - ``deltas.growth_delta``; high: the reverse. A bound
+    with r <= g is null (never a number, never NaN). Both are one (companies x 2) re-valuation;
+    the pipeline (``value.dcf_method``) and the explorer (``explore.revalue``) both call this.
+    """
+    rate = inputs.rate[:, None] + np.array([[deltas.rate_delta, -deltas.rate_delta]])
+    growth = inputs.growth[:, None] + np.array([[-deltas.growth_delta, deltas.growth_delta]])
+    values = _per_share(inputs, rate=rate, growth=growth, terminal=terminal, flow_scale=flow_scale)
+    return pl.DataFrame(
+        {
+            "company_id": inputs.companies["company_id"],
+            "low": values[:, 0],
+            "high": values[:, 1],
+        },
+        schema={"company_id": pl.String, "low": pl.Float64, "high": pl.Float64},
+    ).with_columns(pl.col("low").fill_nan(None), pl.col("high").fill_nan(None))
 
 
 def sensitivity_rate_growth(
