@@ -701,26 +701,67 @@ def dcf_wide(
     *,
     flow_columns: list[str],
     timing: Timing = "end_of_year",
+    horizon_column: str | None = None,
 ) -> pl.DataFrame:
     """DCF straight from a wide frame: one row per company, one FCFF column per forecast year.
 
-    ``frame`` needs the ``flow_columns`` (years 1..N in order; a null flow counts as 0),
-    ``discount_rate``, ``terminal_growth``, ``shares_diluted`` and the bridge columns. Adds
-    ``pv_explicit``, ``terminal_value``, ``pv_terminal``, ``enterprise_value``, ``equity_value``
-    and ``value_per_share`` (null where r <= g: never a number). This is the path for millions of
-    companies: one lazy Polars query (Horner's rule as one expression), no pivot, no group-by.
-    Same conventions as :func:`value_dcf` (Gordon terminal value on FCFF_N x (1 + g)).
+    ``frame`` needs the ``flow_columns`` (years 1..N in order), ``discount_rate``,
+    ``terminal_growth``, ``shares_diluted`` and the bridge columns. Adds ``pv_explicit``,
+    ``terminal_value``, ``pv_terminal``, ``enterprise_value``, ``equity_value``,
+    ``value_per_share`` and ``reason``. This is the path for millions of companies: one lazy
+    Polars query (Horner's rule as one expression), no pivot, no group-by. Same conventions as
+    :func:`value_dcf` (Gordon terminal value on FCFF_N x (1 + g), discounted with the year-N
+    factor).
+
+    Null handling: a null flow is never read as 0. Without ``horizon_column`` every row is valued
+    over all N years, so a null flow gives null values and a ``reason`` naming the column. With
+    ``horizon_column`` (an integer column, 1..N), each row is valued over its own years 1..h:
+    FCFF_h is its last flow, columns after h are not read, and a null inside 1..h gives null
+    values with the reason. r <= g, a missing rate or growth: null values with the reason.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> frame = pl.DataFrame({
+    ...     "f1": [100.0, 100.0], "f2": [100.0, 100.0], "f3": [None, None], "h": [3, 2],
+    ...     "discount_rate": [0.10, 0.10], "terminal_growth": [0.02, 0.02],
+    ...     "shares_diluted": [1.0, 1.0], "debt": [0.0, 0.0], "cash": [0.0, 0.0],
+    ...     "minority_interest": [0.0, 0.0], "preferred_equity": [0.0, 0.0],
+    ...     "non_operating_assets": [0.0, 0.0]}, schema_overrides={"f3": pl.Float64})
+    >>> out = dcf_wide(frame, flow_columns=["f1", "f2", "f3"], horizon_column="h")
+    >>> out["enterprise_value"].round(2).to_list()
+    [None, 1227.27]
+    >>> out["reason"][0]
+    'no flow for year 3 (column f3) within the horizon'
     """
     rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    years = len(flow_columns)
     factor = 1.0 / (1.0 + rate)
+    if horizon_column is None:
+        horizon = pl.lit(years)
+        flows = [pl.col(c) for c in flow_columns]
+        last = pl.col(flow_columns[-1])
+        final = factor.pow(years)
+    else:
+        horizon = pl.col(horizon_column)
+        flows = [
+            pl.when(horizon >= t).then(pl.col(c)).otherwise(0.0)
+            for t, c in enumerate(flow_columns, start=1)
+        ]
+        last = pl.lit(None, pl.Float64)
+        for t, column in enumerate(flow_columns, start=1):
+            last = pl.when(horizon == t).then(pl.col(column)).otherwise(last)
+        final = factor.pow(horizon.cast(pl.Float64))
     pv = pl.lit(0.0)
-    for column in reversed(flow_columns):
-        pv = (pv + pl.col(column).fill_null(0.0)) * factor
+    for flow in reversed(flows):
+        pv = (pv + flow) * factor  # a null flow inside the horizon makes the PV null
     if timing == "mid_year":
         pv = pv * (1.0 + rate).sqrt()
-    last = pl.col(flow_columns[-1]).fill_null(0.0)
-    terminal = pl.when(rate > growth).then(last * (1.0 + growth) / (rate - growth))
-    pv_terminal = terminal * factor.pow(len(flow_columns))
+    reason = _wide_reason(flow_columns, horizon=horizon, horizon_column=horizon_column)
+    ok = pv.is_not_null() & last.is_not_null() & (rate > growth)
+    terminal = pl.when(ok).then(last * (1.0 + growth) / (rate - growth))
+    pv_terminal = terminal * final
+    pv = pl.when(ok).then(pv)
     ev = pv + pv_terminal
     equity = ev + pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
     return (
@@ -732,6 +773,36 @@ def dcf_wide(
             ev.alias("enterprise_value"),
             equity.alias("equity_value"),
             (equity / pl.col("shares_diluted")).alias("value_per_share"),
+            reason.alias("reason"),
         )
         .collect()
+    )
+
+
+def _wide_reason(
+    flow_columns: list[str], *, horizon: pl.Expr, horizon_column: str | None
+) -> pl.Expr:
+    """Why a row of :func:`dcf_wide` has no value (null when it has one)."""
+    years = len(flow_columns)
+    rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    reason = pl.when(horizon.is_null() | (horizon < 1) | (horizon > years)).then(
+        pl.format(
+            "horizon {} (column {}) is not between 1 and {}",
+            horizon.cast(pl.String).fill_null("missing"),
+            pl.lit(horizon_column),
+            pl.lit(years),
+        )
+    )
+    hint = " (pass horizon_column to value shorter forecasts)" if horizon_column is None else ""
+    for t, column in enumerate(flow_columns, start=1):
+        reason = reason.when(pl.col(column).is_null() & (horizon >= t)).then(
+            pl.lit(f"no flow for year {t} (column {column}) within the horizon{hint}")
+        )
+    return (
+        reason.when(rate.is_null())
+        .then(pl.lit("no discount rate"))
+        .when(growth.is_null())
+        .then(pl.lit("no terminal growth"))
+        .when(rate <= growth)
+        .then(pl.lit("the discount rate must exceed terminal growth (r <= g)"))
     )
