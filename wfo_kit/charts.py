@@ -77,10 +77,54 @@ def value_per_share_bars(valuations: pl.DataFrame, companies: pl.DataFrame) -> A
     return fig
 
 
+def range_bars(rows: pl.DataFrame) -> pl.DataFrame:
+    """Football-field geometry for rows with ``low``, ``value_per_share`` and ``high``.
+
+    Adds ``bar_start`` and ``bar_width`` (a bar from low to high) and ``note``. A bound that could
+    not be computed is not drawn: the bar stops at the base on that side (no whisker), and
+    ``note`` says which bound is missing; both missing: no bar. ``hover`` describes the row.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> rows = pl.DataFrame({"low": [8.0, 8.0], "value_per_share": [10.0, 10.0],
+    ...                      "high": [12.0, None]})
+    >>> range_bars(rows).select("bar_start", "bar_width", "note").rows()
+    [(8.0, 4.0, None), (8.0, 2.0, 'high could not be computed')]
+    """
+    low, base, high = (
+        pl.col(c).cast(pl.Float64).fill_nan(None) for c in ("low", "value_per_share", "high")
+    )
+    start, end = pl.coalesce(low, base), pl.coalesce(high, base)
+
+    def shown(value: pl.Expr) -> pl.Expr:
+        return value.round(2).cast(pl.String).fill_null("could not be computed")
+
+    return rows.with_columns(
+        start.alias("bar_start"),
+        pl.when(low.is_null() & high.is_null())
+        .then(None)
+        .otherwise(end - start)
+        .alias("bar_width"),
+        pl.when(low.is_null() & high.is_null())
+        .then(pl.lit("low and high could not be computed"))
+        .when(high.is_null())
+        .then(pl.lit("high could not be computed"))
+        .when(low.is_null())
+        .then(pl.lit("low could not be computed"))
+        .alias("note"),
+        pl.format("low {}, base {}, high {}", shown(low), shown(base), shown(high)).alias("hover"),
+    )
+
+
 def football_field(
     valuations: pl.DataFrame, blend: pl.DataFrame, companies: pl.DataFrame, company_ids: list[str]
 ) -> Any:
-    """Low-high bars per method plus the blend, one company at a time (dropdown)."""
+    """Low-high bars per method plus the blend, one company at a time (dropdown).
+
+    A bound that could not be computed is not drawn as if it were the base: the bar stops at the
+    base on that side and its label says which bound is missing (:func:`range_bars`).
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -95,19 +139,24 @@ def football_field(
         ],
         how="vertical_relaxed",
     ).filter(pl.col("status") == "valued")
+    rows = range_bars(rows)
     for i, company_id in enumerate(company_ids):
         part = rows.filter(pl.col("company_id") == company_id)
         methods = [METHOD_LABELS.get(m, m) for m in part["method"].to_list()]
-        low = part["low"].fill_null(part["value_per_share"]).to_list()
-        high = part["high"].fill_null(part["value_per_share"]).to_list()
         fig.add_bar(
             y=methods,
-            x=[h - lo for lo, h in zip(low, high, strict=True)],
-            base=low,
+            x=part["bar_width"].to_list(),
+            base=part["bar_start"].to_list(),
             orientation="h",
             name="range",
             visible=i == 0,
-            hovertemplate="%{y}: %{base:,.2f} to %{x:,.2f} wide<extra></extra>",
+            text=part["note"].fill_null("").to_list(),
+            textposition="outside",
+            hovertext=[
+                f"{method}: {hover}"
+                for method, hover in zip(methods, part["hover"].to_list(), strict=True)
+            ],
+            hoverinfo="text",
         )
         fig.add_scatter(
             y=methods,

@@ -5,6 +5,9 @@ whose denominator is not positive is excluded from that multiple, with the reaso
 matched to a target by an explicit ``target_id`` column when the peers table has one and the
 target has at least ``min_peers`` valid peers there; otherwise by sector (the sector-level
 fallback); with fewer than ``min_peers`` in the sector too, the target is excluded with the reason.
+The target's metric year is checked: NTM is the year after the last actual year, LTM the year
+before the first forecast year; a company whose row for that year is missing (or quarantined) is
+excluded from each multiple with the reason, never valued on a neighbouring year.
 
 Per target and multiple: the statistic (median by default; mean, harmonic mean, trimmed mean) is
 the base multiple; the peer quartiles (linear interpolation, as Excel's QUARTILE.INC) give
@@ -87,15 +90,41 @@ def multiple_stats(
 def target_metrics(
     companies: pl.DataFrame, financials: pl.DataFrame, *, basis: str
 ) -> pl.DataFrame:
-    """Each target's metrics: first forecast year (ntm) or last actual year (ltm)."""
-    rows = financials.filter(pl.col("is_forecast") == (basis == "ntm")).sort("company_id", "year")
-    pick = rows.group_by("company_id", maintain_order=True)
-    picked = pick.first() if basis == "ntm" else pick.last()
-    return companies.join(
-        picked.select("company_id", "year", "ebitda", "ebit", "revenue", "net_income"),
-        on="company_id",
-        how="left",
+    """Each target's metrics: first forecast year (ntm) or last actual year (ltm).
+
+    The basis year must border the other side: NTM is the year right after the last actual year,
+    LTM the year right before the first forecast year (when that side has rows). A row missing
+    there (absent, or quarantined at validation) leaves the metrics null, and ``basis_reason``
+    says which year is missing instead of silently taking the next one.
+    """
+    ntm = basis == "ntm"
+    spans = financials.group_by("company_id").agg(
+        pl.col("year").filter(~pl.col("is_forecast")).max().alias("last_actual"),
+        pl.col("year").filter(pl.col("is_forecast")).min().alias("first_forecast"),
     )
+    rows = financials.filter(pl.col("is_forecast") == ntm).sort("company_id", "year")
+    pick = rows.group_by("company_id", maintain_order=True)
+    picked = (pick.first() if ntm else pick.last()).join(spans, on="company_id", how="left")
+    expected = pl.col("last_actual") + 1 if ntm else pl.col("first_forecast") - 1
+    wrong_year = expected.is_not_null() & (pl.col("year") != expected)
+    basis_reason = pl.when(wrong_year).then(
+        pl.format(
+            "{} basis: no valid row for {} (the {}; missing or quarantined), "
+            "so {} is not used in its place",
+            pl.lit(basis),
+            expected,
+            pl.lit("first forecast year" if ntm else "last actual year"),
+            pl.col("year"),
+        )
+    )
+    metrics = ("ebitda", "ebit", "revenue", "net_income")
+    picked = picked.select(
+        "company_id",
+        "year",
+        *[pl.when(~wrong_year).then(pl.col(m)).alias(m) for m in metrics],
+        basis_reason.alias("basis_reason"),
+    )
+    return companies.join(picked, on="company_id", how="left")
 
 
 def value_comparables(
@@ -149,7 +178,9 @@ def value_comparables(
         metric_value.alias("metric_value"), bridge.alias("bridge")
     )
     reason = (
-        pl.when(pl.col("base").is_null())
+        pl.when(pl.col("basis_reason").is_not_null())
+        .then(pl.col("basis_reason"))
+        .when(pl.col("base").is_null())
         .then(
             pl.format(
                 "fewer than {} valid peers for {} in sector {}",
@@ -228,6 +259,6 @@ def value_comparables(
         detail.filter(pl.col("reason").is_not_null())
         .join(valued.select("company_id"), on="company_id", how="anti")
         .group_by("company_id", maintain_order=True)
-        .agg(pl.col("reason").str.join("; "))
+        .agg(pl.col("reason").unique(maintain_order=True).str.join("; "))
     )
     return valued, detail, table, excluded

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import polars as pl
@@ -52,25 +52,31 @@ def present_value(
     """Present value of each row of ``flows`` (companies x years), year t = column index + 1.
 
     Missing trailing years must be 0 (they then add nothing). ``rate`` is one decimal per row,
-    or a (companies x draws) matrix, giving one value per company and draw. With
-    ``with_final_factor``, also returns 1 / (1 + r)^W for the W year columns, built in the same
-    loop (cheaper than a power).
+    or a (companies or 1) x (draws or 1) matrix, giving one value per company and draw; ``flows``
+    may then also carry a draw axis, (companies x draws x years). With ``with_final_factor``,
+    also returns 1 / (1 + r)^W for the W year columns, built in the same loop (cheaper than a
+    power).
 
     Examples
     --------
     >>> import numpy as np
     >>> present_value(np.array([[110.0, 121.0]]), np.array([0.10])).round(6).tolist()
     [200.0]
+    >>> present_value(np.array([[110.0, 121.0]]), np.array([[0.10, 0.0]])).round(6).tolist()
+    [[200.0, 231.0]]
     """
     flows = np.asarray(flows, dtype=np.float64)
     rate = np.asarray(rate, dtype=np.float64)
+    if rate.ndim == 2 and flows.ndim == 2:
+        flows = flows[:, None, :]  # the same flows for every draw
+    elif rate.ndim == 1 and flows.ndim == 3:
+        rate = rate[:, None]
     factor = 1.0 / (1.0 + rate)
-    acc = np.zeros(rate.shape)
-    final = np.ones(rate.shape) if with_final_factor else None
-    expand = rate.ndim == 2
-    for column in range(flows.shape[1] - 1, -1, -1):  # Horner: a loop over years, not companies
-        flow = flows[:, column]
-        acc += flow[:, None] if expand else flow
+    shape = np.broadcast_shapes(rate.shape, flows.shape[:-1])
+    acc = np.zeros(shape)
+    final = np.ones(shape) if with_final_factor else None
+    for column in range(flows.shape[-1] - 1, -1, -1):  # Horner: a loop over years, not companies
+        acc += flows[..., column]
         acc *= factor
         if final is not None:
             final *= factor
@@ -80,11 +86,20 @@ def present_value(
 
 
 def present_value_at(flows: np.ndarray, times: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Present value with an explicit discount exponent (years) for every cash flow."""
+    """Present value with an explicit discount exponent (years) for every cash flow.
+
+    Shapes as :func:`present_value`: ``times`` is (companies x years); ``rate`` per company or
+    (companies or 1) x (draws or 1); ``flows`` (companies x years) or (companies x draws x years).
+    """
+    flows = np.asarray(flows, dtype=np.float64)
     rate = np.asarray(rate, dtype=np.float64)
     log_factor = np.log1p(rate)
-    if rate.ndim == 2:
-        return np.einsum("nw,nwd->nd", flows, np.exp(-times[:, :, None] * log_factor[:, None, :]))
+    if rate.ndim == 2 or flows.ndim == 3:
+        if flows.ndim == 2:
+            flows = flows[:, None, :]
+        if log_factor.ndim == 1:
+            log_factor = log_factor[:, None]
+        return (flows * np.exp(-times[:, None, :] * log_factor[:, :, None])).sum(axis=-1)
     return (flows * np.exp(-times * log_factor[:, None])).sum(axis=1)
 
 
@@ -106,7 +121,8 @@ def gordon_terminal_value(
         value = next_flow / spread
     if np.ndim(value) == 0:
         return np.where(spread > 0, value, np.nan)
-    value[~(spread > 0)] = np.nan  # in place: this runs on (companies x draws) arrays
+    # in place (this runs on (companies x draws) arrays); ``where`` broadcasts a narrower spread
+    np.copyto(value, np.nan, where=~(spread > 0))
     return value
 
 
@@ -123,13 +139,26 @@ def implied_growth(
         return (terminal_value * rate - last_flow) / (terminal_value + last_flow)
 
 
+class FlowModel(Protocol):
+    """A forecast whose flows depend on the discount rate and terminal growth (driver mode)."""
+
+    def project(self, *, rate: np.ndarray, growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flows: (companies [x draws] x years), FCFF_{N+1}: (companies [x draws]))."""
+        ...
+
+    def take(self, rows: np.ndarray | slice) -> FlowModel:
+        """The companies selected by a boolean mask, index array or slice."""
+        ...
+
+
 @dataclass(frozen=True)
 class DcfInputs:
     """Everything a DCF needs, aligned row by row with ``companies``.
 
     ``flows``/``times`` are companies x years (zeros after each horizon); ``regular`` means times
-    are 1..N (then Horner's rule applies). ``next_flow`` is the stable-stage FCFF_{N+1} when the
-    forecast closes it itself (driver mode), else None: FCFF_N x (1 + g).
+    are 1..N (then Horner's rule applies). ``model`` is set when the forecast depends on r and g
+    (driver mode): every valuation then re-projects flows and FCFF_{N+1} at the r and g it uses;
+    without it the flows are fixed and FCFF_{N+1} = FCFF_N x (1 + g).
     """
 
     companies: pl.DataFrame
@@ -140,7 +169,7 @@ class DcfInputs:
     last_ebitda: np.ndarray
     regular: bool
     timing: Timing
-    next_flow: np.ndarray | None = None
+    model: FlowModel | None = None
 
     @property
     def rate(self) -> np.ndarray:
@@ -161,7 +190,7 @@ class DcfInputs:
             terminal_time=self.terminal_time[part],
             last_flow=self.last_flow[part],
             last_ebitda=self.last_ebitda[part],
-            next_flow=None if self.next_flow is None else self.next_flow[part],
+            model=None if self.model is None else self.model.take(part),
         )
 
     def take(self, mask: np.ndarray) -> DcfInputs:
@@ -174,8 +203,52 @@ class DcfInputs:
             terminal_time=self.terminal_time[mask],
             last_flow=self.last_flow[mask],
             last_ebitda=self.last_ebitda[mask],
-            next_flow=None if self.next_flow is None else self.next_flow[mask],
+            model=None if self.model is None else self.model.take(mask),
         )
+
+
+def align_draws(companies: int, **arrays: np.ndarray | float | None) -> dict[str, np.ndarray]:
+    """Bring per-company and per-draw arguments to shapes that broadcast to (companies x draws).
+
+    The one shape rule of the re-valuation functions: a scalar applies to every company; a 1-D
+    array holds one value per company; a 2-D array is (companies or 1) x (draws or 1), so
+    ``(1, draws)`` is one value per draw common to all companies. When any argument is 2-D, the
+    others become (companies x 1) columns; otherwise all are returned 1-D, one value per company.
+    ``None`` arguments are left out of the result.
+
+    Raises
+    ------
+    ValueError
+        An argument whose shape fits none of these, naming it and the shapes accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = align_draws(3, rate=np.full((3, 4), 0.1), growth=np.array([0.0, 0.01, 0.02]))
+    >>> out["rate"].shape, out["growth"].shape, out["growth"][:, 0].tolist()
+    ((3, 4), (3, 1), [0.0, 0.01, 0.02])
+    >>> align_draws(2, rate=0.1)["rate"].tolist()
+    [0.1, 0.1]
+    """
+    given = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items() if v is not None}
+    for name, array in given.items():
+        fits = (
+            array.ndim == 0
+            or (array.ndim == 1 and array.shape[0] == companies)
+            or (array.ndim == 2 and array.shape[0] in (companies, 1))
+        )
+        if not fits:
+            msg = (
+                f"{name} has shape {array.shape} for {companies} companies: give a scalar, one "
+                f"value per company ({companies},) or a (companies or 1) x (draws) matrix"
+            )
+            raise ValueError(msg)
+    matrix = any(a.ndim == 2 for a in given.values())
+    shape = (companies, 1) if matrix else (companies,)
+    return {
+        k: a if a.ndim == 2 else np.broadcast_to(a.reshape(-1, 1) if matrix else a, shape)
+        for k, a in given.items()
+    }
 
 
 def enterprise_value_parts(
@@ -189,49 +262,61 @@ def enterprise_value_parts(
 ) -> dict[str, np.ndarray]:
     """PV of the explicit flows, terminal value and its PV, enterprise value.
 
-    ``rate``/``growth`` default to each company's own; either may be (companies x draws) for
-    simulation. ``flow_scale`` multiplies every forecast flow (scalar, per company, or per draw).
+    ``rate``, ``growth`` and ``exit_multiple`` default to each company's own. Shapes follow
+    :func:`align_draws`: each argument (``flow_scale`` included) is a scalar, one value per
+    company, or a (companies or 1) x (draws or 1) matrix; with any matrix, every result is
+    (companies x draws), else one value per company. ``flow_scale`` multiplies every forecast
+    flow (and the exit EBITDA).
     """
-    rate = inputs.rate if rate is None else np.asarray(rate, dtype=np.float64)
-    growth = inputs.growth if growth is None else np.asarray(growth, dtype=np.float64)
-    scale = np.asarray(flow_scale, dtype=np.float64)
-    width = inputs.flows.shape[1]
+    n = inputs.companies.height
+    if terminal != "gordon" and exit_multiple is None:
+        exit_multiple = inputs.companies["exit_multiple"].to_numpy()
+    scaled = np.ndim(flow_scale) > 0 or float(flow_scale) != 1.0  # type: ignore[arg-type]
+    shaped = align_draws(
+        n,
+        rate=inputs.rate if rate is None else rate,
+        growth=inputs.growth if growth is None else growth,
+        flow_scale=flow_scale if scaled else None,
+        exit_multiple=exit_multiple if terminal != "gordon" else None,
+    )
+    rate, growth = shaped["rate"], shaped["growth"]
+    matrix = rate.ndim == 2
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return a[:, None] if matrix else a
+
+    if inputs.model is None:
+        flows = inputs.flows
+        next_flow = col(inputs.last_flow) * (1.0 + growth)
+    else:
+        flows, next_flow = inputs.model.project(rate=rate, growth=growth)
+    width = flows.shape[-1]
     uniform = inputs.regular and width > 0 and bool(np.all(inputs.terminal_time == width))
     final = None
     if inputs.regular and uniform:
-        pv, final = present_value(inputs.flows, rate, timing=inputs.timing, with_final_factor=True)
+        pv, final = present_value(flows, rate, timing=inputs.timing, with_final_factor=True)
     elif inputs.regular:
-        pv = present_value(inputs.flows, rate, timing=inputs.timing)
+        pv = present_value(flows, rate, timing=inputs.timing)
     else:
-        pv = present_value_at(inputs.flows, inputs.times, rate)
-    matrix = rate.ndim == 2 or growth.ndim == 2 or scale.ndim == 2
-
-    def col(a: np.ndarray) -> np.ndarray:
-        return a[:, None] if (matrix and a.ndim == 1) else a
-
-    scaled = scale.ndim > 0 or float(scale) != 1.0
+        pv = present_value_at(flows, inputs.times, rate)
     if scaled:
-        pv = pv * scale
+        pv = pv * shaped["flow_scale"]
+        next_flow = next_flow * shaped["flow_scale"]
     if terminal == "gordon":
-        if inputs.next_flow is None:
-            next_flow = col(inputs.last_flow) * (1.0 + growth)
-        else:
-            next_flow = col(inputs.next_flow) * np.ones_like(growth)
-        tv = gordon_terminal_value(next_flow * scale if scaled else next_flow, rate, growth)
+        tv = gordon_terminal_value(next_flow, rate, growth)
     else:
-        if exit_multiple is None:
-            exit_multiple = inputs.companies["exit_multiple"].to_numpy()
-        multiple = col(np.asarray(exit_multiple, dtype=np.float64))
         # a scenario that scales the business scales its exit EBITDA too
-        tv = multiple * col(inputs.last_ebitda) * np.ones_like(rate) * scale
+        tv = shaped["exit_multiple"] * col(inputs.last_ebitda)
+        if scaled:
+            tv = tv * shaped["flow_scale"]
     if final is None:
         final = discount_factor(col(inputs.terminal_time), rate)
     pv_tv = tv * final
+    parts = {"pv_explicit": pv, "terminal_value": tv, "pv_terminal": pv_tv}
+    parts["enterprise_value"] = pv + pv_tv
+    shape = np.broadcast_shapes(*(p.shape for p in parts.values()))
     return {
-        "pv_explicit": pv,
-        "terminal_value": tv,
-        "pv_terminal": pv_tv,
-        "enterprise_value": pv + pv_tv,
+        k: v if v.shape == shape else np.broadcast_to(v, shape).copy() for k, v in parts.items()
     }
 
 
@@ -616,26 +701,67 @@ def dcf_wide(
     *,
     flow_columns: list[str],
     timing: Timing = "end_of_year",
+    horizon_column: str | None = None,
 ) -> pl.DataFrame:
     """DCF straight from a wide frame: one row per company, one FCFF column per forecast year.
 
-    ``frame`` needs the ``flow_columns`` (years 1..N in order; a null flow counts as 0),
-    ``discount_rate``, ``terminal_growth``, ``shares_diluted`` and the bridge columns. Adds
-    ``pv_explicit``, ``terminal_value``, ``pv_terminal``, ``enterprise_value``, ``equity_value``
-    and ``value_per_share`` (null where r <= g: never a number). This is the path for millions of
-    companies: one lazy Polars query (Horner's rule as one expression), no pivot, no group-by.
-    Same conventions as :func:`value_dcf` (Gordon terminal value on FCFF_N x (1 + g)).
+    ``frame`` needs the ``flow_columns`` (years 1..N in order), ``discount_rate``,
+    ``terminal_growth``, ``shares_diluted`` and the bridge columns. Adds ``pv_explicit``,
+    ``terminal_value``, ``pv_terminal``, ``enterprise_value``, ``equity_value``,
+    ``value_per_share`` and ``reason``. This is the path for millions of companies: one lazy
+    Polars query (Horner's rule as one expression), no pivot, no group-by. Same conventions as
+    :func:`value_dcf` (Gordon terminal value on FCFF_N x (1 + g), discounted with the year-N
+    factor).
+
+    Null handling: a null flow is never read as 0. Without ``horizon_column`` every row is valued
+    over all N years, so a null flow gives null values and a ``reason`` naming the column. With
+    ``horizon_column`` (an integer column, 1..N), each row is valued over its own years 1..h:
+    FCFF_h is its last flow, columns after h are not read, and a null inside 1..h gives null
+    values with the reason. r <= g, a missing rate or growth: null values with the reason.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> frame = pl.DataFrame({
+    ...     "f1": [100.0, 100.0], "f2": [100.0, 100.0], "f3": [None, None], "h": [3, 2],
+    ...     "discount_rate": [0.10, 0.10], "terminal_growth": [0.02, 0.02],
+    ...     "shares_diluted": [1.0, 1.0], "debt": [0.0, 0.0], "cash": [0.0, 0.0],
+    ...     "minority_interest": [0.0, 0.0], "preferred_equity": [0.0, 0.0],
+    ...     "non_operating_assets": [0.0, 0.0]}, schema_overrides={"f3": pl.Float64})
+    >>> out = dcf_wide(frame, flow_columns=["f1", "f2", "f3"], horizon_column="h")
+    >>> out["enterprise_value"].round(2).to_list()
+    [None, 1227.27]
+    >>> out["reason"][0]
+    'no flow for year 3 (column f3) within the horizon'
     """
     rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    years = len(flow_columns)
     factor = 1.0 / (1.0 + rate)
+    if horizon_column is None:
+        horizon = pl.lit(years)
+        flows = [pl.col(c) for c in flow_columns]
+        last = pl.col(flow_columns[-1])
+        final = factor.pow(years)
+    else:
+        horizon = pl.col(horizon_column)
+        flows = [
+            pl.when(horizon >= t).then(pl.col(c)).otherwise(0.0)
+            for t, c in enumerate(flow_columns, start=1)
+        ]
+        last = pl.lit(None, pl.Float64)
+        for t, column in enumerate(flow_columns, start=1):
+            last = pl.when(horizon == t).then(pl.col(column)).otherwise(last)
+        final = factor.pow(horizon.cast(pl.Float64))
     pv = pl.lit(0.0)
-    for column in reversed(flow_columns):
-        pv = (pv + pl.col(column).fill_null(0.0)) * factor
+    for flow in reversed(flows):
+        pv = (pv + flow) * factor  # a null flow inside the horizon makes the PV null
     if timing == "mid_year":
         pv = pv * (1.0 + rate).sqrt()
-    last = pl.col(flow_columns[-1]).fill_null(0.0)
-    terminal = pl.when(rate > growth).then(last * (1.0 + growth) / (rate - growth))
-    pv_terminal = terminal * factor.pow(len(flow_columns))
+    reason = _wide_reason(flow_columns, horizon=horizon, horizon_column=horizon_column)
+    ok = pv.is_not_null() & last.is_not_null() & (rate > growth)
+    terminal = pl.when(ok).then(last * (1.0 + growth) / (rate - growth))
+    pv_terminal = terminal * final
+    pv = pl.when(ok).then(pv)
     ev = pv + pv_terminal
     equity = ev + pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
     return (
@@ -647,6 +773,36 @@ def dcf_wide(
             ev.alias("enterprise_value"),
             equity.alias("equity_value"),
             (equity / pl.col("shares_diluted")).alias("value_per_share"),
+            reason.alias("reason"),
         )
         .collect()
+    )
+
+
+def _wide_reason(
+    flow_columns: list[str], *, horizon: pl.Expr, horizon_column: str | None
+) -> pl.Expr:
+    """Why a row of :func:`dcf_wide` has no value (null when it has one)."""
+    years = len(flow_columns)
+    rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    reason = pl.when(horizon.is_null() | (horizon < 1) | (horizon > years)).then(
+        pl.format(
+            "horizon {} (column {}) is not between 1 and {}",
+            horizon.cast(pl.String).fill_null("missing"),
+            pl.lit(horizon_column),
+            pl.lit(years),
+        )
+    )
+    hint = " (pass horizon_column to value shorter forecasts)" if horizon_column is None else ""
+    for t, column in enumerate(flow_columns, start=1):
+        reason = reason.when(pl.col(column).is_null() & (horizon >= t)).then(
+            pl.lit(f"no flow for year {t} (column {column}) within the horizon{hint}")
+        )
+    return (
+        reason.when(rate.is_null())
+        .then(pl.lit("no discount rate"))
+        .when(growth.is_null())
+        .then(pl.lit("no terminal growth"))
+        .when(rate <= growth)
+        .then(pl.lit("the discount rate must exceed terminal growth (r <= g)"))
     )

@@ -17,6 +17,8 @@ Everything is a NumPy array over companies; the loop runs over the N years only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import polars as pl
 
@@ -40,6 +42,9 @@ def base_year(financials: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+PATH_KEYS = ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc")
+
+
 def driver_paths(
     *,
     base_revenue: np.ndarray,
@@ -52,15 +57,31 @@ def driver_paths(
     stable_roc: np.ndarray,
     years: int,
     high_growth_years: int,
+    keys: tuple[str, ...] = PATH_KEYS,
 ) -> dict[str, np.ndarray]:
-    """The forecast as (companies x years) arrays, plus ``next_flow`` = FCFF_{N+1}."""
-    n = base_revenue.shape[0]
-    out = {
-        k: np.zeros((n, years))
-        for k in ("revenue", "growth", "margin", "ebit", "nopat", "reinvestment", "fcff", "roc")
-    }
-    revenue = base_revenue.astype(np.float64)
-    capital = base_revenue / sales_to_capital
+    """The forecast paths in ``keys`` as (..., years) arrays, plus ``next_flow`` = FCFF_{N+1}.
+
+    Inputs broadcast: one value per company (companies,), or (companies x draws) for a
+    re-valuation under drawn growth (the paths are then (companies x draws x years)).
+    ``stable_roc`` enters only ``next_flow``.
+    """
+    shape = np.broadcast_shapes(
+        *(
+            np.shape(a)
+            for a in (
+                base_revenue,
+                base_margin,
+                near_growth,
+                stable_growth,
+                target_margin,
+                tax_rate,
+                sales_to_capital,
+            )
+        )
+    )
+    out = {k: np.zeros((*shape, years)) for k in keys}
+    revenue = np.broadcast_to(np.asarray(base_revenue, dtype=np.float64), shape)
+    capital = revenue / sales_to_capital
     fade_years = max(years - high_growth_years, 1)
     for t in range(1, years + 1):
         if t <= high_growth_years:
@@ -74,23 +95,90 @@ def driver_paths(
         ebit = new_revenue * margin
         nopat = ebit * (1.0 - tax_rate)
         reinvestment = (new_revenue - revenue) / sales_to_capital
-        with np.errstate(divide="ignore", invalid="ignore"):
-            roc = nopat / capital
-        for key, value in (
-            ("revenue", new_revenue),
-            ("growth", growth),
-            ("margin", margin),
-            ("ebit", ebit),
-            ("nopat", nopat),
-            ("reinvestment", reinvestment),
-            ("fcff", nopat - reinvestment),
-            ("roc", roc),
-        ):
-            out[key][:, t - 1] = value
+        values = {
+            "revenue": new_revenue,
+            "growth": growth,
+            "margin": margin,
+            "ebit": ebit,
+            "nopat": nopat,
+            "reinvestment": reinvestment,
+            "fcff": nopat - reinvestment,
+        }
+        if "roc" in out:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values["roc"] = nopat / capital
+        for key in keys:
+            out[key][..., t - 1] = values[key]
         revenue, capital = new_revenue, capital + reinvestment
     next_nopat = revenue * (1.0 + stable_growth) * target_margin * (1.0 - tax_rate)
     out["next_flow"] = next_nopat * (1.0 - stable_growth / stable_roc)
     return out
+
+
+@dataclass(frozen=True)
+class DriverModel:
+    """The driver forecast as a function of terminal growth g and discount rate r.
+
+    g sets the fade of revenue growth and the stable-stage flow NOPAT_{N+1} x (1 - g / ROC); r
+    enters through ROC where it defaults to the discount rate (``stable_roc`` NaN). Re-valuing at
+    another r or g (sensitivity, scenarios, Monte Carlo, the DCF range) re-projects the forecast,
+    so each equals a valuation made from scratch with that r and g. Arrays: one value per company.
+    """
+
+    base_revenue: np.ndarray
+    base_margin: np.ndarray
+    near_growth: np.ndarray
+    target_margin: np.ndarray
+    tax_rate: np.ndarray
+    sales_to_capital: np.ndarray
+    stable_roc: np.ndarray  # NaN: the discount rate (no excess returns after year N)
+    years: int
+    high_growth_years: int
+
+    def project(self, *, rate: np.ndarray, growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(FCFF_1..N, FCFF_{N+1}) for ``rate`` and ``growth`` shaped as :func:`align_draws` gives.
+
+        Per company (companies,): flows (companies x years). With a draw axis: flows
+        (companies x draws-of-growth x years) and FCFF_{N+1} (companies x draws).
+        """
+        matrix = np.ndim(rate) == 2 or np.ndim(growth) == 2
+
+        def company(a: np.ndarray) -> np.ndarray:
+            return a[:, None] if matrix else a
+
+        roc = company(self.stable_roc)
+        paths = driver_paths(
+            base_revenue=company(self.base_revenue),
+            base_margin=company(self.base_margin),
+            near_growth=company(self.near_growth),
+            stable_growth=growth,
+            target_margin=company(self.target_margin),
+            tax_rate=company(self.tax_rate),
+            sales_to_capital=company(self.sales_to_capital),
+            stable_roc=np.where(np.isnan(roc), rate, roc),
+            years=self.years,
+            high_growth_years=self.high_growth_years,
+            keys=("fcff",),
+        )
+        return paths["fcff"], paths["next_flow"]
+
+    def take(self, rows: np.ndarray | slice) -> DriverModel:
+        """The companies selected by a boolean mask, index array or slice."""
+        return replace(
+            self,
+            **{
+                name: getattr(self, name)[rows]
+                for name in (
+                    "base_revenue",
+                    "base_margin",
+                    "near_growth",
+                    "target_margin",
+                    "tax_rate",
+                    "sales_to_capital",
+                    "stable_roc",
+                )
+            },
+        )
 
 
 def driver_inputs(
@@ -127,26 +215,39 @@ def driver_inputs(
         pl.lit(drivers.target_margin, pl.Float64),
         pl.col("base_margin"),
     )
+    # A given ROC is kept; without one it follows the discount rate, also when r is shifted.
+    given_roc = pl.coalesce(pl.col("stable_roc"), pl.lit(drivers.stable_roc, pl.Float64))
     frame = frame.with_columns(
         pl.col("revenue_growth").fill_null(drivers.revenue_growth).alias("revenue_growth"),
         target.alias("target_margin"),
         pl.col("sales_to_capital").fill_null(drivers.sales_to_capital).alias("sales_to_capital"),
-        pl.coalesce(
-            pl.col("stable_roc"), pl.lit(drivers.stable_roc, pl.Float64), pl.col("discount_rate")
-        ).alias("stable_roc"),
+        given_roc.alias("given_roc"),
+        pl.coalesce(given_roc, pl.col("discount_rate")).alias("stable_roc"),
         pl.lit(drivers.years).alias("horizon"),
     )
-    paths = driver_paths(
+    model = DriverModel(
         base_revenue=frame["base_revenue"].to_numpy(),
         base_margin=frame["base_margin"].to_numpy(),
         near_growth=frame["revenue_growth"].to_numpy(),
-        stable_growth=frame["terminal_growth"].to_numpy(),
         target_margin=frame["target_margin"].to_numpy(),
         tax_rate=frame["tax_rate"].to_numpy(),
         sales_to_capital=frame["sales_to_capital"].to_numpy(),
-        stable_roc=frame["stable_roc"].to_numpy(),
+        stable_roc=frame["given_roc"].fill_null(np.nan).to_numpy(),
         years=drivers.years,
         high_growth_years=min(drivers.high_growth_years, drivers.years),
+    )
+    frame = frame.drop("given_roc")
+    paths = driver_paths(
+        base_revenue=model.base_revenue,
+        base_margin=model.base_margin,
+        near_growth=model.near_growth,
+        stable_growth=frame["terminal_growth"].to_numpy(),
+        target_margin=model.target_margin,
+        tax_rate=model.tax_rate,
+        sales_to_capital=model.sales_to_capital,
+        stable_roc=frame["stable_roc"].to_numpy(),
+        years=model.years,
+        high_growth_years=model.high_growth_years,
     )
     times = np.tile(np.arange(1, drivers.years + 1, dtype=np.float64), (frame.height, 1))
     if timing == "mid_year":
@@ -162,7 +263,7 @@ def driver_inputs(
         last_ebitda=np.full(frame.height, np.nan),
         regular=True,
         timing=timing,
-        next_flow=paths["next_flow"],
+        model=model,
     )
     return inputs, _long(frame, paths, drivers.years), excluded
 

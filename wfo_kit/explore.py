@@ -14,9 +14,10 @@ import numpy as np
 import polars as pl
 
 from wfo_kit.blend import blend_values
+from wfo_kit.charts import range_bars
 from wfo_kit.config import ValuationConfig
 from wfo_kit.dcf import enterprise_value_parts, per_share_from_ev
-from wfo_kit.risk import sensitivity_rate_growth
+from wfo_kit.risk import sensitivity_rate_growth, value_range
 from wfo_kit.value import prepare_dcf
 
 
@@ -64,31 +65,18 @@ def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
     if inputs.companies.height:
         ev = enterprise_value_parts(inputs, terminal=valuation.terminal, flow_scale=scale)
         dcf_value = float(per_share_from_ev(ev["enterprise_value"], inputs.companies)[0])
-        step = valuation.range
-        bounds = [
-            float(
-                per_share_from_ev(
-                    enterprise_value_parts(
-                        inputs,
-                        rate=inputs.rate + sign * step.rate_delta,
-                        growth=inputs.growth - sign * step.growth_delta,
-                        terminal=valuation.terminal,
-                        flow_scale=scale,
-                    )["enterprise_value"],
-                    inputs.companies,
-                )[0]
-            )
-            for sign in (1, -1)
-        ]
+        bounds = value_range(
+            inputs, deltas=valuation.range, terminal=valuation.terminal, flow_scale=scale
+        ).row(0, named=True)
         rows.append(
             {
                 "company_id": assumptions.company_id,
                 "method": "dcf",
                 "status": "valued",
                 "reason": None,
-                "low": bounds[0],
+                "low": bounds["low"],
                 "value_per_share": dcf_value,
-                "high": bounds[1],
+                "high": bounds["high"],
             }
         )
     else:
@@ -110,10 +98,10 @@ def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
         .select("company_id", "method", "status", "reason", "low", "value_per_share", "high")
     )
     methods = pl.concat([pl.DataFrame(rows, schema=others.schema), others])
-    weights = dict(assumptions.weights) or dict(valuation.blend)
-    total = sum(weights.values())
-    weights = {k: v / total for k, v in weights.items()} if total > 0 else weights
-    blend = blend_values(methods, weights=weights).row(0, named=True)
+    # the pipeline's blend: weights renormalised per company there, missing bounds named there
+    blend = blend_values(methods, weights=dict(assumptions.weights) or dict(valuation.blend)).row(
+        0, named=True
+    )
     sensitivity = (
         sensitivity_rate_growth(
             inputs,
@@ -183,7 +171,9 @@ class Explorer:
                 "showlegend": False,
             }
         )
-        self.field.add_bar(orientation="h", y=[], x=[], base=[])
+        self.field.add_bar(
+            orientation="h", y=[], x=[], base=[], textposition="outside", hoverinfo="text"
+        )
         self.field.add_scatter(
             mode="markers",
             y=[],
@@ -235,17 +225,33 @@ class Explorer:
         result = revalue(self.ctx, self.assumptions())
         methods = result["methods"].filter(pl.col("status") == "valued")
         blend = result["blend"]
-        labels = [*methods["method"].to_list(), "blend"]
-        low = [*methods["low"].fill_null(methods["value_per_share"]).to_list(), blend["low"]]
-        high = [*methods["high"].fill_null(methods["value_per_share"]).to_list(), blend["high"]]
-        base = [*methods["value_per_share"].to_list(), blend["base"]]
+        bars = range_bars(
+            pl.concat(
+                [
+                    methods.select("method", "low", "value_per_share", "high"),
+                    pl.DataFrame(
+                        {
+                            "method": ["blend"],
+                            "low": [blend["low"]],
+                            "value_per_share": [blend["base"]],
+                            "high": [blend["high"]],
+                        },
+                        schema=methods.select("method", "low", "value_per_share", "high").schema,
+                    ),
+                ]
+            )
+        )
+        labels = bars["method"].to_list()
         with self.field.batch_update():
-            self.field.data[0].y, self.field.data[0].base = labels, low
-            self.field.data[0].x = [
-                h - lo if h is not None and lo is not None else 0
-                for lo, h in zip(low, high, strict=True)
+            self.field.data[0].y = labels
+            self.field.data[0].base = bars["bar_start"].to_list()
+            self.field.data[0].x = bars["bar_width"].to_list()
+            self.field.data[0].text = bars["note"].fill_null("").to_list()
+            self.field.data[0].hovertext = [
+                f"{m}: {h}" for m, h in zip(labels, bars["hover"].to_list(), strict=True)
             ]
-            self.field.data[1].y, self.field.data[1].x = labels, base
+            self.field.data[1].y = labels
+            self.field.data[1].x = bars["value_per_share"].to_list()
         grid = result["sensitivity"]
         if grid.height:
             rates = grid["discount_rate"].unique(maintain_order=True).to_list()

@@ -3,7 +3,8 @@
 All functions take prepared :class:`~wfo_kit.dcf.DcfInputs` (one row per valued company) and
 re-value them under shifted rates, growths, exit multiples or cash-flow scales, for all companies
 at once. A combination with r <= g is never a number: it is null (grids, scenarios) or a rejected
-draw (Monte Carlo), and counted.
+draw (Monte Carlo), and counted. Each re-valuation equals a valuation from scratch with the shifted
+parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.model``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import warnings
 import numpy as np
 import polars as pl
 
-from wfo_kit.config import MonteCarloConfig, Scenario
+from wfo_kit.config import MonteCarloConfig, RangeConfig, Scenario
 from wfo_kit.dcf import DcfInputs, Terminal, enterprise_value_parts, per_share_from_ev
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -22,6 +23,32 @@ PERCENTILES = (5, 25, 50, 75, 95)
 def _per_share(inputs: DcfInputs, **kwargs: object) -> np.ndarray:
     ev = enterprise_value_parts(inputs, **kwargs)["enterprise_value"]  # type: ignore[arg-type]
     return per_share_from_ev(ev, inputs.companies)
+
+
+def value_range(
+    inputs: DcfInputs,
+    *,
+    deltas: RangeConfig,
+    terminal: Terminal,
+    flow_scale: float = 1.0,
+) -> pl.DataFrame:
+    """The DCF low and high per share (football field): company_id, low, high.
+
+    low: r + ``deltas.rate_delta`` with g - ``deltas.growth_delta``; high: the reverse. A bound
+    with r <= g is null (never a number, never NaN). Both are one (companies x 2) re-valuation;
+    the pipeline (``value.dcf_method``) and the explorer (``explore.revalue``) both call this.
+    """
+    rate = inputs.rate[:, None] + np.array([[deltas.rate_delta, -deltas.rate_delta]])
+    growth = inputs.growth[:, None] + np.array([[-deltas.growth_delta, deltas.growth_delta]])
+    values = _per_share(inputs, rate=rate, growth=growth, terminal=terminal, flow_scale=flow_scale)
+    return pl.DataFrame(
+        {
+            "company_id": inputs.companies["company_id"],
+            "low": values[:, 0],
+            "high": values[:, 1],
+        },
+        schema={"company_id": pl.String, "low": pl.Float64, "high": pl.Float64},
+    ).with_columns(pl.col("low").fill_nan(None), pl.col("high").fill_nan(None))
 
 
 def sensitivity_rate_growth(
@@ -208,7 +235,9 @@ def monte_carlo(
     shocks = simulation_shocks(config)
     draws = shocks["cash_flow_scale"].shape[0]
     n = inputs.companies.height
-    chunk = max(1, chunk_bytes // (8 * draws))
+    # a driver forecast is re-projected per draw: (companies x draws x years) flows in a chunk
+    layers = 1 + (inputs.flows.shape[1] if inputs.model is not None else 0)
+    chunk = max(1, chunk_bytes // (8 * draws * layers))
     summary = {k: np.empty(n) for k in ("mean", "std", *(f"p{p}" for p in PERCENTILES))}
     rejected = np.zeros(n, dtype=np.int64)
     keep = set(keep_draws or [])

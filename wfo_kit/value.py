@@ -23,10 +23,8 @@ from wfo_kit.dcf import (
     bridge_table,
     dcf_detail,
     drop_unvaluable,
-    enterprise_value_parts,
     explicit_inputs,
     fcff_expr,
-    per_share_from_ev,
     with_defaults,
 )
 from wfo_kit.drivers import driver_inputs
@@ -38,6 +36,7 @@ from wfo_kit.risk import (
     scenario_values,
     sensitivity_rate_growth,
     sensitivity_rate_multiple,
+    value_range,
 )
 from wfo_kit.schemas import Valuations, polars_dtypes
 
@@ -101,29 +100,9 @@ def prepare_dcf(
 def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
     inputs, tables, excluded = prepare_dcf(valid, valuation)
     detail = dcf_detail(inputs, terminal=valuation.terminal)
-    step = valuation.range
-    low = per_share_from_ev(
-        enterprise_value_parts(
-            inputs,
-            rate=inputs.rate + step.rate_delta,
-            growth=inputs.growth - step.growth_delta,
-            terminal=valuation.terminal,
-        )["enterprise_value"],
-        inputs.companies,
-    )
-    high = per_share_from_ev(
-        enterprise_value_parts(
-            inputs,
-            rate=inputs.rate - step.rate_delta,
-            growth=inputs.growth + step.growth_delta,
-            terminal=valuation.terminal,
-        )["enterprise_value"],
-        inputs.companies,
-    )
     valued = detail.select("company_id", "enterprise_value", "equity_value", "value_per_share")
-    valued = valued.with_columns(
-        pl.Series("low", low).fill_nan(None), pl.Series("high", high).fill_nan(None)
-    )
+    bounds = value_range(inputs, deltas=valuation.range, terminal=valuation.terminal)
+    valued = valued.join(bounds, on="company_id", how="left", maintain_order="left")
     tables.update({"dcf_detail": detail, "equity_bridge": bridge_table(detail)})
     return MethodResult(valued=valued, excluded=excluded, tables=tables, inputs=inputs)
 
