@@ -65,22 +65,27 @@ Value per share by method and the blended range (weights renormalised over the m
 could value each company). Money is in each company's currency and the input units.
 """),
     code("""
-wfo.run_step(ctx, "load")
-wfo.run_step(ctx, "validate")
-wfo.run_step(ctx, "value")
-names = ctx["input_companies"].unique("company_id", keep="first").select(
-    "company_id", "name", "sector", "currency"
-)
-detail_ids = show.selected_companies(ctx["valuations"], config.report)
-show.table(
-    wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names),
-    config.report,
-    caption="Value per share by method and blended range",
-)
+wfo.run_steps(ctx)  # the configured pipeline.steps, in order (the one pipeline definition)
+valued = "valuations" in ctx.frames
+if valued:
+    names = ctx["input_companies"].unique("company_id", keep="first").select(
+        "company_id", "name", "sector", "currency"
+    )
+    detail_ids = show.selected_companies(ctx["valuations"], config.report)
+    show.table(
+        wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names),
+        config.report,
+        caption="Value per share by method and blended range",
+    )
+else:
+    names, detail_ids = None, []
+    show.note(f"pipeline.steps ({', '.join(config.pipeline.steps)}) do not include `value`: "
+              "there are no values to show.")
 """),
     code("""
-show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids))
-show.show(charts.value_per_share_bars(ctx["valuations"], names))
+if valued:
+    show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids))
+    show.show(charts.value_per_share_bars(ctx["valuations"], names))
 """),
     md("""
 ## DCF detail
@@ -158,22 +163,23 @@ quarantined. `row` is the 1-based data row of the source (in a CSV file: line `r
 Companies that could not be valued by a method are listed with the reason below.
 """),
     code("""
-show.table(ctx["quality"], config.report, caption="Data quality per input table")
-show.table(ctx["quarantine"], config.report, rows=1000, caption="Quarantined rows")
-show.table(ctx["warnings"], config.report, caption="Warnings")
-not_valued = ctx["valuations"].filter(pl.col("status") == "excluded")
-show.table(
-    not_valued.select("company_id", "method", "reason"),
-    config.report,
-    rows=1000,
-    caption="Companies a method could not value",
-)
+if "quality" in ctx.frames:
+    show.table(ctx["quality"], config.report, caption="Data quality per input table")
+    show.table(ctx["quarantine"], config.report, rows=1000, caption="Quarantined rows")
+    show.table(ctx["warnings"], config.report, caption="Warnings")
+if valued:
+    not_valued = ctx["valuations"].filter(pl.col("status") == "excluded")
+    show.table(
+        not_valued.select("company_id", "method", "reason"),
+        config.report,
+        rows=1000,
+        caption="Companies a method could not value",
+    )
 """),
     md("""
 ## Run metadata
 """),
     code("""
-wfo.run_step(ctx, "output")
 wfo.finish_run(ctx)
 show.table(
     wfo.run_metadata(ctx, sources=sources),

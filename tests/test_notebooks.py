@@ -129,3 +129,22 @@ def test_history_notebook_runs_on_an_empty_folder(tmp_path: Path) -> None:
     )
     text = out.read_text()
     assert "0 runs under" in text
+
+
+@pytest.mark.e2e
+def test_the_report_notebook_runs_the_configured_steps(tmp_path: Path) -> None:
+    from wfo_kit.config import resolve_config
+    from wfo_kit.runs import run_report
+
+    sets = [
+        "pipeline.steps=[load,validate,value]",
+        "valuation.monte_carlo.enabled=false",
+        "valuation.sensitivity.enabled=false",
+    ]
+    resolved = resolve_config(Path("parameters/default.yaml"), sets=sets)
+    result = run_report(resolved, output_root=tmp_path)
+    assert result.status == "succeeded", result.error
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["results"] == []  # no output step configured: no result tables
+    assert [s["step"] for s in manifest["steps"]] == ["load", "validate", "value"]
+    assert "Value per share by method" in result.report.read_text()

@@ -201,3 +201,40 @@ def test_console_log_uses_levels(caplog: pytest.LogCaptureFixture) -> None:
         level == "INFO" and text.startswith("step finished validate in ")
         for level, text in messages
     )
+
+
+@pytest.mark.parametrize(
+    ("broken", "column", "message"),
+    [
+        (pl.col("value_per_share") * float("nan"), "value_per_share", "non-finite value"),
+        (pl.col("low") + float("inf"), "low", "non-finite value"),
+        (pl.lit("bogus"), "status", "breaks its schema at column 'status'"),
+    ],
+    ids=["nan", "infinity", "schema"],
+)
+def test_result_tables_are_checked_against_their_schema_in_every_run(
+    monkeypatch: pytest.MonkeyPatch, broken: pl.Expr, column: str, message: str
+) -> None:
+    def value_then_break(ctx: RunContext) -> dict[str, pl.DataFrame]:
+        produced = pipeline.value_step(ctx)
+        produced["valuations"] = produced["valuations"].with_columns(broken.alias(column))
+        return produced
+
+    monkeypatch.setitem(pipeline.STEPS, "value", value_then_break)
+    recorder = Recorder()
+    ctx = RunContext(load_config(), observers=[recorder])
+    with pytest.raises(ExecutionError, match=message) as exc:
+        run_pipeline(ctx)
+    assert (exc.value.table, exc.value.column, exc.value.step) == ("valuations", column, "value")
+    assert "valuations" not in ctx.frames  # nothing of the broken step is passed on
+    assert ("step_failed", "value") in recorder.seen
+
+
+def test_the_configured_steps_are_the_pipeline_everywhere(tmp_path: Path) -> None:
+    config = load_config(overrides={"pipeline": {"steps": ["load", "validate", "value"]}})
+    recorder = Recorder()
+    ctx = run_pipeline(RunContext(config, run_dir=tmp_path, observers=[recorder]))
+    assert [s for e, s in recorder.seen if e == "step_finished"] == ["load", "validate", "value"]
+    assert not (tmp_path / "results").exists()  # no output step configured: nothing written
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"][-1]["step"] == "value"
+    assert "blend" in ctx.frames

@@ -22,6 +22,7 @@ _EXPORTS = {
     "RunContext": "wfo_kit.pipeline",
     "run_step": "wfo_kit.pipeline",
     "run_pipeline": "wfo_kit.pipeline",
+    "run_steps": "wfo_kit.pipeline",
     "start_run": "wfo_kit.pipeline",
     "finish_run": "wfo_kit.pipeline",
     "portfolio_summary": "wfo_kit.summary",

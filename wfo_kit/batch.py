@@ -484,13 +484,14 @@ def _interrupt(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGKILL)
     for future, job in running.items():
-        outcome = None
+        outcome, reason = None, "interrupted; its worker was stopped"
         if future not in not_done:
-            with contextlib.suppress(Exception):
+            try:
                 outcome = Outcome(**future.result(timeout=0))
+            except Exception as exc:  # the worker died while stopping: say how
+                reason = f"interrupted; its worker ended with {type(exc).__name__}: {exc}"
         if outcome is None:
             future.cancel()
-            reason = "interrupted; its worker was stopped"
             _finalize_orphan(root, job.run_id, "interrupted", reason)
             outcome = Outcome(job.run_id, job.params_file, "interrupted", reason=reason)
         record(outcome)

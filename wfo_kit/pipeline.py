@@ -34,7 +34,7 @@ from wfo_kit.errors import (
 )
 from wfo_kit.io import load_tables, read_table, write_json, write_results
 from wfo_kit.observers import JsonlLog, Metrics
-from wfo_kit.schemas import INPUT_SCHEMAS
+from wfo_kit.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
 
@@ -139,8 +139,6 @@ def output_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
         return {}
     frames = {name: ctx.frames[name] for name in RESULT_TABLES if name in ctx.frames}
     ctx.written = write_results(frames, ctx.run_dir / "results", formats=ctx.config.output.formats)
-    quality = ctx.frames["quality"].to_dicts() if "quality" in ctx.frames else None
-    write_json(ctx.run_dir / "metrics.json", {"steps": ctx.metrics.steps, "quality": quality})
     return {}
 
 
@@ -270,6 +268,12 @@ def run_step(ctx: RunContext, name: str) -> RunContext:
             raise
         ctx.emit("step_fell_back", step=name, fallback=fallback, error=error.to_dict())
         return run_step(ctx, fallback)
+    try:
+        check_results(produced, step=name)
+    except WfoError as error:
+        ctx.emit("step_failed", step=name, error=error.to_dict())
+        ctx.errors.append(error.to_dict())
+        raise
     seconds = time.perf_counter() - start
     ctx.frames.update(produced)
     counts = _row_counts(name, ctx, produced)
@@ -284,18 +288,69 @@ def run_step(ctx: RunContext, name: str) -> RunContext:
     return ctx
 
 
+def check_results(produced: dict[str, pl.DataFrame], *, step: str) -> None:
+    """Every result table a step produced against its output schema, in every run.
+
+    A violation is a bug in a step, not bad input: the run fails with
+    :class:`~wfo_kit.errors.ExecutionError` naming the table and column. Money and rates must be
+    finite or null: a value that cannot be computed is null with a reason, never NaN or infinity.
+    """
+    import pandera.polars as pa
+
+    for table, frame in produced.items():
+        schema = OUTPUT_SCHEMAS.get(table)
+        if schema is None:
+            continue
+        try:
+            schema.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            case = exc.failure_cases.row(0, named=True)
+            msg = (
+                f"result table {table!r} breaks its schema at column {case['column']!r}: "
+                f"{case['check']} failed for {case['failure_case']!r} (a bug in step {step!r})"
+            )
+            raise ExecutionError(
+                msg, step=step, table=table, column=case["column"], details=exc.failure_cases
+            ) from exc
+        floats = [c for c, t in frame.schema.items() if t.is_float()]
+        if not floats:
+            continue
+        counts = frame.select(
+            (pl.col(c).is_nan() | pl.col(c).is_infinite()).sum().alias(c) for c in floats
+        ).row(0, named=True)
+        for column, count in counts.items():
+            if count:
+                msg = (
+                    f"result table {table!r} has {count} non-finite value(s) in column "
+                    f"{column!r}: a value that cannot be computed must be null with a reason "
+                    f"(a bug in step {step!r})"
+                )
+                raise ExecutionError(msg, step=step, table=table, column=column)
+
+
+def run_steps(ctx: RunContext, steps: list[str] | tuple[str, ...] | None = None) -> RunContext:
+    """Run the named steps (default: the configured ``pipeline.steps``) in order.
+
+    This is the one definition of the pipeline: the library, the report notebook and the CLI all
+    run the configured list through it.
+    """
+    names = list(steps) if steps is not None else check_step_names(ctx.config)
+    for name in names:
+        run_step(ctx, name)
+    return ctx
+
+
 def run_pipeline(ctx: RunContext, steps: list[str] | tuple[str, ...] | None = None) -> RunContext:
-    """Run the named steps (default: ``config.pipeline.steps``) in order."""
+    """A whole run: ``run_started``, the steps (default: ``config.pipeline.steps``), then
+    :func:`finish_run`."""
     names = list(steps) if steps is not None else check_step_names(ctx.config)
     ctx.emit("run_started", steps=names)
     try:
-        for name in names:
-            run_step(ctx, name)
+        run_steps(ctx, names)
     except WfoError as exc:
         ctx.emit("run_failed", error=exc.to_dict())
         raise
-    ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
-    return ctx
+    return finish_run(ctx)
 
 
 def start_run(
@@ -326,6 +381,10 @@ def start_run(
 
 
 def finish_run(ctx: RunContext) -> RunContext:
-    """Announce the end of a run (``run_finished``) with its metrics."""
+    """Announce the end of a run (``run_finished``) with its metrics; with a ``run_dir``, write
+    them to ``metrics.json`` (step timings and row counts, data quality)."""
     ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
+    if ctx.run_dir is not None:
+        quality = ctx.frames["quality"].to_dicts() if "quality" in ctx.frames else None
+        write_json(ctx.run_dir / "metrics.json", {"steps": ctx.metrics.steps, "quality": quality})
     return ctx
