@@ -201,3 +201,36 @@ def test_console_log_uses_levels(caplog: pytest.LogCaptureFixture) -> None:
         level == "INFO" and text.startswith("step finished validate in ")
         for level, text in messages
     )
+
+
+def test_a_panic_in_native_code_is_an_internal_execution_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from polars.exceptions import PanicException
+
+    def panics(ctx: RunContext) -> dict:
+        raise PanicException("assertion failed: i < self.len()")
+
+    monkeypatch.setitem(pipeline.STEPS, "panics", panics)
+    recorder = Recorder()
+    ctx = RunContext(load_config(), observers=[recorder], sleep=lambda _s: None)
+    with pytest.raises(ExecutionError) as exc:
+        run_step(ctx, "panics")
+    assert exc.value.message == (
+        "step 'panics': internal error in native code (Polars panic): "
+        "assertion failed: i < self.len()"
+    )
+    assert isinstance(exc.value.__cause__, PanicException)
+    assert not exc.value.retryable
+    assert ("step_failed", "panics") in recorder.seen
+    assert ctx.errors[0]["class"] == "ExecutionError"
+    assert isinstance(classify(PanicException("x"), step="s"), ExecutionError)
+
+
+def test_interrupts_are_not_classified(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(ctx: RunContext) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(pipeline.STEPS, "interrupted", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_step(RunContext(load_config()), "interrupted")

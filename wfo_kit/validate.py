@@ -95,7 +95,12 @@ def validate_tables(
 def check_table(
     frame: pl.DataFrame, *, table: str, rules: list[Rule]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Schema checks and business rules on one table: (valid rows, quarantine rows)."""
+    """Schema checks and business rules on one table: (valid rows, quarantine rows).
+
+    The frame is made contiguous first: a filter over a frame in several chunks can leave empty
+    chunks, over which Polars 2.1's ``pl.format`` (every rule's reason) panics.
+    """
+    frame = frame.rechunk()
     schema_bad = schema_failures(frame, table=table)
     rule_bad, failed = rule_failures(frame, rules, table=table)
     if schema_bad.height:
@@ -248,7 +253,9 @@ def rule_failures(
     first = first.drop(list(conditions)).with_columns(failed)
     if not failed.any():
         return empty_frame(Quarantine), failed
-    failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed))
+    # `first` comes out of the (streaming) engine in several chunks; keep the few failing rows
+    # contiguous, so that no empty chunk reaches `pl.format` (see check_table).
+    failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed)).rechunk()
     failing = failing.with_columns(
         rule.fails.fill_null(False).alias(flag)
         for rule, flag in zip(rules, flags, strict=True)
