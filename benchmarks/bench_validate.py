@@ -58,6 +58,7 @@ def hand_written(frame: pl.DataFrame, company_ids: pl.Series) -> pl.DataFrame:
         | ~pl.col("year").is_between(1900, 2200)
         | (pl.col("revenue") < 0)
         | (pl.col("depreciation") < 0)
+        | (pl.col("capex") < 0)
         | pl.any_horizontal([pl.col(c).is_not_null() & ~pl.col(c).is_finite() for c in FLOATS])
         | ~pl.col("company_id").is_in(company_ids.implode())
         | duplicated_sorted

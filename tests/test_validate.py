@@ -174,3 +174,77 @@ def _typed_in_chunks(raw: pl.DataFrame) -> pl.DataFrame:
     typed = conform(raw, table="financials", where="test")
     parts = [typed.slice(i, 1000) for i in range(0, typed.height, 1000)]
     return pl.concat(parts, rechunk=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Sign conventions (issue 10 item 6): amounts the contract fixes as positive
+
+
+def _reasons(checked, table: str) -> list[tuple[int, str | None, str, str]]:
+    return (
+        checked.quarantine.filter(pl.col("table") == table)
+        .select("row", "column", "check", "reason")
+        .rows()
+    )
+
+
+def test_negative_capex_is_quarantined_with_how_to_enter_it() -> None:
+    from tests.builders import companies, fcff_rows, financials
+
+    rows = fcff_rows("X", 2026, [None, None, None])
+    parts = {"ebit": 100.0, "depreciation": 20.0, "capex": 30.0, "change_nwc": 5.0}
+    rows = [{**r, **parts} for r in rows]
+    rows[1]["capex"] = -30.0
+    rows[2]["capex"] = -12.5
+    checked = validate_tables({"companies": companies(), "financials": financials(rows)})
+    assert _reasons(checked, "financials") == [
+        (2, "capex", "sign", "capex is a positive outflow; enter 30, not -30"),
+        (3, "capex", "sign", "capex is a positive outflow; enter 12.5, not -12.5"),
+    ]
+    assert checked.valid["financials"]["capex"].to_list() == [30.0]
+
+
+def test_every_sign_convention_column_says_how_to_enter_it() -> None:
+    from tests.builders import balance_sheet, companies, fcff_rows, financials
+
+    company = companies(
+        {"debt": -50.0, "minority_interest": -4.0, "preferred_equity": -3.0},
+    )
+    rows = [{**r, "depreciation": -20.0} for r in fcff_rows("X", 2026, [1.0])]
+    sheet = balance_sheet(
+        [
+            {"company_id": "X", "item": "Loan", "side": "liability", "book_value": -500.0,
+             "fair_value_adjustment": 0.0, "priority": "secured"},
+            {"company_id": "X", "item": "Allowance", "side": "asset", "book_value": -5.0,
+             "fair_value_adjustment": 0.0},
+        ]
+    )  # fmt: skip
+    checked = validate_tables(
+        {"companies": company, "financials": financials(rows), "balance_sheet": sheet}
+    )
+    assert sorted(_reasons(checked, "companies")) == [
+        (1, "debt", "sign", "debt is a positive amount owed; enter 50, not -50"),
+        (1, "minority_interest", "sign", "minority_interest is a positive claim; enter 4, not -4"),
+        (1, "preferred_equity", "sign", "preferred_equity is a positive claim; enter 3, not -3"),
+    ]
+    assert _reasons(checked, "financials") == [
+        (
+            1,
+            "depreciation",
+            "sign",
+            "depreciation is a positive charge added back; enter 20, not -20",
+        )
+    ]
+    # a contra-asset may be negative; a liability is a positive claim
+    assert _reasons(checked, "balance_sheet") == [
+        (1, "book_value", "sign",
+         "book_value of a liability is a positive claim; enter 500, not -500"),
+    ]  # fmt: skip
+
+
+def test_the_data_contract_states_the_signs() -> None:
+    from wfo_kit.schemas import contract_markdown
+
+    doc = contract_markdown()
+    assert "positive outflow (30 spent: enter 30, not -30)" in doc
+    assert "a liability's book value is entered positive" in doc

@@ -34,10 +34,22 @@ class Companies(_Base):
     sector: str = pa.Field(description="sector label; peers are matched on it")
     currency: str = pa.Field(str_matches=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
     shares_diluted: float = pa.Field(gt=0, description="diluted shares outstanding, millions")
-    debt: float = pa.Field(ge=0, description="gross financial debt, money")
+    debt: float = pa.Field(
+        ge=0,
+        description="gross financial debt, a positive amount owed, money",
+        metadata={"sign": "a positive amount owed"},
+    )
     cash: float = pa.Field(ge=0, description="cash and equivalents, money")
-    minority_interest: float = pa.Field(ge=0, description="non-controlling interests, money")
-    preferred_equity: float = pa.Field(ge=0, description="preferred equity, money")
+    minority_interest: float = pa.Field(
+        ge=0,
+        description="non-controlling interests, a positive claim, money",
+        metadata={"sign": "a positive claim"},
+    )
+    preferred_equity: float = pa.Field(
+        ge=0,
+        description="preferred equity, a positive claim, money",
+        metadata={"sign": "a positive claim"},
+    )
     non_operating_assets: float = pa.Field(ge=0, description="non-operating assets, money")
     tax_rate: float = pa.Field(ge=0, lt=1, description="marginal tax rate, decimal in [0, 1)")
     beta: Optional[float] = pa.Field(nullable=True, description="levered equity beta")
@@ -80,11 +92,21 @@ class Financials(_Base):
     ebitda: Optional[float] = pa.Field(nullable=True, description="EBITDA, money")
     ebit: Optional[float] = pa.Field(nullable=True, description="EBIT (operating income), money")
     depreciation: Optional[float] = pa.Field(
-        nullable=True, ge=0, description="depreciation and amortisation, money"
+        nullable=True,
+        ge=0,
+        description="depreciation and amortisation, a positive charge added back to FCFF, money",
+        metadata={"sign": "a positive charge added back"},
     )
-    capex: Optional[float] = pa.Field(nullable=True, description="capital expenditure, money")
+    capex: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="capital expenditure, a positive outflow (30 spent: enter 30, not -30), money",
+        metadata={"sign": "a positive outflow"},
+    )
     change_nwc: Optional[float] = pa.Field(
-        nullable=True, description="increase in net working capital, money"
+        nullable=True,
+        description="increase in net working capital (positive uses cash; a decrease is "
+        "negative), money",
     )
     net_income: Optional[float] = pa.Field(nullable=True, description="net income, money")
     fcff: Optional[float] = pa.Field(
@@ -113,7 +135,10 @@ class BalanceSheet(_Base):
     item: str = pa.Field(description="line item label")
     side: str = pa.Field(isin=["asset", "liability"], description="asset or liability")
     asset_class: Optional[str] = pa.Field(nullable=True, description="class for recovery rates")
-    book_value: float = pa.Field(description="book value, money")
+    book_value: float = pa.Field(
+        description="book value, money; a liability's book value is entered positive (a claim), "
+        "an asset's may be negative (a contra-asset)"
+    )
     fair_value_adjustment: float = pa.Field(description="signed adjustment to fair value, money")
     adjusted_value: Optional[float] = pa.Field(
         nullable=True, description="stated fair value; must equal book + adjustment if given"
@@ -288,6 +313,19 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
 def polars_dtypes(schema: type[_Base]) -> dict[str, pl.DataType]:
     """Column name -> Polars dtype, in contract order."""
     return {name: column.dtype.type for name, column in schema.to_schema().columns.items()}
+
+
+def sign_conventions(schema: type[_Base]) -> dict[str, str]:
+    """Column name -> its sign convention in words, for columns that fix one (e.g. capex).
+
+    These are amounts that financial statements show with either sign (capex is negative in a
+    cash-flow statement); the contract takes them positive and validation says how to enter one.
+    """
+    return {
+        name: column.metadata["sign"]
+        for name, column in schema.to_schema().columns.items()
+        if column.metadata and "sign" in column.metadata
+    }
 
 
 def empty_frame(schema: type[_Base]) -> pl.DataFrame:

@@ -20,7 +20,14 @@ import polars as pl
 from wfo_kit.config import ValidationConfig, ValuationConfig
 from wfo_kit.errors import SchemaValidationError
 from wfo_kit.io import ROW
-from wfo_kit.schemas import INPUT_SCHEMAS, Quality, Quarantine, empty_frame, polars_dtypes
+from wfo_kit.schemas import (
+    INPUT_SCHEMAS,
+    Quality,
+    Quarantine,
+    empty_frame,
+    polars_dtypes,
+    sign_conventions,
+)
 
 QUARANTINE_DTYPES = polars_dtypes(Quarantine)
 
@@ -146,6 +153,7 @@ def _failure_rows(
             msg, table=table, column=first["column"], details=cases
         ) from exc
     has_company = "company_id" in frame.columns
+    signs = sign_conventions(INPUT_SCHEMAS[table])
     # Rows sharing each duplicated value, found once per column (not once per failure: that was
     # quadratic in the number of duplicates).
     duplicates: dict[tuple[str, object], list[int]] = {}
@@ -160,15 +168,18 @@ def _failure_rows(
     for case in row_level.iter_rows(named=True):
         index, column, check = case["index"], case["column"], case["check"]
         value = frame[column][index] if column in frame.columns else case["failure_case"]
+        wrong_sign = column in signs and check.startswith("greater_than") and value < 0
         rows.append(
             {
                 "table": table,
                 "row": frame[ROW][index],
                 "company_id": frame["company_id"][index] if has_company else None,
                 "column": column,
-                "check": _check_name(check),
+                "check": "sign" if wrong_sign else _check_name(check),
                 "value": None if value is None else str(value),
-                "reason": _reason(column, check, value, duplicates.get((column, value), [])),
+                "reason": _sign_reason(column, signs[column], value)
+                if wrong_sign
+                else _reason(column, check, value, duplicates.get((column, value), [])),
             }
         )
     return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
@@ -186,6 +197,15 @@ def _check_name(check: str) -> str:
     return {"not_nullable": "not_null", "field_uniqueness": "unique"}.get(
         check, check.split("(")[0]
     )
+
+
+def _number(value: float) -> str:
+    """A number as a person would type it: 30 for 30.0, 12.5 as is."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _sign_reason(column: str, convention: str, value: float) -> str:
+    return f"{column} is {convention}; enter {_number(-value)}, not {_number(value)}"
 
 
 def _reason(column: str, check: str, value: object, same_rows: list[int]) -> str:
@@ -323,6 +343,13 @@ def _finite_rules(table: str) -> list[Rule]:
     ]
 
 
+def _number_text(number: pl.Expr) -> pl.Expr:
+    """:func:`_number` as an expression: 30 for 30.0, 12.5 as is."""
+    whole = number.is_finite() & (number == number.floor())
+    as_integer = pl.when(whole).then(number.cast(pl.Int64, strict=False).cast(pl.String))
+    return pl.coalesce(as_integer, number.cast(pl.String))
+
+
 def _known_company(company_ids: pl.Series) -> Rule:
     return Rule(
         check="known_company",
@@ -416,6 +443,16 @@ def _balance_sheet_rules(
                 computed.round(6),
                 pl.col("adjusted_value"),
                 pl.lit(tolerance),
+            ),
+        ),
+        Rule(
+            check="sign",
+            column="book_value",
+            fails=(pl.col("side") == "liability") & (pl.col("book_value") < 0),
+            reason=pl.format(
+                "book_value of a liability is a positive claim; enter {}, not {}",
+                _number_text(-pl.col("book_value")),
+                _number_text(pl.col("book_value")),
             ),
         ),
         Rule(

@@ -323,6 +323,23 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
             ["financials", 1, "greater_than_or_equal_to", "revenue must be >= 0, got -1000.0"]
         ),
     ),
+    "negative-capex": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace(",60,", ",-60,") + "\n"},
+        params(financials="f.csv"),
+        quarantined(["financials", 1, "sign", "capex is a positive outflow; enter 60, not -60"]),
+    ),
+    "negative-liability": (
+        {"b.csv": BS_HEADER + "\nC001,Loan,liability,,-40,0,,secured\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            [
+                "balance_sheet",
+                1,
+                "sign",
+                "book_value of a liability is a positive claim; enter 40, not -40",
+            ]
+        ),
+    ),
     "balance-sheet-side": (
         {"b.csv": BS_HEADER + "\nC001,Shares,equity,,10,0,,\n"},
         params(balance_sheet="b.csv"),
