@@ -24,13 +24,6 @@ def test_sample_quarantines_exactly_the_documented_rows() -> None:
     assert got == [
         ("companies", 12, "C012", "unique", "company_id 'C012' is not unique (rows 12, 41)"),
         ("companies", 27, "C027", "greater_than", "shares_diluted must be > 0, got -150.0"),
-        (
-            "companies",
-            33,
-            "C033",
-            "rate_above_growth",
-            "discount rate 0.09 must exceed terminal growth 0.12 (Gordon growth needs r > g)",
-        ),
         ("companies", 41, "C012", "unique", "company_id 'C012' is not unique (rows 12, 41)"),
         (
             "financials",

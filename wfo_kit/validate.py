@@ -20,6 +20,7 @@ import polars as pl
 from wfo_kit.config import ValidationConfig, ValuationConfig
 from wfo_kit.errors import SchemaValidationError
 from wfo_kit.io import ROW
+from wfo_kit.rates import with_discount_rates
 from wfo_kit.schemas import (
     INPUT_SCHEMAS,
     Quality,
@@ -365,21 +366,10 @@ def _known_company(company_ids: pl.Series) -> Rule:
 def _company_rules(
     frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
 ) -> list[Rule]:
-    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
-    growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
-    return [
-        *_finite_rules("companies"),
-        Rule(
-            check="rate_above_growth",
-            column="terminal_growth",
-            fails=rate <= growth,
-            reason=pl.format(
-                "discount rate {} must exceed terminal growth {} (Gordon growth needs r > g)",
-                rate,
-                growth,
-            ),
-        ),
-    ]
+    # r > g is not a rule on the row: it matters only to the Gordon DCF, on the rate that method
+    # uses (the row's, the configured default or the WACC); wfo_kit.dcf excludes the company from
+    # that method alone, with the reason, and _spread_warnings says so at validation.
+    return _finite_rules("companies")
 
 
 def _financials_rules(
@@ -475,19 +465,40 @@ RULES: dict[str, Callable[..., list[Rule]]] = {
 def _spread_warnings(
     companies: pl.DataFrame | None, valuation: ValuationConfig, validation: ValidationConfig
 ) -> pl.DataFrame:
+    """Companies whose discount rate (the one the DCF uses) is not above, or is close to, g."""
     schema = {"table": pl.String, "company_id": pl.String, "check": pl.String, "reason": pl.String}
     if companies is None or companies.height == 0:
         return pl.DataFrame(schema=schema)
-    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
+    rate = pl.col("discount_rate")
     growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
-    return companies.filter((rate - growth) < validation.spread_warning).select(
-        pl.lit("companies").alias("table"),
-        "company_id",
-        pl.lit("narrow_spread").alias("check"),
-        pl.format(
-            "discount rate {} is within {} of terminal growth {}: value is very sensitive",
-            rate,
-            pl.lit(validation.spread_warning),
-            growth,
-        ).alias("reason"),
+    not_above = rate <= growth
+    return (
+        with_discount_rates(companies, valuation=valuation)
+        .filter((rate - growth) < validation.spread_warning)
+        .select(
+            pl.lit("companies").alias("table"),
+            "company_id",
+            pl.when(not_above)
+            .then(pl.lit("rate_not_above_growth"))
+            .otherwise(pl.lit("narrow_spread"))
+            .alias("check"),
+            pl.when(not_above)
+            .then(
+                pl.format(
+                    "discount rate {} is not above terminal growth {}: the Gordon DCF cannot "
+                    "value this company",
+                    rate,
+                    growth,
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "discount rate {} is within {} of terminal growth {}: value is very sensitive",
+                    rate,
+                    pl.lit(validation.spread_warning),
+                    growth,
+                )
+            )
+            .alias("reason"),
+        )
     )

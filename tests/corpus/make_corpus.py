@@ -2,7 +2,9 @@
 
 Each case is a folder with a ``params.yaml``, the broken file(s) it names (the other tables are
 the bundled sample) and ``expected.json``: either the exact one-line error of ``wfo validate``
-(exit 2), or the quarantine rows it must produce (exit 0). ``{dir}`` stands for the case folder.
+(exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
+expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
+validate and value run must give. ``{dir}`` stands for the case folder.
 """
 
 from __future__ import annotations
@@ -265,14 +267,17 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
     "growth-above-rate": (
         {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("0.09,0.02", "0.03,0.05") + "\n"},
         params(companies="c.csv"),
-        quarantined(
-            [
-                "companies",
-                1,
-                "rate_above_growth",
-                "discount rate 0.03 must exceed terminal growth 0.05 (Gordon growth needs r > g)",
-            ]
-        ),
+        # not a bad row: the Gordon DCF alone excludes the company, the other methods value it
+        {
+            "exit": 0,
+            "table": "companies",
+            "quarantine": [],
+            "valuations": [
+                ["C001", "dcf", "excluded", "discount rate 0.03 must exceed terminal growth 0.05"],
+                ["C001", "comparables", "valued", None],
+                ["C001", "asset", "valued", None],
+            ],
+        },
     ),
     "missing-company-name": (
         {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("Good Co", "") + "\n"},
