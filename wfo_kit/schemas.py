@@ -343,6 +343,12 @@ def contract_markdown() -> str:
         "rates are decimals (0.09 = 9 %). Columns marked optional may be left out of an input",
         "file: the loader fills them with the default shown.",
         "",
+        "Every input table: a column name appears once (a repeated one is refused); a required",
+        "text column is never empty or only whitespace; an integer column takes whole numbers",
+        "(2023.0 reads as 2023, 2023.5 is quarantined, never truncated); amounts with a stated",
+        "sign (capex, depreciation, debt, ...) are entered positive. A row that breaks a rule is",
+        "quarantined with the reason.",
+        "",
     ]
     for group, schemas in (("Input", INPUT_SCHEMAS), ("Output", OUTPUT_SCHEMAS)):
         for table, schema in schemas.items():

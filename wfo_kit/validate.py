@@ -19,7 +19,7 @@ import polars as pl
 
 from wfo_kit.config import ValidationConfig, ValuationConfig
 from wfo_kit.errors import SchemaValidationError
-from wfo_kit.io import ROW
+from wfo_kit.io import FRACTION, ROW
 from wfo_kit.rates import with_discount_rates
 from wfo_kit.schemas import (
     INPUT_SCHEMAS,
@@ -48,6 +48,8 @@ class Rule:
     #: key"); where it does not hold, ``fallback`` is evaluated instead, in a second pass.
     valid_if: pl.Expr | None = None
     fallback: pl.Expr | None = None
+    #: The offending value shown in the quarantine (default: ``column`` as text).
+    value: pl.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def check_table(
     rule_bad, failed = rule_failures(frame, rules, table=table)
     if schema_bad.height:
         failed = failed | frame[ROW].is_in(schema_bad["row"].unique().implode())
-    return frame.filter(~failed), pl.concat([schema_bad, rule_bad])
+    helpers = [c for c in frame.columns if c.startswith(FRACTION)]  # the loader's, see io
+    return frame.filter(~failed).drop(helpers), pl.concat([schema_bad, rule_bad])
 
 
 def _quality_row(table: str, rows_in: int, rows_valid: int) -> dict[str, object]:
@@ -153,6 +156,7 @@ def _failure_rows(
         raise SchemaValidationError(
             msg, table=table, column=first["column"], details=cases
         ) from exc
+    row_level = _unexplained(row_level, frame)
     has_company = "company_id" in frame.columns
     signs = sign_conventions(INPUT_SCHEMAS[table])
     # Rows sharing each duplicated value, found once per column (not once per failure: that was
@@ -184,6 +188,22 @@ def _failure_rows(
             }
         )
     return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
+
+
+def _unexplained(cases: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop the null failures of integer cells that held a fraction: a rule reports those."""
+    for helper in (c for c in frame.columns if c.startswith(FRACTION)):
+        rows = frame.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).filter(pl.col(helper).is_not_null())
+        )
+        cases = cases.filter(
+            ~(
+                (pl.col("column") == helper.removeprefix(FRACTION))
+                & (pl.col("check") == "not_nullable")
+                & pl.col("index").cast(pl.Int64).is_in(rows.to_series().implode())
+            )
+        )
+    return cases
 
 
 _BOUNDS = {
@@ -288,7 +308,13 @@ def rule_failures(
     failing_lazy = failing.lazy()
     parts = []
     for rule, flag in zip(rules, flags, strict=True):
-        value = pl.col(rule.column).cast(pl.String) if rule.column else pl.lit(None, pl.String)
+        value = (
+            rule.value
+            if rule.value is not None
+            else pl.col(rule.column).cast(pl.String)
+            if rule.column
+            else pl.lit(None, pl.String)
+        )
         parts.append(
             failing_lazy.filter(pl.col(flag)).select(
                 pl.lit(table).alias("table"),
@@ -344,6 +370,54 @@ def _finite_rules(table: str) -> list[Rule]:
     ]
 
 
+def _column_rules(table: str, frame: pl.DataFrame) -> list[Rule]:
+    """Rules each table gets from its column kinds: finite floats, whole integers, no blank text."""
+    return [*_finite_rules(table), *_whole_number_rules(table, frame), *_blank_rules(table)]
+
+
+def _whole_number_rules(table: str, frame: pl.DataFrame) -> list[Rule]:
+    """An integer column given a number that is not whole (2023.5): never truncated to 2023.
+
+    The loader leaves the cell null and keeps the number in a helper column (io.FRACTION).
+    """
+    integers = [c for c, t in polars_dtypes(INPUT_SCHEMAS[table]).items() if t.is_integer()]
+    return [
+        Rule(
+            check="whole_number",
+            column=c,
+            fails=pl.col(f"{FRACTION}{c}").is_not_null(),
+            reason=pl.format(
+                "{} must be a whole number, got {}", pl.lit(c), pl.col(f"{FRACTION}{c}")
+            ),
+            value=pl.col(f"{FRACTION}{c}").cast(pl.String),
+        )
+        for c in integers
+        if f"{FRACTION}{c}" in frame.columns
+    ]
+
+
+def _blank_rules(table: str) -> list[Rule]:
+    """A required text column that is empty or only whitespace (a name of '   ').
+
+    Columns with a content check of their own (a pattern, a list of values) already fail there.
+    """
+    columns = INPUT_SCHEMAS[table].to_schema().columns
+    required = [
+        name
+        for name, spec in columns.items()
+        if spec.dtype.type == pl.String and not spec.nullable and not spec.checks
+    ]
+    return [
+        Rule(
+            check="not_blank",
+            column=c,
+            fails=pl.col(c).str.strip_chars() == "",
+            reason=pl.lit(f"{c} is empty or only whitespace"),
+        )
+        for c in required
+    ]
+
+
 def _number_text(number: pl.Expr) -> pl.Expr:
     """:func:`_number` as an expression: 30 for 30.0, 12.5 as is."""
     whole = number.is_finite() & (number == number.floor())
@@ -369,7 +443,7 @@ def _company_rules(
     # r > g is not a rule on the row: it matters only to the Gordon DCF, on the rate that method
     # uses (the row's, the configured default or the WACC); wfo_kit.dcf excludes the company from
     # that method alone, with the reason, and _spread_warnings says so at validation.
-    return _finite_rules("companies")
+    return _column_rules("companies", frame)
 
 
 def _financials_rules(
@@ -382,7 +456,7 @@ def _financials_rules(
         ignore_nulls=True,
     )
     return [
-        *_finite_rules("financials"),
+        *_column_rules("financials", frame),
         _known_company(company_ids),
         duplicate_rule(
             "company_id",
@@ -410,7 +484,7 @@ def _financials_rules(
 def _peers_rules(
     frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
 ) -> list[Rule]:
-    return _finite_rules("peers")
+    return _column_rules("peers", frame)
 
 
 def _balance_sheet_rules(
@@ -419,7 +493,7 @@ def _balance_sheet_rules(
     tolerance = valuation.asset.reconcile_tolerance
     computed = pl.col("book_value") + pl.col("fair_value_adjustment")
     return [
-        *_finite_rules("balance_sheet"),
+        *_column_rules("balance_sheet", frame),
         _known_company(company_ids),
         Rule(
             check="reconciles",
