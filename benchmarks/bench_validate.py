@@ -53,6 +53,7 @@ def hand_written(frame: pl.DataFrame, company_ids: pl.Series) -> pl.DataFrame:
     duplicated_sorted = (same | same.shift(-1)).fill_null(False)
     bad = (
         pl.col("company_id").is_null()
+        | (pl.col("company_id").str.strip_chars() == "")
         | pl.col("year").is_null()
         | pl.col("is_forecast").is_null()
         | ~pl.col("year").is_between(1900, 2200)
