@@ -294,7 +294,7 @@ def rule_failures(
     first = first.drop(list(conditions)).with_columns(failed)
     if not failed.any():
         return empty_frame(Quarantine), failed
-    # `first` comes out of the (streaming) engine in several chunks; keep the few failing rows
+    # `first` may come out of the (streaming) engine in several chunks; keep the few failing rows
     # contiguous, so that no empty chunk reaches `pl.format` (see check_table).
     failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed)).rechunk()
     failing = failing.with_columns(
