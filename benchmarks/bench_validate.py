@@ -53,11 +53,13 @@ def hand_written(frame: pl.DataFrame, company_ids: pl.Series) -> pl.DataFrame:
     duplicated_sorted = (same | same.shift(-1)).fill_null(False)
     bad = (
         pl.col("company_id").is_null()
+        | (pl.col("company_id").str.strip_chars() == "")
         | pl.col("year").is_null()
         | pl.col("is_forecast").is_null()
         | ~pl.col("year").is_between(1900, 2200)
         | (pl.col("revenue") < 0)
         | (pl.col("depreciation") < 0)
+        | (pl.col("capex") < 0)
         | pl.any_horizontal([pl.col(c).is_not_null() & ~pl.col(c).is_finite() for c in FLOATS])
         | ~pl.col("company_id").is_in(company_ids.implode())
         | duplicated_sorted

@@ -35,7 +35,28 @@ def test_case(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         else:
             assert lines[0] == want
     else:
-        table = expected["quarantine"][0][0]
+        table = expected.get("table") or expected["quarantine"][0][0]
         got = pl.read_csv(quarantine_csv, infer_schema=False).filter(pl.col("table") == table)
         rows = sorted(got.select("table", pl.col("row").cast(pl.Int64), "check", "reason").rows())
         assert rows == sorted(tuple(r) for r in expected["quarantine"])
+    if "valuations" in expected:
+        assert sorted(_valuations(case, expected["valuations"])) == sorted(
+            tuple(r) for r in expected["valuations"]
+        )
+
+
+def _valuations(case: Path, wanted: list[list]) -> list[tuple]:
+    """(company, method, status, reason) of the companies named in ``wanted``, from a run."""
+    from wfo_kit.config import load_config
+    from wfo_kit.pipeline import RunContext, run_pipeline
+
+    quick = {"sensitivity": {"enabled": False}, "monte_carlo": {"enabled": False}}
+    config = load_config(case / "params.yaml", overrides={"valuation": quick})
+    ctx = run_pipeline(RunContext(config), ["load", "validate", "value"])
+    companies = {r[0] for r in wanted}
+    return (
+        ctx["valuations"]
+        .filter(pl.col("company_id").is_in(companies))
+        .select("company_id", "method", "status", "reason")
+        .rows()
+    )

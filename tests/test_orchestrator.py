@@ -153,7 +153,7 @@ def test_metrics_and_jsonl_log(tmp_path: Path) -> None:
     assert summary["status"] == "succeeded"
     assert summary["companies"] == 40
     assert summary["quality_score"] == pytest.approx(
-        (41 + 320 + 36 + 360 - 5) / (41 + 320 + 36 + 360)
+        (41 + 320 + 36 + 360 - 4) / (41 + 320 + 36 + 360)  # C033 (r <= g) is no bad row
     )
     validate = next(s for s in summary["steps"] if s["step"] == "validate")
     assert validate["rows_in"] == validate["rows_out"] + validate["rows_quarantined"]
@@ -238,3 +238,36 @@ def test_the_configured_steps_are_the_pipeline_everywhere(tmp_path: Path) -> Non
     assert not (tmp_path / "results").exists()  # no output step configured: nothing written
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"][-1]["step"] == "value"
     assert "blend" in ctx.frames
+
+
+def test_a_panic_in_native_code_is_an_internal_execution_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from polars.exceptions import PanicException
+
+    def panics(ctx: RunContext) -> dict:
+        raise PanicException("assertion failed: i < self.len()")
+
+    monkeypatch.setitem(pipeline.STEPS, "panics", panics)
+    recorder = Recorder()
+    ctx = RunContext(load_config(), observers=[recorder], sleep=lambda _s: None)
+    with pytest.raises(ExecutionError) as exc:
+        run_step(ctx, "panics")
+    assert exc.value.message == (
+        "step 'panics': internal error in native code (Polars panic): "
+        "assertion failed: i < self.len()"
+    )
+    assert isinstance(exc.value.__cause__, PanicException)
+    assert not exc.value.retryable
+    assert ("step_failed", "panics") in recorder.seen
+    assert ctx.errors[0]["class"] == "ExecutionError"
+    assert isinstance(classify(PanicException("x"), step="s"), ExecutionError)
+
+
+def test_interrupts_are_not_classified(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(ctx: RunContext) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(pipeline.STEPS, "interrupted", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_step(RunContext(load_config()), "interrupted")

@@ -28,6 +28,9 @@ from wfo_kit.errors import ConfigurationError, DataFormatError, InfrastructureEr
 from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
 
 ROW = "_row"
+#: Prefix of the helper column that carries a number read for an integer column but not whole
+#: (2023.5 for ``year``): the typed column holds null there, validation quarantines the row.
+FRACTION = "_fraction_"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _TRUE = {"true", "t", "1", "yes", "y"}
@@ -93,6 +96,10 @@ def _read_csv(path: Path, *, table: str) -> pl.DataFrame:
     except Exception as exc:
         msg = f"{table}: cannot read CSV {path}: {_first_line(exc)}"
         raise DataFormatError(msg, table=table) from exc
+    if any("_duplicated_" in name for name in frame.columns):  # how the reader renames a repeat
+        _refuse_repeated_columns(
+            _csv_header(path, separator=separator), table=table, where=str(path)
+        )
     if frame.width == 1:
         header = frame.columns[0]
         for other in (";", "\t", "|"):
@@ -101,6 +108,26 @@ def _read_csv(path: Path, *, table: str) -> pl.DataFrame:
                 msg = f"{table}: {path} looks {shown!r}-delimited; comma-separated is expected"
                 raise DataFormatError(msg, table=table, hint="export the file as CSV with commas")
     return frame
+
+
+def _csv_header(path: Path, *, separator: str) -> list[str]:
+    """The header cells as written (the reader renames a repeated name to ``x_duplicated_0``)."""
+    head = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False, separator=separator)
+    return [str(cell) for cell in head.row(0)] if head.height else []
+
+
+def _refuse_repeated_columns(names: list[str], *, table: str, where: str) -> None:
+    """A one-line DataFormatError when a column name occurs more than once."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            msg = (
+                f"{table}: {where} has column {name!r} more than once "
+                f"(columns {seen[name]} and {position})"
+            )
+            hint = "every column name must be unique: rename or remove the extra column"
+            raise DataFormatError(msg, table=table, column=name, hint=hint)
+        seen[name] = position
 
 
 def _expand_env(url: str) -> str:
@@ -124,6 +151,7 @@ def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
     query = source.query or f'SELECT * FROM "{source.table}"'
     scheme = url.split(":", 1)[0]
     rest = url.partition(":///")[2]
+    where = f"SQL source {_mask_url(source.url or '')}"
     try:
         if scheme == "sqlite":
             if not Path(rest).is_file():
@@ -132,6 +160,7 @@ def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
             with contextlib.closing(sqlite3.connect(f"file:{rest}?mode=ro", uri=True)) as conn:
                 cursor = conn.execute(query)
                 columns = [d[0] for d in cursor.description]
+                _refuse_repeated_columns(columns, table=table, where=where)
                 rows = cursor.fetchall()
             return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
         if scheme == "duckdb":
@@ -141,11 +170,14 @@ def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
                 msg = f"{table}: DuckDB database not found: {rest}"
                 raise DataFormatError(msg, table=table)
             with contextlib.closing(duckdb.connect(rest, read_only=True)) as conn:
-                return conn.sql(query).pl()
+                relation = conn.sql(query)
+                # .pl() would rename a repeated name to x_1
+                _refuse_repeated_columns(relation.columns, table=table, where=where)
+                return relation.pl()
     except DataFormatError:
         raise
     except Exception as exc:
-        msg = f"{table}: SQL source {_mask_url(source.url or '')} failed: {_first_line(exc)}"
+        msg = f"{table}: {where} failed: {_first_line(exc)}"
         raise DataFormatError(msg, table=table) from exc
     msg = f"{table}: unsupported SQL url scheme {scheme!r}"
     raise ConfigurationError(msg, hint="use sqlite:///path.db or duckdb:///path.duckdb")
@@ -155,7 +187,8 @@ def conform(raw: pl.DataFrame, *, table: str, where: str) -> pl.DataFrame:
     """Check required columns, fill optional ones, cast to contract dtypes, add ``_row``.
 
     A value that cannot be read as its column's type is a :class:`DataFormatError` naming the
-    column, the first bad row and the value. Extra columns are kept as they are.
+    column, the first bad row and the value. Extra columns are kept as they are. The frame comes
+    back contiguous (one chunk per column).
     """
     dtypes = polars_dtypes(INPUT_SCHEMAS[table])
     optional = OPTIONAL_COLUMNS.get(table, {})
@@ -174,20 +207,63 @@ def conform(raw: pl.DataFrame, *, table: str, where: str) -> pl.DataFrame:
     ]
     frame = raw.with_columns(fills) if fills else raw
     casts = [_cast(frame[c], dtypes[c]).alias(c) for c in dtypes]
-    typed = frame.with_columns(casts)
+    fractions = [
+        fraction.alias(f"{FRACTION}{c}")
+        for c, dtype in dtypes.items()
+        if dtype.is_integer() and (fraction := _fraction(frame[c])).is_not_null().any()
+    ]
+    typed = frame.with_columns([*casts, *fractions])
     for column, dtype in dtypes.items():
+        read = typed[column]
+        if f"{FRACTION}{column}" in typed.columns:  # a fraction was read: not unreadable
+            read = pl.select(
+                pl.coalesce(read.cast(pl.Float64), typed[f"{FRACTION}{column}"])
+            ).to_series()
         _raise_on_unreadable(
-            frame[column], typed[column], table=table, where=where, dtype=dtype, column=column
+            frame[column], read, table=table, where=where, dtype=dtype, column=column
         )
-    return typed.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    # One chunk per column: a CSV is read in parallel chunks, and Polars 2.1 panics in `pl.format`
+    # over a column left with an empty chunk by a filter (tests/test_validate.py documents it).
+    return typed.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64)).rechunk()
+
+
+def _number(series: pl.Series) -> pl.Series:
+    """The series as Float64 (text stripped; null where it is not a number)."""
+    if series.dtype == pl.String:
+        return _stripped(series).cast(pl.Float64, strict=False)
+    return series.cast(pl.Float64, strict=False)
+
+
+def _fraction(series: pl.Series) -> pl.Series:
+    """For an integer column: the numbers that are finite but not whole (2023.5), else null."""
+    if series.dtype.is_integer():
+        return pl.Series(series.name, [None] * series.len(), dtype=pl.Float64)
+    number = _number(series)
+    return pl.select(
+        pl.when(number.is_finite() & (number != number.floor())).then(number)
+    ).to_series()
+
+
+def _stripped(series: pl.Series) -> pl.Series:
+    text = series.str.strip_chars()
+    return pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
 
 
 def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
     if series.dtype == dtype:
         return series
+    if dtype.is_integer() and not series.dtype.is_integer():
+        # Never truncate: 2023.0 (or "2023.0", "2.023e3") is 2023; 2023.5 is null here and
+        # carried in the FRACTION column for validation to quarantine.
+        direct = _stripped(series).cast(dtype, strict=False) if series.dtype == pl.String else None
+        number = _number(series)
+        whole = pl.select(
+            pl.when(number.is_finite() & (number == number.floor())).then(number)
+        ).to_series()
+        cast = whole.cast(dtype, strict=False)
+        return cast if direct is None else pl.select(pl.coalesce(direct, cast)).to_series()
     if series.dtype == pl.String:
-        text = series.str.strip_chars()
-        text = pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
+        text = _stripped(series)
         if dtype == pl.Boolean:
             lowered = text.str.to_lowercase()
             return pl.select(

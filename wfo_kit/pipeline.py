@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
+from polars.exceptions import PanicException
 
 from wfo_kit.config import Config, RetryPolicy
 from wfo_kit.errors import (
@@ -177,6 +178,12 @@ def classify(exc: BaseException, *, step: str) -> WfoError:
         exc.step = exc.step or step
         return exc
     text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PanicException):
+        # A Rust panic (a bug in native code, not in the data or the configuration) derives from
+        # BaseException; it is reported as an internal error, never a retry.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+        msg = f"step {step!r}: internal error in native code (Polars panic): {first}"
+        return ExecutionError(msg, step=step)
     if isinstance(exc, MemoryError):
         return ResourceError(f"step {step!r} ran out of memory", step=step)
     if isinstance(exc, OSError):
@@ -239,7 +246,7 @@ def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
     while True:
         try:
             return STEPS[name](ctx), attempt
-        except Exception as exc:
+        except (Exception, PanicException) as exc:  # a panic is a BaseException, not an Exception
             error = classify(exc, step=name)
             if not error.retryable or attempt >= policy.attempts:
                 if error is not exc:

@@ -34,10 +34,22 @@ class Companies(_Base):
     sector: str = pa.Field(description="sector label; peers are matched on it")
     currency: str = pa.Field(str_matches=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
     shares_diluted: float = pa.Field(gt=0, description="diluted shares outstanding, millions")
-    debt: float = pa.Field(ge=0, description="gross financial debt, money")
+    debt: float = pa.Field(
+        ge=0,
+        description="gross financial debt, a positive amount owed, money",
+        metadata={"sign": "a positive amount owed"},
+    )
     cash: float = pa.Field(ge=0, description="cash and equivalents, money")
-    minority_interest: float = pa.Field(ge=0, description="non-controlling interests, money")
-    preferred_equity: float = pa.Field(ge=0, description="preferred equity, money")
+    minority_interest: float = pa.Field(
+        ge=0,
+        description="non-controlling interests, a positive claim, money",
+        metadata={"sign": "a positive claim"},
+    )
+    preferred_equity: float = pa.Field(
+        ge=0,
+        description="preferred equity, a positive claim, money",
+        metadata={"sign": "a positive claim"},
+    )
     non_operating_assets: float = pa.Field(ge=0, description="non-operating assets, money")
     tax_rate: float = pa.Field(ge=0, lt=1, description="marginal tax rate, decimal in [0, 1)")
     beta: Optional[float] = pa.Field(nullable=True, description="levered equity beta")
@@ -80,11 +92,21 @@ class Financials(_Base):
     ebitda: Optional[float] = pa.Field(nullable=True, description="EBITDA, money")
     ebit: Optional[float] = pa.Field(nullable=True, description="EBIT (operating income), money")
     depreciation: Optional[float] = pa.Field(
-        nullable=True, ge=0, description="depreciation and amortisation, money"
+        nullable=True,
+        ge=0,
+        description="depreciation and amortisation, a positive charge added back to FCFF, money",
+        metadata={"sign": "a positive charge added back"},
     )
-    capex: Optional[float] = pa.Field(nullable=True, description="capital expenditure, money")
+    capex: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="capital expenditure, a positive outflow (30 spent: enter 30, not -30), money",
+        metadata={"sign": "a positive outflow"},
+    )
     change_nwc: Optional[float] = pa.Field(
-        nullable=True, description="increase in net working capital, money"
+        nullable=True,
+        description="increase in net working capital (positive uses cash; a decrease is "
+        "negative), money",
     )
     net_income: Optional[float] = pa.Field(nullable=True, description="net income, money")
     fcff: Optional[float] = pa.Field(
@@ -113,7 +135,10 @@ class BalanceSheet(_Base):
     item: str = pa.Field(description="line item label")
     side: str = pa.Field(isin=["asset", "liability"], description="asset or liability")
     asset_class: Optional[str] = pa.Field(nullable=True, description="class for recovery rates")
-    book_value: float = pa.Field(description="book value, money")
+    book_value: float = pa.Field(
+        description="book value, money; a liability's book value is entered positive (a claim), "
+        "an asset's may be negative (a contra-asset)"
+    )
     fair_value_adjustment: float = pa.Field(description="signed adjustment to fair value, money")
     adjusted_value: Optional[float] = pa.Field(
         nullable=True, description="stated fair value; must equal book + adjustment if given"
@@ -290,6 +315,19 @@ def polars_dtypes(schema: type[_Base]) -> dict[str, pl.DataType]:
     return {name: column.dtype.type for name, column in schema.to_schema().columns.items()}
 
 
+def sign_conventions(schema: type[_Base]) -> dict[str, str]:
+    """Column name -> its sign convention in words, for columns that fix one (e.g. capex).
+
+    These are amounts that financial statements show with either sign (capex is negative in a
+    cash-flow statement); the contract takes them positive and validation says how to enter one.
+    """
+    return {
+        name: column.metadata["sign"]
+        for name, column in schema.to_schema().columns.items()
+        if column.metadata and "sign" in column.metadata
+    }
+
+
 def empty_frame(schema: type[_Base]) -> pl.DataFrame:
     """A zero-row frame with the schema's columns and dtypes."""
     return pl.DataFrame(schema=polars_dtypes(schema))
@@ -304,6 +342,12 @@ def contract_markdown() -> str:
         "Money is in the units of the input (the sample: millions of the row's currency);",
         "rates are decimals (0.09 = 9 %). Columns marked optional may be left out of an input",
         "file: the loader fills them with the default shown.",
+        "",
+        "Every input table: a column name appears once (a repeated one is refused); a required",
+        "text column is never empty or only whitespace; an integer column takes whole numbers",
+        "(2023.0 reads as 2023, 2023.5 is quarantined, never truncated); amounts with a stated",
+        "sign (capex, depreciation, debt, ...) are entered positive. A row that breaks a rule is",
+        "quarantined with the reason.",
         "",
     ]
     for group, schemas in (("Input", INPUT_SCHEMAS), ("Output", OUTPUT_SCHEMAS)):

@@ -19,8 +19,16 @@ import polars as pl
 
 from wfo_kit.config import ValidationConfig, ValuationConfig
 from wfo_kit.errors import SchemaValidationError
-from wfo_kit.io import ROW
-from wfo_kit.schemas import INPUT_SCHEMAS, Quality, Quarantine, empty_frame, polars_dtypes
+from wfo_kit.io import FRACTION, ROW
+from wfo_kit.rates import with_discount_rates
+from wfo_kit.schemas import (
+    INPUT_SCHEMAS,
+    Quality,
+    Quarantine,
+    empty_frame,
+    polars_dtypes,
+    sign_conventions,
+)
 
 QUARANTINE_DTYPES = polars_dtypes(Quarantine)
 
@@ -40,6 +48,8 @@ class Rule:
     #: key"); where it does not hold, ``fallback`` is evaluated instead, in a second pass.
     valid_if: pl.Expr | None = None
     fallback: pl.Expr | None = None
+    #: The offending value shown in the quarantine (default: ``column`` as text).
+    value: pl.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +105,18 @@ def validate_tables(
 def check_table(
     frame: pl.DataFrame, *, table: str, rules: list[Rule]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Schema checks and business rules on one table: (valid rows, quarantine rows)."""
+    """Schema checks and business rules on one table: (valid rows, quarantine rows).
+
+    The frame is made contiguous first: a filter over a frame in several chunks can leave empty
+    chunks, over which Polars 2.1's ``pl.format`` (every rule's reason) panics.
+    """
+    frame = frame.rechunk()
     schema_bad = schema_failures(frame, table=table)
     rule_bad, failed = rule_failures(frame, rules, table=table)
     if schema_bad.height:
         failed = failed | frame[ROW].is_in(schema_bad["row"].unique().implode())
-    return frame.filter(~failed), pl.concat([schema_bad, rule_bad])
+    helpers = [c for c in frame.columns if c.startswith(FRACTION)]  # the loader's, see io
+    return frame.filter(~failed).drop(helpers), pl.concat([schema_bad, rule_bad])
 
 
 def _quality_row(table: str, rows_in: int, rows_valid: int) -> dict[str, object]:
@@ -140,7 +156,9 @@ def _failure_rows(
         raise SchemaValidationError(
             msg, table=table, column=first["column"], details=cases
         ) from exc
+    row_level = _unexplained(row_level, frame)
     has_company = "company_id" in frame.columns
+    signs = sign_conventions(INPUT_SCHEMAS[table])
     # Rows sharing each duplicated value, found once per column (not once per failure: that was
     # quadratic in the number of duplicates).
     duplicates: dict[tuple[str, object], list[int]] = {}
@@ -155,18 +173,37 @@ def _failure_rows(
     for case in row_level.iter_rows(named=True):
         index, column, check = case["index"], case["column"], case["check"]
         value = frame[column][index] if column in frame.columns else case["failure_case"]
+        wrong_sign = column in signs and check.startswith("greater_than") and value < 0
         rows.append(
             {
                 "table": table,
                 "row": frame[ROW][index],
                 "company_id": frame["company_id"][index] if has_company else None,
                 "column": column,
-                "check": _check_name(check),
+                "check": "sign" if wrong_sign else _check_name(check),
                 "value": None if value is None else str(value),
-                "reason": _reason(column, check, value, duplicates.get((column, value), [])),
+                "reason": _sign_reason(column, signs[column], value)
+                if wrong_sign
+                else _reason(column, check, value, duplicates.get((column, value), [])),
             }
         )
     return pl.DataFrame(rows, schema=QUARANTINE_DTYPES)
+
+
+def _unexplained(cases: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop the null failures of integer cells that held a fraction: a rule reports those."""
+    for helper in (c for c in frame.columns if c.startswith(FRACTION)):
+        rows = frame.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).filter(pl.col(helper).is_not_null())
+        )
+        cases = cases.filter(
+            ~(
+                (pl.col("column") == helper.removeprefix(FRACTION))
+                & (pl.col("check") == "not_nullable")
+                & pl.col("index").cast(pl.Int64).is_in(rows.to_series().implode())
+            )
+        )
+    return cases
 
 
 _BOUNDS = {
@@ -181,6 +218,15 @@ def _check_name(check: str) -> str:
     return {"not_nullable": "not_null", "field_uniqueness": "unique"}.get(
         check, check.split("(")[0]
     )
+
+
+def _number(value: float) -> str:
+    """A number as a person would type it: 30 for 30.0, 12.5 as is."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _sign_reason(column: str, convention: str, value: float) -> str:
+    return f"{column} is {convention}; enter {_number(-value)}, not {_number(value)}"
 
 
 def _reason(column: str, check: str, value: object, same_rows: list[int]) -> str:
@@ -248,7 +294,9 @@ def rule_failures(
     first = first.drop(list(conditions)).with_columns(failed)
     if not failed.any():
         return empty_frame(Quarantine), failed
-    failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed))
+    # `first` may come out of the (streaming) engine in several chunks; keep the few failing rows
+    # contiguous, so that no empty chunk reaches `pl.format` (see check_table).
+    failing = frame.filter(failed).with_columns(first.drop("failed").filter(failed)).rechunk()
     failing = failing.with_columns(
         rule.fails.fill_null(False).alias(flag)
         for rule, flag in zip(rules, flags, strict=True)
@@ -260,7 +308,13 @@ def rule_failures(
     failing_lazy = failing.lazy()
     parts = []
     for rule, flag in zip(rules, flags, strict=True):
-        value = pl.col(rule.column).cast(pl.String) if rule.column else pl.lit(None, pl.String)
+        value = (
+            rule.value
+            if rule.value is not None
+            else pl.col(rule.column).cast(pl.String)
+            if rule.column
+            else pl.lit(None, pl.String)
+        )
         parts.append(
             failing_lazy.filter(pl.col(flag)).select(
                 pl.lit(table).alias("table"),
@@ -316,6 +370,61 @@ def _finite_rules(table: str) -> list[Rule]:
     ]
 
 
+def _column_rules(table: str, frame: pl.DataFrame) -> list[Rule]:
+    """Rules each table gets from its column kinds: finite floats, whole integers, no blank text."""
+    return [*_finite_rules(table), *_whole_number_rules(table, frame), *_blank_rules(table)]
+
+
+def _whole_number_rules(table: str, frame: pl.DataFrame) -> list[Rule]:
+    """An integer column given a number that is not whole (2023.5): never truncated to 2023.
+
+    The loader leaves the cell null and keeps the number in a helper column (io.FRACTION).
+    """
+    integers = [c for c, t in polars_dtypes(INPUT_SCHEMAS[table]).items() if t.is_integer()]
+    return [
+        Rule(
+            check="whole_number",
+            column=c,
+            fails=pl.col(f"{FRACTION}{c}").is_not_null(),
+            reason=pl.format(
+                "{} must be a whole number, got {}", pl.lit(c), pl.col(f"{FRACTION}{c}")
+            ),
+            value=pl.col(f"{FRACTION}{c}").cast(pl.String),
+        )
+        for c in integers
+        if f"{FRACTION}{c}" in frame.columns
+    ]
+
+
+def _blank_rules(table: str) -> list[Rule]:
+    """A required text column that is empty or only whitespace (a name of '   ').
+
+    Columns with a content check of their own (a pattern, a list of values) already fail there.
+    """
+    columns = INPUT_SCHEMAS[table].to_schema().columns
+    required = [
+        name
+        for name, spec in columns.items()
+        if spec.dtype.type == pl.String and not spec.nullable and not spec.checks
+    ]
+    return [
+        Rule(
+            check="not_blank",
+            column=c,
+            fails=pl.col(c).str.strip_chars() == "",
+            reason=pl.lit(f"{c} is empty or only whitespace"),
+        )
+        for c in required
+    ]
+
+
+def _number_text(number: pl.Expr) -> pl.Expr:
+    """:func:`_number` as an expression: 30 for 30.0, 12.5 as is."""
+    whole = number.is_finite() & (number == number.floor())
+    as_integer = pl.when(whole).then(number.cast(pl.Int64, strict=False).cast(pl.String))
+    return pl.coalesce(as_integer, number.cast(pl.String))
+
+
 def _known_company(company_ids: pl.Series) -> Rule:
     return Rule(
         check="known_company",
@@ -331,21 +440,10 @@ def _known_company(company_ids: pl.Series) -> Rule:
 def _company_rules(
     frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
 ) -> list[Rule]:
-    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
-    growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
-    return [
-        *_finite_rules("companies"),
-        Rule(
-            check="rate_above_growth",
-            column="terminal_growth",
-            fails=rate <= growth,
-            reason=pl.format(
-                "discount rate {} must exceed terminal growth {} (Gordon growth needs r > g)",
-                rate,
-                growth,
-            ),
-        ),
-    ]
+    # r > g is not a rule on the row: it matters only to the Gordon DCF, on the rate that method
+    # uses (the row's, the configured default or the WACC); wfo_kit.dcf excludes the company from
+    # that method alone, with the reason, and _spread_warnings says so at validation.
+    return _column_rules("companies", frame)
 
 
 def _financials_rules(
@@ -358,7 +456,7 @@ def _financials_rules(
         ignore_nulls=True,
     )
     return [
-        *_finite_rules("financials"),
+        *_column_rules("financials", frame),
         _known_company(company_ids),
         duplicate_rule(
             "company_id",
@@ -386,7 +484,7 @@ def _financials_rules(
 def _peers_rules(
     frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
 ) -> list[Rule]:
-    return _finite_rules("peers")
+    return _column_rules("peers", frame)
 
 
 def _balance_sheet_rules(
@@ -395,7 +493,7 @@ def _balance_sheet_rules(
     tolerance = valuation.asset.reconcile_tolerance
     computed = pl.col("book_value") + pl.col("fair_value_adjustment")
     return [
-        *_finite_rules("balance_sheet"),
+        *_column_rules("balance_sheet", frame),
         _known_company(company_ids),
         Rule(
             check="reconciles",
@@ -409,6 +507,16 @@ def _balance_sheet_rules(
                 computed.round(6),
                 pl.col("adjusted_value"),
                 pl.lit(tolerance),
+            ),
+        ),
+        Rule(
+            check="sign",
+            column="book_value",
+            fails=(pl.col("side") == "liability") & (pl.col("book_value") < 0),
+            reason=pl.format(
+                "book_value of a liability is a positive claim; enter {}, not {}",
+                _number_text(-pl.col("book_value")),
+                _number_text(pl.col("book_value")),
             ),
         ),
         Rule(
@@ -431,19 +539,40 @@ RULES: dict[str, Callable[..., list[Rule]]] = {
 def _spread_warnings(
     companies: pl.DataFrame | None, valuation: ValuationConfig, validation: ValidationConfig
 ) -> pl.DataFrame:
+    """Companies whose discount rate (the one the DCF uses) is not above, or is close to, g."""
     schema = {"table": pl.String, "company_id": pl.String, "check": pl.String, "reason": pl.String}
     if companies is None or companies.height == 0:
         return pl.DataFrame(schema=schema)
-    rate = pl.col("discount_rate").fill_null(pl.lit(valuation.discount_rate, pl.Float64))
+    rate = pl.col("discount_rate")
     growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
-    return companies.filter((rate - growth) < validation.spread_warning).select(
-        pl.lit("companies").alias("table"),
-        "company_id",
-        pl.lit("narrow_spread").alias("check"),
-        pl.format(
-            "discount rate {} is within {} of terminal growth {}: value is very sensitive",
-            rate,
-            pl.lit(validation.spread_warning),
-            growth,
-        ).alias("reason"),
+    not_above = rate <= growth
+    return (
+        with_discount_rates(companies, valuation=valuation)
+        .filter((rate - growth) < validation.spread_warning)
+        .select(
+            pl.lit("companies").alias("table"),
+            "company_id",
+            pl.when(not_above)
+            .then(pl.lit("rate_not_above_growth"))
+            .otherwise(pl.lit("narrow_spread"))
+            .alias("check"),
+            pl.when(not_above)
+            .then(
+                pl.format(
+                    "discount rate {} is not above terminal growth {}: the Gordon DCF cannot "
+                    "value this company",
+                    rate,
+                    growth,
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "discount rate {} is within {} of terminal growth {}: value is very sensitive",
+                    rate,
+                    pl.lit(validation.spread_warning),
+                    growth,
+                )
+            )
+            .alias("reason"),
+        )
     )

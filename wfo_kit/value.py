@@ -203,16 +203,18 @@ def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
         base_flow=frame["base_fcff"].fill_null(np.nan).to_numpy(),
         price=frame["share_price"].fill_null(np.nan).to_numpy(),
     )
-    reasons = np.array(
-        [
-            None,
-            "no share price, or last actual FCFF not positive",
-            "price outside the values reachable with growth in [-95%, 200%]",
-        ]
-    )
+    # Under an exit multiple a company with r <= g is DCF-valued, but has no Gordon value to solve.
+    no_gordon = ~(inputs.rate > inputs.growth)
+    code = np.where(no_gordon, 3, code)
+    reasons = [
+        None,
+        "no share price, or last actual FCFF not positive",
+        "price outside the values reachable with growth in [-95%, 200%]",
+        "discount rate not above terminal growth: no Gordon growth value to solve for",
+    ]
     return frame.with_columns(
-        pl.Series("implied_fcff_growth", growth).fill_nan(None),
-        pl.Series("reason", reasons[code], dtype=pl.String),
+        pl.Series("implied_fcff_growth", np.where(no_gordon, np.nan, growth)).fill_nan(None),
+        pl.Series("reason", reasons, dtype=pl.String).gather(code),
     )
 
 

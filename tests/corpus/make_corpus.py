@@ -2,15 +2,20 @@
 
 Each case is a folder with a ``params.yaml``, the broken file(s) it names (the other tables are
 the bundled sample) and ``expected.json``: either the exact one-line error of ``wfo validate``
-(exit 2), or the quarantine rows it must produce (exit 0). ``{dir}`` stands for the case folder.
+(exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
+expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
+validate and value run must give. ``{dir}`` stands for the case folder.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
 from pathlib import Path
+
+import polars as pl
 
 HERE = Path(__file__).parent
 SAMPLE = "../../../wfo_kit/sample_data"
@@ -26,6 +31,16 @@ GOOD_FIN = "C001,2026,true,1000,300,250,50,60,10,180"
 BS_HEADER = (
     "company_id,item,side,asset_class,book_value,fair_value_adjustment,recovery_rate,priority"
 )
+
+
+def parquet(csv_text: str, **casts: pl.DataType) -> bytes:
+    """A Parquet file holding the CSV text, with the given column types."""
+    frame = pl.read_csv(io.StringIO(csv_text)).with_columns(
+        pl.col(name).cast(dtype) for name, dtype in casts.items()
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
 
 
 def params(**tables: str) -> str:
@@ -265,14 +280,17 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
     "growth-above-rate": (
         {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("0.09,0.02", "0.03,0.05") + "\n"},
         params(companies="c.csv"),
-        quarantined(
-            [
-                "companies",
-                1,
-                "rate_above_growth",
-                "discount rate 0.03 must exceed terminal growth 0.05 (Gordon growth needs r > g)",
-            ]
-        ),
+        # not a bad row: the Gordon DCF alone excludes the company, the other methods value it
+        {
+            "exit": 0,
+            "table": "companies",
+            "quarantine": [],
+            "valuations": [
+                ["C001", "dcf", "excluded", "discount rate 0.03 must exceed terminal growth 0.05"],
+                ["C001", "comparables", "valued", None],
+                ["C001", "asset", "valued", None],
+            ],
+        },
     ),
     "missing-company-name": (
         {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("Good Co", "") + "\n"},
@@ -322,6 +340,59 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
         quarantined(
             ["financials", 1, "greater_than_or_equal_to", "revenue must be >= 0, got -1000.0"]
         ),
+    ),
+    "negative-capex": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN.replace(",60,", ",-60,") + "\n"},
+        params(financials="f.csv"),
+        quarantined(["financials", 1, "sign", "capex is a positive outflow; enter 60, not -60"]),
+    ),
+    "negative-liability": (
+        {"b.csv": BS_HEADER + "\nC001,Loan,liability,,-40,0,,secured\n"},
+        params(balance_sheet="b.csv"),
+        quarantined(
+            [
+                "balance_sheet",
+                1,
+                "sign",
+                "book_value of a liability is a positive claim; enter 40, not -40",
+            ]
+        ),
+    ),
+    "duplicate-header": (
+        {"c.csv": COMPANY_HEADER + ",name\n" + GOOD_COMPANY + ",Other name\n"},
+        params(companies="c.csv"),
+        error(
+            "wfo: error: companies: {dir}/c.csv has column 'name' more than once (columns 2 "
+            "and 15) (hint: every column name must be unique: rename or remove the extra column)"
+        ),
+    ),
+    "fractional-year-parquet": (
+        {
+            "f.parquet": parquet(
+                FIN_HEADER + "\n" + GOOD_FIN + "\n" + GOOD_FIN.replace("2026", "2027.5") + "\n",
+                year=pl.Float64,
+            )
+        },
+        params(financials="f.parquet"),
+        quarantined(["financials", 2, "whole_number", "year must be a whole number, got 2027.5"]),
+    ),
+    "fractional-year-csv": (
+        {"f.csv": FIN_HEADER + "\n" + GOOD_FIN + "\n" + GOOD_FIN.replace("2026", "2027.5") + "\n"},
+        params(financials="f.csv"),
+        quarantined(["financials", 2, "whole_number", "year must be a whole number, got 2027.5"]),
+    ),
+    "blank-company-name": (
+        {"c.csv": COMPANY_HEADER + "\n" + GOOD_COMPANY.replace("Good Co", "   ") + "\n"},
+        params(companies="c.csv"),
+        quarantined(["companies", 1, "not_blank", "name is empty or only whitespace"]),
+    ),
+    "blank-peer-sector": (
+        {
+            "p.csv": "peer_id,name,sector,enterprise_value,market_cap,revenue,ebitda,ebit,net_income\n"
+            'P1,Peer," ",50,40,10,5,4,3\n'
+        },
+        params(peers="p.csv"),
+        quarantined(["peers", 1, "not_blank", "sector is empty or only whitespace"]),
     ),
     "balance-sheet-side": (
         {"b.csv": BS_HEADER + "\nC001,Shares,equity,,10,0,,\n"},
