@@ -61,6 +61,8 @@ class RunContext:
     observers: list[Observer] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     written: dict[str, list[str]] = field(default_factory=dict)
+    #: SHA-256 of each input table as the load step read it (see :func:`frame_sha256`).
+    inputs_read: dict[str, str] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     sleep: Callable[[float], None] = time.sleep  # injectable, so retry tests need not wait
 
@@ -90,7 +92,20 @@ class RunContext:
 
 def load_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     tables = load_tables(ctx.config.data)
+    ctx.inputs_read = {name: frame_sha256(frame) for name, frame in tables.items()}
     return {f"input_{name}": frame for name, frame in tables.items()}
+
+
+def frame_sha256(frame: pl.DataFrame) -> str:
+    """SHA-256 of a frame's content as read (columns, dtypes, values, row order).
+
+    Recorded per input table in the run's manifest (``inputs_read``): what a run valued, whatever
+    the source (a SQL query's result included), so two runs can be compared later.
+    """
+    import hashlib
+
+    buffer = frame.rechunk().write_ipc(None, compression="uncompressed")
+    return hashlib.sha256(buffer.getbuffer()).hexdigest()
 
 
 def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
@@ -100,6 +115,7 @@ def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
         source = getattr(ctx.config.data, name)
         if source is not None:
             frames[f"input_{name}"] = read_table(source.fallback or source, table=name)
+    ctx.inputs_read = {k.removeprefix("input_"): frame_sha256(f) for k, f in frames.items()}
     return frames
 
 
@@ -393,5 +409,6 @@ def finish_run(ctx: RunContext) -> RunContext:
     ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
     if ctx.run_dir is not None:
         quality = ctx.frames["quality"].to_dicts() if "quality" in ctx.frames else None
-        write_json(ctx.run_dir / "metrics.json", {"steps": ctx.metrics.steps, "quality": quality})
+        metrics = {"steps": ctx.metrics.steps, "quality": quality, "inputs_read": ctx.inputs_read}
+        write_json(ctx.run_dir / "metrics.json", metrics)
     return ctx

@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wfo_kit.config import ResolvedConfig, externalize_secrets, mask_secrets
+from wfo_kit.config import ResolvedConfig, TableSource, externalize_secrets, mask_secrets
 from wfo_kit.errors import (
     ConfigurationError,
     ExecutionError,
@@ -79,12 +79,37 @@ def file_sha256(path: Path) -> str:
 
 
 def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
+    """SHA-256 of every input source, fallbacks included (``peers.fallback``).
+
+    A file is hashed whole; a SQL source by its database file (with SQLite's and DuckDB's
+    write-ahead logs, which hold committed rows not yet in the main file) and its table or query,
+    so that a changed table changes the run's content hash and a batch never skips a run with
+    stale numbers. What a run actually read is hashed again inside the run (``inputs_read`` in its
+    manifest). None: the source does not exist (the run then fails on it with the reason).
+    """
     hashes: dict[str, str | None] = {}
     for name, source in resolved.config.data:
-        if source is not None and source.path is not None:
-            path = Path(source.path)
-            hashes[name] = file_sha256(path) if path.is_file() else None
+        node, key = source, name
+        while node is not None:
+            hashes[key] = source_sha256(node)
+            node, key = node.fallback, f"{key}.fallback"
     return hashes
+
+
+def source_sha256(source: TableSource) -> str | None:
+    """The SHA-256 of one input source (see :func:`input_hashes`)."""
+    if source.path is not None:
+        path = Path(source.path)
+        return file_sha256(path) if path.is_file() else None
+    database = Path((source.url or "").partition(":///")[2])
+    if not database.is_file():
+        return None
+    digest = hashlib.sha256()
+    for part in (database, Path(f"{database}-wal"), Path(f"{database}.wal")):
+        if part.is_file():
+            digest.update(file_sha256(part).encode())
+    digest.update(f"\0{source.table}\0{source.query}".encode())
+    return digest.hexdigest()
 
 
 def content_hash(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str:
@@ -313,6 +338,7 @@ class _RunRecord:
             "config": mask_secrets(self.resolved.config.model_dump(mode="json")),
             "sources": self.resolved.sources,
             "inputs_sha256": self.hashes,
+            "inputs_read": metrics.get("inputs_read"),
             "versions": package_versions(),
             "timings_seconds": self.timings,
             "steps": metrics.get("steps"),
