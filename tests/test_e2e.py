@@ -98,7 +98,8 @@ def test_run_writes_report_results_manifest_log_and_audit(sample_run: Path) -> N
     manifest = json.loads((sample_run / "manifest.json").read_text())
     assert manifest["status"] == "succeeded"
     assert set(manifest["inputs_sha256"]) == {"companies", "financials", "peers", "balance_sheet"}
-    assert [s["step"] for s in manifest["steps"]] == ["load", "validate", "value"]
+    assert [s["step"] for s in manifest["steps"]] == ["load", "validate", "value", "output"]
+    assert set(manifest["inputs_read"]) == set(manifest["inputs_sha256"])
     assert manifest["sources"]["valuation.methods"].startswith("file:")
     assert set(manifest["versions"]) >= {"polars", "pandera", "papermill", "wfo_kit"}
     events = [
@@ -168,7 +169,7 @@ def test_failed_run_keeps_notebook_and_marks_report(
         c for c in nb["cells"] if c.get("metadata", {}).get("papermill", {}).get("exception")
     ]
     assert len(failing) == 1
-    assert 'wfo.run_step(ctx, "load")' in "".join(failing[0]["source"])
+    assert "wfo.run_steps(ctx)" in "".join(failing[0]["source"])
 
     from playwright.sync_api import sync_playwright
 
@@ -199,3 +200,30 @@ def test_a_secret_never_reaches_any_output_file(tmp_path: Path, wfo_bin: str) ->
     assert len(files) >= 4
     for path in files:
         assert b"hunter2" not in path.read_bytes(), path
+
+
+def test_rerun_reproduces_every_table_and_refuses_changed_inputs(
+    sample_run: Path, wfo_bin: str
+) -> None:
+    out = sample_run.parent
+    again = run_wfo(wfo_bin, "rerun", sample_run.name, "--output", str(out))
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = again.stdout.strip().splitlines()[-1]
+    tables = len(list((sample_run / "results").glob("*.parquet")))
+    assert f"of {sample_run.name}: {tables} of {tables} result tables identical" in summary
+    rerun_id = summary.split()[1]
+    manifest = json.loads((out / rerun_id / "manifest.json").read_text())
+    assert manifest["rerun_of"] == sample_run.name
+    assert (
+        manifest["inputs_read"]
+        == json.loads((sample_run / "manifest.json").read_text())["inputs_read"]
+    )
+
+    financials = out.parent / "data" / "financials.csv"
+    financials.write_text(financials.read_text().replace(",", ",", 1) + "\n")  # a changed file
+    refused = run_wfo(wfo_bin, "rerun", sample_run.name, "--output", str(out))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"wfo: error: the inputs of run {sample_run.name} changed since it ran: financials "
+        "(hint: pass --accept-changed-inputs to value the current data and compare)"
+    ]

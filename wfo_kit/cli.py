@@ -115,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("run_b")
     diff.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
 
+    rerun = commands.add_parser(
+        "rerun",
+        help="execute a run again from its manifest and compare every result table",
+        description="Execute RUN_ID again with its recorded configuration and sources, then "
+        "compare "
+        "every result table with the original, row order included. Refused (exit 2) when an input "
+        "changed since the run, unless --accept-changed-inputs. Exit 1 when the same inputs give "
+        "different results.",
+    )
+    rerun.add_argument("run_id")
+    rerun.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
+    rerun.add_argument(
+        "--accept-changed-inputs",
+        action="store_true",
+        help="value the inputs as they are now and show what changed",
+    )
+
     config = commands.add_parser("config", help="inspect the effective configuration")
     config_commands = config.add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", parser_class=_Parser
@@ -405,6 +422,37 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from wfo_kit.history import compare_results
+    from wfo_kit.runs import rerun
+
+    result, changed = rerun(
+        args.output,
+        args.run_id,
+        accept_changed_inputs=args.accept_changed_inputs,
+        log=lambda msg: print(f"wfo: {msg}", file=sys.stderr),
+    )
+    if result.error is not None:
+        print(f"wfo: error: {result.error.one_line()} (report: {result.report})", file=sys.stderr)
+        return result.error.exit_code
+    for table, (old, new) in changed.items():
+        print(f"input changed: {table}: {(old or 'none')[:12]} -> {(new or 'none')[:12]}")
+    comparison = compare_results(result.run_dir.parent / args.run_id, result.run_dir)
+    _print_table(comparison)
+    same = int((comparison["status"] == "identical").sum())
+    print(
+        f"rerun {result.run_id} of {args.run_id}: {same} of {comparison.height} result tables "
+        f"identical (row order included); report: {result.report}"
+    )
+    if same < comparison.height and not changed:
+        print(
+            "wfo: error: the same configuration and inputs gave different results",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
@@ -412,6 +460,7 @@ COMMANDS = {
     "batch": cmd_batch,
     "runs": cmd_runs,
     "diff": cmd_diff,
+    "rerun": cmd_rerun,
 }
 
 

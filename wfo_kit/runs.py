@@ -36,6 +36,7 @@ from typing import Any
 from wfo_kit.config import ResolvedConfig, TableSource, externalize_secrets, mask_secrets
 from wfo_kit.errors import (
     ConfigurationError,
+    DataError,
     ExecutionError,
     InfrastructureError,
     WfoError,
@@ -189,6 +190,7 @@ def run_report(
     run_id: str | None = None,
     reuse_kernel: bool = False,
     verbose: bool = False,
+    rerun_of: str | None = None,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -217,6 +219,7 @@ def run_report(
         started=started,
         resolved=resolved,
         hashes=hashes,
+        rerun_of=rerun_of,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
     events = JsonlLog(partial / "log.jsonl")
@@ -316,6 +319,7 @@ class _RunRecord:
     started: dt.datetime
     resolved: ResolvedConfig
     hashes: dict[str, str | None]
+    rerun_of: str | None = None
     status: str = "running"
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -332,6 +336,7 @@ class _RunRecord:
             "started": self.started.isoformat(),
             "finished": None if self.status == "running" else dt.datetime.now(dt.UTC).isoformat(),
             "params_file": self.params_file,
+            "rerun_of": self.rerun_of,
             "user": _user(),
             "host": platform.node(),
             "pid": os.getpid(),
@@ -490,3 +495,63 @@ def _user() -> str:
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def rerun(
+    output_root: Path,
+    run_id: str,
+    *,
+    accept_changed_inputs: bool = False,
+    log: Any = None,
+    progress: bool = False,
+) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
+    """Execute a run again from its manifest: the same effective configuration and sources.
+
+    The inputs are hashed again first; if any changed since the run, the rerun is refused with
+    the tables named (a :class:`~wfo_kit.errors.DataError`, exit code 2) unless
+    ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
+    (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
+    """
+    from wfo_kit.config import MASK, Config
+    from wfo_kit.history import load_manifest
+
+    root = Path(output_root).resolve()
+    manifest = load_manifest(root, run_id)
+    if not isinstance(manifest.get("config"), dict) or manifest.get("status") in (
+        "running",
+        "incomplete",
+        "unreadable",
+    ):
+        msg = f"run {run_id} has no complete manifest to rerun from ({manifest.get('status')})"
+        raise ConfigurationError(msg, hint="`wfo runs` shows each run's state")
+    if MASK in json.dumps(manifest["config"].get("data")):
+        msg = f"run {run_id} read a database whose URL held a literal password, which no file keeps"
+        raise ConfigurationError(msg, hint="write the password as ${VAR} in the URL and run again")
+    try:
+        config = Config.model_validate(manifest["config"])
+    except Exception as exc:  # a manifest from another version of the configuration model
+        msg = f"run {run_id}'s configuration is not valid for this wfo_kit: {exc}"
+        raise ConfigurationError(msg.splitlines()[0]) from exc
+    resolved = ResolvedConfig(config=config, sources=manifest.get("sources") or {})
+    before = manifest.get("inputs_sha256") or {}
+    now = input_hashes(resolved)
+    changed = {
+        k: (before.get(k), now.get(k))
+        for k in sorted({*before, *now})
+        if before.get(k) != now.get(k)
+    }
+    if changed and not accept_changed_inputs:
+        names = ", ".join(changed)
+        msg = f"the inputs of run {run_id} changed since it ran: {names}"
+        raise DataError(
+            msg, hint="pass --accept-changed-inputs to value the current data and compare"
+        )
+    result = run_report(
+        resolved,
+        params_file=manifest.get("params_file"),
+        output_root=root,
+        log=log,
+        progress=progress,
+        rerun_of=run_id,
+    )
+    return result, changed
