@@ -208,6 +208,23 @@ def test_a_second_ctrl_c_exits_within_two_seconds(tmp_path: Path) -> None:
 # Read-only and full disks
 
 
+def test_output_root_that_is_a_file_is_exit_3(tmp_path: Path) -> None:
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    p = params(tmp_path, "p", f"report:\n  notebook: {fine}\noutput:\n  root: {blocker}\n")
+    for args in (
+        ("run", str(p)),
+        ("validate", str(p)),
+        ("batch", str(p), "--output", str(blocker)),
+    ):
+        result = wfo(*args)
+        line = one_line(result.stderr)
+        assert result.returncode == 3, result.stderr
+        assert str(blocker) in line
+        assert "not a folder" in line or "Not a directory" in line or "File exists" in line, line
+
+
 def test_read_only_output_root_is_exit_3_for_validate_run_and_batch(tmp_path: Path) -> None:
     fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
     p = params(tmp_path, "p", f"report:\n  notebook: {fine}\n")

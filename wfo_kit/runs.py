@@ -155,8 +155,14 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
     is atomic), and a run id that names an existing run is an error, not a replacement.
     """
     partial = root / f".{run_id}.partial"
+    hint = "check the output folder and its permissions"
     try:
         root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError included: the root (or a parent) is a file
+        what = "is not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        msg = f"cannot create the run folder under {root}: {what}"
+        raise InfrastructureError(msg, hint=hint) from exc
+    try:
         if (root / run_id).exists():
             raise FileExistsError(errno.EEXIST, "exists", str(root / run_id))
         partial.mkdir()
@@ -165,7 +171,7 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
         raise ConfigurationError(msg, hint="leave the run id to wfo, or choose a new one") from exc
     except OSError as exc:
         msg = f"cannot create the run folder under {root}: {exc.strerror or exc}"
-        raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
+        raise InfrastructureError(msg, hint=hint) from exc
     return partial
 
 
