@@ -105,3 +105,93 @@ def test_batch_with_no_matching_files_is_one_line(capsys: pytest.CaptureFixture[
     assert (
         capsys.readouterr().err.strip() == "wfo: error: no parameters file matches 'no/such/*.yaml'"
     )
+
+
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path: Path, wfo_bin: str) -> None:
+    # `wfo config show ... | head -1` where head has gone before wfo writes: the reader's end of
+    # the pipe is closed before the command prints anything.
+    proc = subprocess.Popen(
+        [wfo_bin, "config", "show", "parameters/default.yaml", "--sources"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert stderr == ""
+    assert proc.returncode == 141  # as a Unix tool stopped by SIGPIPE
+
+
+def test_every_command_is_audited_with_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    out = tmp_path / "out"
+    assert main(["runs", "--output", str(out)]) == 0
+    assert main(["diff", "a", "b", "--output", str(out)]) == 2
+    quarantine = str(tmp_path / "q.csv")
+    validate = ["validate", "parameters/default.yaml", "--quarantine", quarantine]
+    assert main([*validate, "--set", f"output.root={out}"]) == 0
+    show = ["config", "show", "parameters/default.yaml", "--set", f"output.root={out}"]
+    secret_url = [
+        "--set",
+        "data.peers.url=postgres://me:hunter2@db/x",
+        "--set",
+        "data.peers.table=p",
+    ]
+    assert main([*show, *secret_url]) == 0
+    capsys.readouterr()
+    lines = [json.loads(x) for x in (out / "audit.jsonl").read_text().splitlines()]
+    assert [(x["command"], x["outcome"], x["exit_code"]) for x in lines] == [
+        ("runs", "succeeded", 0),
+        ("diff", "failed", 2),
+        ("validate", "succeeded", 0),
+        ("config", "succeeded", 0),
+    ]
+    assert lines[1]["error"].startswith("wfo: error: no run 'a'")
+    assert all(x["seconds"] >= 0 and x["user"] and x["host"] for x in lines)
+    text = (out / "audit.jsonl").read_text()
+    assert "hunter2" not in text
+    assert "postgres://me:***@db/x" in text
+
+
+def test_secret_looking_keys_are_masked_in_audited_arguments() -> None:
+    from wfo_kit.cli import mask_arguments
+
+    assert mask_arguments(["--set", "report.api_token=abc", "--set", "a.password=x", "run"]) == [
+        "--set",
+        "report.api_token=***",
+        "--set",
+        "a.password=***",
+        "run",
+    ]
+
+
+@pytest.mark.parametrize("run_id", ["../x", "..", "a/../../b", "/etc"])
+def test_run_ids_cannot_name_a_path(
+    tmp_path: Path, run_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "x"
+    outside.mkdir()
+    (outside / "manifest.json").write_text('{"run_id": "x", "status": "succeeded"}')
+    root = tmp_path / "outputs"
+    root.mkdir()
+    assert main(["runs", "show", run_id, "--output", str(root)]) == 2
+    assert main(["diff", run_id, run_id, "--output", str(root)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert all(line.startswith(f"wfo: error: no run {run_id!r} under") for line in err)
+
+
+def test_importing_the_io_module_leaves_the_umask_alone() -> None:
+    import sys
+
+    code = (
+        "import os\n"
+        "calls = []\n"
+        "real = os.umask\n"
+        "os.umask = lambda m: calls.append(m) or real(m)\n"
+        "import wfo_kit.io, wfo_kit.pipeline, wfo_kit.runs\n"
+        "assert calls == [], calls\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -9,7 +9,9 @@ is fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -22,6 +24,8 @@ from wfo_kit.errors import (
     EXIT_OK,
     WfoError,
 )
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a Unix tool killed by a closed pipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -159,22 +164,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger = logging.getLogger("wfo_kit")  # ours only, not every library's debug output
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
+    started = time.monotonic()
+    code, error = _dispatch(args)
+    if args.command != "run":  # a run audits itself (started, then its outcome)
+        _audit_command(args, argv, code=code, error=error, seconds=time.monotonic() - started)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> tuple[int, str | None]:
+    """Run the command; (exit code, the error line if any). Never a traceback unless --debug."""
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args), None
     except WfoError as exc:
         if args.debug:
             raise
-        print(f"wfo: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
+        line = f"wfo: error: {exc.one_line()}"
+        print(line, file=sys.stderr)
+        return exc.exit_code, line
     except KeyboardInterrupt:
         print("wfo: interrupted", file=sys.stderr)
-        return 130
+        return 130, "interrupted"
+    except BrokenPipeError:
+        # The reader went away (`wfo diff A B | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE, "output pipe closed"
     except OSError as exc:  # a disk or folder problem outside our own handling
         if args.debug:
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"wfo: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INFRASTRUCTURE
+        line = f"wfo: error: cannot access{where}: {exc.strerror or exc}"
+        print(line, file=sys.stderr)
+        return EXIT_INFRASTRUCTURE, line
     except Exception as exc:
         if args.debug:
             raise
@@ -189,14 +210,64 @@ def _is_native_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
-def _internal_error(exc: BaseException, *, native: bool = False) -> int:
+def _internal_error(exc: BaseException, *, native: bool = False) -> tuple[int, str]:
     text = " ".join(str(exc).split())[:300]
     kind = "a panic in native code (Polars)" if native else type(exc).__name__
-    print(
-        f"wfo: internal error: {kind}: {text} (rerun with --debug for the traceback)",
-        file=sys.stderr,
-    )
-    return EXIT_FAILED
+    line = f"wfo: internal error: {kind}: {text} (rerun with --debug for the traceback)"
+    print(line, file=sys.stderr)
+    return EXIT_FAILED, line
+
+
+def _audit_command(
+    args: argparse.Namespace, argv: list[str], *, code: int, error: str | None, seconds: float
+) -> None:
+    """One line in ``<outputs>/audit.jsonl`` per command: who, where, what, outcome, duration.
+
+    Arguments are recorded with secrets masked. An audit log that cannot be written does not
+    fail the command; it is said once on stderr (unless the command already failed on the disk).
+    """
+    from wfo_kit.errors import InfrastructureError
+    from wfo_kit.runs import append_audit
+
+    root = _audit_root(args)
+    try:
+        append_audit(
+            root / "audit.jsonl",
+            command=args.command,
+            arguments=mask_arguments(argv),
+            outcome="succeeded" if code == EXIT_OK else "failed",
+            exit_code=code,
+            error=error,
+            seconds=round(seconds, 3),
+        )
+    except (OSError, InfrastructureError) as exc:
+        if code != EXIT_INFRASTRUCTURE:
+            reason = exc.strerror if isinstance(exc, OSError) else exc.message
+            print(f"wfo: note: not audited ({root / 'audit.jsonl'}: {reason})", file=sys.stderr)
+
+
+def _audit_root(args: argparse.Namespace) -> Path:
+    """Where a command's audit line goes: its output folder, else the configured one."""
+    if getattr(args, "output", None):
+        return Path(args.output)
+    if getattr(args, "params", None) and isinstance(args.params, str):
+        try:
+            return Path(_resolve(args).config.output.root)
+        except WfoError:
+            pass  # the parameters file is broken: the command said so already
+    return Path("outputs")
+
+
+def mask_arguments(argv: list[str]) -> list[str]:
+    """Command-line arguments as they may be logged: passwords in URLs and values of secret-looking
+    keys (``--set data.peers.password=...``) replaced by ``***``."""
+    from wfo_kit.config import MASK, is_secret_key, mask_secrets
+
+    masked = []
+    for arg in argv:
+        key, sep, _ = arg.partition("=")
+        masked.append(f"{key}={MASK}" if sep and is_secret_key(key) else mask_secrets(arg))
+    return masked
 
 
 def _resolve(args: argparse.Namespace):  # noqa: ANN202

@@ -695,6 +695,11 @@ _SECRET_KEYS = re.compile(r"(password|passwd|secret|token|api_?key)", re.IGNOREC
 MASK = "***"
 
 
+def is_secret_key(key: str) -> bool:
+    """Whether a (dotted) key names a secret: password, secret, token, api key."""
+    return bool(_SECRET_KEYS.search(key.rpartition(".")[2]))
+
+
 def mask_secrets(value: Any) -> Any:
     """A copy with passwords in URLs and values under secret-looking keys replaced by ***.
 

@@ -31,8 +31,6 @@ ROW = "_row"
 #: Prefix of the helper column that carries a number read for an integer column but not whole
 #: (2023.5 for ``year``): the typed column holds null there, validation quarantines the row.
 FRACTION = "_fraction_"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -326,7 +324,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise _write_error(target, exc) from exc
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are meant to be shared
+        os.chmod(tmp, 0o666 & ~process_umask())  # mkstemp makes 0600; outputs are shared
         yield Path(tmp)
         os.replace(tmp, target)
     except OSError as exc:
@@ -334,6 +332,23 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def process_umask() -> int:
+    """The process's umask, read without changing it (Linux reports it in /proc).
+
+    Elsewhere it can only be read by setting it and setting it back (which races with other
+    threads creating files): that is done only when a file is written, never on import.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _write_error(target: Path, exc: OSError) -> InfrastructureError:
