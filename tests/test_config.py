@@ -518,6 +518,121 @@ def test_fiscal_year_end_real_days_are_accepted(day: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Tables (issue 10 item 1): the sample only where named; a table not given is absent
+
+
+def _own_tables(tmp_path: Path, *names: str, extra: str = "") -> Path:
+    lines = "".join(f"  {name}: {SAMPLE_TABLES / name}.csv\n" for name in names)
+    return write(tmp_path / "mine.yaml", "data:\n" + lines + extra)
+
+
+def test_a_table_left_out_of_a_parameters_file_is_absent_not_the_sample(tmp_path: Path) -> None:
+    resolved = resolve_config(_own_tables(tmp_path, "companies", "financials"), environ={})
+    data = resolved.config.data
+    assert data.companies is not None
+    assert data.companies.path == str(SAMPLE_TABLES / "companies.csv")
+    assert (data.peers, data.balance_sheet) == (None, None)
+    assert resolved.sources["data.peers"] == "default"
+
+
+def test_no_parameters_file_means_the_bundled_sample() -> None:
+    resolved = resolve_config(None, environ={})
+    for name in ("companies", "financials", "peers", "balance_sheet"):
+        source = getattr(resolved.config.data, name)
+        assert source.path == str(SAMPLE_TABLES / f"{name}.csv")
+        assert resolved.sources[f"data.{name}.path"] == "sample"
+    assert Config().data.peers is None  # the model's default is no table at all
+
+
+def test_the_default_parameters_file_names_the_four_sample_tables() -> None:
+    default = Path(__file__).resolve().parent.parent / "parameters" / "default.yaml"
+    resolved = resolve_config(default, environ={})
+    for name in ("companies", "financials", "peers", "balance_sheet"):
+        assert getattr(resolved.config.data, name).path == str(SAMPLE_TABLES / f"{name}.csv")
+        assert resolved.sources[f"data.{name}.path"] == f"file:{default}"
+
+
+def test_a_table_not_given_excludes_every_company_from_its_method_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    import polars as pl
+
+    from wfo_kit.config import load_config
+    from wfo_kit.pipeline import RunContext, run_pipeline
+
+    params = _own_tables(
+        tmp_path,
+        "companies",
+        "financials",
+        extra="valuation:\n  monte_carlo: {enabled: false}\n  sensitivity: {enabled: false}\n",
+    )
+    ctx = run_pipeline(RunContext(load_config(params)), ["load", "validate", "value"])
+    assert "input_peers" not in ctx.frames
+    assert "input_balance_sheet" not in ctx.frames
+    assert sorted(ctx["quality"]["table"].to_list()) == ["companies", "financials"]
+    valuations = ctx["valuations"]
+    companies = ctx["input_companies"]["company_id"].n_unique()
+    for method, reason in (
+        ("comparables", "no peers table given (data.peers)"),
+        ("asset", "no balance_sheet table given (data.balance_sheet)"),
+    ):
+        rows = valuations.filter(pl.col("method") == method)
+        assert rows.height == companies
+        assert rows["status"].unique().to_list() == ["excluded"]
+        quarantined = rows.filter(pl.col("reason").str.starts_with("company row quarantined"))
+        assert rows.filter(pl.col("reason") == reason).height == companies - quarantined.height
+    assert valuations.filter(pl.col("method") == "dcf", pl.col("status") == "valued").height > 0
+
+
+@pytest.mark.parametrize("missing", ["companies", "financials"])
+def test_companies_and_financials_must_be_given(tmp_path: Path, missing: str) -> None:
+    from wfo_kit.config import load_config
+    from wfo_kit.io import load_tables
+
+    given = [t for t in ("companies", "financials") if t != missing]
+    config = load_config(_own_tables(tmp_path, *given, "peers"))
+    with pytest.raises(ConfigurationError) as exc:
+        load_tables(config.data)
+    assert exc.value.one_line().startswith(f"no {missing} table given (data.{missing})")
+
+
+def test_given_tables_say_where_each_table_comes_from(tmp_path: Path) -> None:
+    from wfo_kit.config import given_tables, load_config
+
+    params = _own_tables(
+        tmp_path,
+        "companies",
+        "financials",
+        extra="  peers: {url: 'postgresql://bob:hunter2@db/x', table: peers}\n",
+    )
+    assert given_tables(load_config(params).data) == [
+        ("companies", str(SAMPLE_TABLES / "companies.csv")),
+        ("financials", str(SAMPLE_TABLES / "financials.csv")),
+        ("peers", "postgresql://bob:***@db/x (table peers)"),
+        ("balance_sheet", "not given"),
+    ]
+
+
+def test_wfo_validate_prints_the_tables_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wfo_kit.cli import main
+
+    params = _own_tables(tmp_path, "companies", "financials")
+    code = main(["validate", str(params), "--quarantine", str(tmp_path / "q.csv")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"companies      {SAMPLE_TABLES / 'companies.csv'}" in out.splitlines()
+    assert "peers          not given" in out.splitlines()
+    assert "balance_sheet  not given" in out.splitlines()
+
+
+def test_the_report_notebook_shows_the_tables_given() -> None:
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "valuation.ipynb"
+    assert "wfo.given_tables(config.data)" in notebook.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
 # Output folder (issue 17 item 4)
 
 

@@ -16,6 +16,11 @@ Every number must be finite: NaN and infinity (``.nan``, ``.inf`` in YAML) are r
 setting, list item and mapping value, and each field's description states its allowed range.
 Parameters files are bounded (:data:`MAX_FILE_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_VALUES` after
 YAML aliases are expanded, :data:`MAX_EXTENDS`), and a key written twice in one mapping is an error.
+
+Input tables come only from where they are named: a parameters file that leaves out ``peers`` has
+no peers table (each method that needs it excludes every company with the reason). With no
+parameters file at all, :func:`resolve_config` (and ``load_config()``) use the bundled sample
+(:func:`sample_data`), as the notebooks do with an empty ``data`` section.
 """
 
 from __future__ import annotations
@@ -80,17 +85,67 @@ class TableSource(_Section):
         return self
 
 
-def _sample(name: str) -> TableSource:
-    return TableSource(path=str(SAMPLE_DIR / name))
+TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet")
+#: Tables without which nothing can be valued; the others only feed their method.
+REQUIRED_TABLES = ("companies", "financials")
+
+
+def sample_data() -> dict[str, str]:
+    """The ``data`` section naming the bundled sample's four tables (absolute paths).
+
+    >>> sorted(sample_data())
+    ['balance_sheet', 'companies', 'financials', 'peers']
+    """
+    return {name: str(SAMPLE_DIR / f"{name}.csv") for name in TABLE_NAMES}
 
 
 class DataConfig(_Section):
-    """The input tables (see docs/data-contract.md)."""
+    """The input tables (see docs/data-contract.md). A table not given is absent (None): never
+    filled from the bundled sample. ``companies`` and ``financials`` are needed to load."""
 
-    companies: TableSource = Field(default_factory=lambda: _sample("companies.csv"))
-    financials: TableSource = Field(default_factory=lambda: _sample("financials.csv"))
-    peers: TableSource | None = Field(default_factory=lambda: _sample("peers.csv"))
-    balance_sheet: TableSource | None = Field(default_factory=lambda: _sample("balance_sheet.csv"))
+    companies: TableSource | None = Field(None, description="one row per company (required)")
+    financials: TableSource | None = Field(
+        None, description="one row per company and year (required)"
+    )
+    peers: TableSource | None = Field(
+        None, description="comparable companies; not given: the comparables method values none"
+    )
+    balance_sheet: TableSource | None = Field(
+        None, description="balance-sheet items; not given: the asset method values none"
+    )
+
+
+def given_tables(data: DataConfig) -> list[tuple[str, str]]:
+    """(table, where it comes from) for each input table: a path, a SQL URL with its password
+    masked and the table (or "query"), or "not given".
+
+    >>> given_tables(DataConfig(companies="c.csv"))[:2]
+    [('companies', 'c.csv'), ('financials', 'not given')]
+    """
+    rows = []
+    for name in TABLE_NAMES:
+        source = getattr(data, name)
+        if source is None:
+            where = "not given"
+        elif source.path is not None:
+            where = source.path
+        else:
+            what = f"table {source.table}" if source.table is not None else "query"
+            where = f"{mask_secrets(source.url)} ({what})"
+        rows.append((name, where))
+    return rows
+
+
+def require_tables(data: DataConfig) -> None:
+    """Raise a ConfigurationError naming the first required table that is not given."""
+    for name in REQUIRED_TABLES:
+        if getattr(data, name) is None:
+            msg = f"no {name} table given (data.{name})"
+            hint = (
+                f"name it in the parameters file, e.g. `data: {{{name}: {name}.csv}}`; "
+                f"the bundled sample is {SAMPLE_DIR / name}.csv"
+            )
+            raise ConfigurationError(msg, table=name, column=f"data.{name}", hint=hint)
 
 
 class ValidationConfig(_Section):
@@ -953,9 +1008,15 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConfig:
-    """Build the effective configuration from every layer, remembering each value's source."""
+    """Build the effective configuration from every layer, remembering each value's source.
+
+    With no parameters file (``path=None``) the data section names the bundled sample (source
+    ``sample``); a parameters file gets only the tables it (or a file it extends) names.
+    """
     layers: list[tuple[str, dict[str, Any]]] = [("default", Config().model_dump(mode="json"))]
-    if path is not None:
+    if path is None:
+        layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
+    else:
         layers += file_layers(Path(path))
     layers.append(("env", env_layer(environ)))
     layers.append(("--set", sets_layer(sets or [])))
