@@ -651,6 +651,25 @@ def test_output_root_naming_a_file_is_exit_3_with_one_line(
     _, err = capsys.readouterr()
     assert code == 3, err
     assert err.strip().splitlines() == [
-        f"wfo: error: cannot create the run folder under {tmp_path / 'afile'}: Not a directory "
+        f"wfo: error: cannot create the run folder under {tmp_path / 'afile'}: is not a folder "
         "(hint: check the output folder and its permissions)"
     ]
+
+
+def test_output_root_that_is_a_symlink_loop_is_exit_3_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wfo_kit.cli import main
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    params = write(
+        tmp_path / "p.yaml",
+        f"extends: {Path(__file__).resolve().parent.parent / 'parameters' / 'default.yaml'}\n"
+        f"output:\n  root: {loop}\n",
+    )
+    code = main(["run", str(params), "--no-progress"])
+    _, err = capsys.readouterr()
+    assert code == 3, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"wfo: error: cannot use the output folder {loop}: ")
