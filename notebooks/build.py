@@ -35,7 +35,8 @@ VALUATION = [
     code(
         """
 # Parameters. `wfo run` injects the run's effective configuration below this cell: one dict per
-# section of wfo_kit.config.Config. Empty dicts mean the defaults (the bundled sample data).
+# section of wfo_kit.config.Config. Empty dicts mean the defaults; an empty `data`: the bundled
+# sample's four tables.
 """
         + SECTIONS
         + """run_dir = ""  # folder for result tables and log.jsonl; empty: results are shown, not written
@@ -51,8 +52,9 @@ import wfo_kit as wfo
 from wfo_kit import charts
 from wfo_kit import display as show
 
-config = wfo.Config.model_validate({"data": data, "validation": validation, "valuation": valuation,
-                                    "output": output, "report": report, "pipeline": pipeline})
+config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
+                                    "valuation": valuation, "output": output, "report": report,
+                                    "pipeline": pipeline})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir)
 show.setup(interactive=not run_dir)
@@ -163,6 +165,9 @@ quarantined. `row` is the 1-based data row of the source (in a CSV file: line `r
 Companies that could not be valued by a method are listed with the reason below.
 """),
     code("""
+show.table(pl.DataFrame(wfo.given_tables(config.data), schema=["table", "source"], orient="row"),
+           config.report, caption="Input tables given, and where from (a table not given is "
+           "absent: the methods that need it value no company)")
 if "quality" in ctx.frames:
     show.table(ctx["quality"], config.report, caption="Data quality per input table")
     show.table(ctx["quarantine"], config.report, rows=1000, caption="Quarantined rows")
@@ -210,8 +215,9 @@ re-valued at once (vectorized; no notebook re-run). Run the cells top to bottom 
 import wfo_kit as wfo
 from wfo_kit import explore
 
-config = wfo.Config.model_validate({"data": data, "validation": validation, "valuation": valuation,
-                                    "output": output, "report": report, "pipeline": pipeline})
+config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
+                                    "valuation": valuation, "output": output, "report": report,
+                                    "pipeline": pipeline})
 ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
 explorer = explore.Explorer(ctx)
 explorer.widget

@@ -188,6 +188,7 @@ def test_failed_run_keeps_notebook_and_marks_report(
 def test_a_secret_never_reaches_any_output_file(tmp_path: Path, wfo_bin: str) -> None:
     params = tmp_path / "secret.yaml"
     params.write_text(
+        f"extends: {Path('parameters/default.yaml').resolve()}\n"
         "data:\n  peers:\n    url: postgresql://analyst:hunter2-SECRET@db.invalid/market\n"
         "    table: peers\n",
         encoding="utf-8",

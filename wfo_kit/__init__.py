@@ -19,6 +19,8 @@ _EXPORTS = {
     "Config": "wfo_kit.config",
     "load_config": "wfo_kit.config",
     "resolve_config": "wfo_kit.config",
+    "sample_data": "wfo_kit.config",
+    "given_tables": "wfo_kit.config",
     "RunContext": "wfo_kit.pipeline",
     "run_step": "wfo_kit.pipeline",
     "run_pipeline": "wfo_kit.pipeline",

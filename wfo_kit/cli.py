@@ -302,12 +302,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
 
+    from wfo_kit.config import given_tables
     from wfo_kit.io import load_tables, write_frame
     from wfo_kit.pipeline import check_step_names
     from wfo_kit.validate import validate_tables
 
     config = _resolve(args).config
     check_step_names(config)
+    width = max(len(name) for name, _ in given_tables(config.data))
+    for name, where in given_tables(config.data):
+        print(f"{name:<{width}}  {where}")
     checked = validate_tables(
         load_tables(config.data), validation=config.validation, valuation=config.valuation
     )

@@ -11,20 +11,32 @@ it came from. Unknown keys are errors that suggest the nearest valid key. YAML i
 
 All rates are decimals (0.09 means 9 %). Money is in the currency of each company's row, in the
 units of the input tables (the bundled sample uses millions).
+
+Every number must be finite: NaN and infinity (``.nan``, ``.inf`` in YAML) are refused in every
+setting, list item and mapping value, and each field's description states its allowed range.
+Parameters files are bounded (:data:`MAX_FILE_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_VALUES` after
+YAML aliases are expanded, :data:`MAX_EXTENDS`), and a key written twice in one mapping is an error.
+
+Input tables come only from where they are named: a parameters file that leaves out ``peers`` has
+no peers table (each method that needs it excludes every company with the reason). With no
+parameters file at all, :func:`resolve_config` (and ``load_config()``) use the bundled sample
+(:func:`sample_data`), as the notebooks do with an empty ``data`` section.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import json.decoder
+import json.scanner
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
@@ -34,7 +46,8 @@ ENV_PREFIX = "WFO_"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False reaches every float of every section: fields, list items, dict values.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TableSource(_Section):
@@ -72,17 +85,67 @@ class TableSource(_Section):
         return self
 
 
-def _sample(name: str) -> TableSource:
-    return TableSource(path=str(SAMPLE_DIR / name))
+TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet")
+#: Tables without which nothing can be valued; the others only feed their method.
+REQUIRED_TABLES = ("companies", "financials")
+
+
+def sample_data() -> dict[str, str]:
+    """The ``data`` section naming the bundled sample's four tables (absolute paths).
+
+    >>> sorted(sample_data())
+    ['balance_sheet', 'companies', 'financials', 'peers']
+    """
+    return {name: str(SAMPLE_DIR / f"{name}.csv") for name in TABLE_NAMES}
 
 
 class DataConfig(_Section):
-    """The input tables (see docs/data-contract.md)."""
+    """The input tables (see docs/data-contract.md). A table not given is absent (None): never
+    filled from the bundled sample. ``companies`` and ``financials`` are needed to load."""
 
-    companies: TableSource = Field(default_factory=lambda: _sample("companies.csv"))
-    financials: TableSource = Field(default_factory=lambda: _sample("financials.csv"))
-    peers: TableSource | None = Field(default_factory=lambda: _sample("peers.csv"))
-    balance_sheet: TableSource | None = Field(default_factory=lambda: _sample("balance_sheet.csv"))
+    companies: TableSource | None = Field(None, description="one row per company (required)")
+    financials: TableSource | None = Field(
+        None, description="one row per company and year (required)"
+    )
+    peers: TableSource | None = Field(
+        None, description="comparable companies; not given: the comparables method values none"
+    )
+    balance_sheet: TableSource | None = Field(
+        None, description="balance-sheet items; not given: the asset method values none"
+    )
+
+
+def given_tables(data: DataConfig) -> list[tuple[str, str]]:
+    """(table, where it comes from) for each input table: a path, a SQL URL with its password
+    masked and the table (or "query"), or "not given".
+
+    >>> given_tables(DataConfig(companies="c.csv"))[:2]
+    [('companies', 'c.csv'), ('financials', 'not given')]
+    """
+    rows = []
+    for name in TABLE_NAMES:
+        source = getattr(data, name)
+        if source is None:
+            where = "not given"
+        elif source.path is not None:
+            where = source.path
+        else:
+            what = f"table {source.table}" if source.table is not None else "query"
+            where = f"{mask_secrets(source.url)} ({what})"
+        rows.append((name, where))
+    return rows
+
+
+def require_tables(data: DataConfig) -> None:
+    """Raise a ConfigurationError naming the first required table that is not given."""
+    for name in REQUIRED_TABLES:
+        if getattr(data, name) is None:
+            msg = f"no {name} table given (data.{name})"
+            hint = (
+                f"name it in the parameters file, e.g. `data: {{{name}: {name}.csv}}`; "
+                f"the bundled sample is {SAMPLE_DIR / name}.csv"
+            )
+            raise ConfigurationError(msg, table=name, column=f"data.{name}", hint=hint)
 
 
 class ValidationConfig(_Section):
@@ -90,28 +153,49 @@ class ValidationConfig(_Section):
         0.0, ge=0, le=1, description="`wfo validate` exits 2 when any table's score is below this"
     )
     spread_warning: float = Field(
-        0.01, ge=0, description="warn when discount rate - terminal growth is below this (decimal)"
+        0.01,
+        ge=0,
+        lt=1,
+        description="warn when discount rate - terminal growth is below this (decimal, 0 <= x < 1)",
     )
 
 
 METHOD_NAMES = ("dcf", "comparables", "asset")
+#: A shift added to a rate or a growth rate (decimal).
+_Delta = Annotated[float, Field(gt=-1, lt=1)]
+#: An EV/EBITDA multiple.
+_Multiple = Annotated[float, Field(gt=0, le=1000)]
 MULTIPLES = ("ev_ebitda", "ev_ebit", "ev_sales", "pe")
 
 
 class WaccConfig(_Section):
     """WACC = E/(D+E) x Ke + D/(D+E) x Kd x (1 - t); Ke = rf + beta x ERP + premiums."""
 
-    risk_free: float = Field(0.04, description="risk-free rate, decimal")
-    equity_risk_premium: float = Field(0.05, description="equity (market) risk premium, decimal")
-    premiums: float = Field(0.0, description="extra premiums added to Ke (size, country), decimal")
-    cost_of_debt: float = Field(0.06, description="pre-tax cost of debt, decimal")
+    risk_free: float = Field(
+        0.04, ge=-0.1, le=0.5, description="risk-free rate, decimal, -0.1 <= x <= 0.5"
+    )
+    equity_risk_premium: float = Field(
+        0.05, ge=0, le=0.5, description="equity (market) risk premium, decimal, 0 <= x <= 0.5"
+    )
+    premiums: float = Field(
+        0.0,
+        ge=-0.5,
+        le=0.5,
+        description="extra premiums added to Ke (size, country), decimal, -0.5 <= x <= 0.5",
+    )
+    cost_of_debt: float = Field(
+        0.06, ge=0, lt=1, description="pre-tax cost of debt, decimal, 0 <= x < 1"
+    )
     weights: Literal["market", "debt_to_equity", "debt_to_value"] = Field(
         "market",
         description="market: E = market_cap column (or share_price x shares), D = debt; "
         "debt_to_equity / debt_to_value: the target ratio below",
     )
     target_ratio: float | None = Field(
-        None, ge=0, description="target D/E or D/V for the ratio weight modes"
+        None,
+        ge=0,
+        le=100,
+        description="target D/E (0 <= x <= 100) or D/V (0 <= x < 1) for the ratio weight modes",
     )
 
     @model_validator(mode="after")
@@ -132,15 +216,27 @@ class DriversConfig(_Section):
     high_growth_years: int = Field(
         5, ge=0, description="years at the near-term growth before it fades linearly to g"
     )
-    revenue_growth: float = Field(0.05, description="near-term revenue growth, decimal")
+    revenue_growth: float = Field(
+        0.05, gt=-1, le=10, description="near-term revenue growth, decimal, -1 < x <= 10"
+    )
     target_margin: float | None = Field(
-        None, description="operating (EBIT) margin reached linearly by year N; null: base margin"
+        None,
+        gt=-1,
+        lt=1,
+        description="operating (EBIT) margin reached linearly by year N, -1 < x < 1; "
+        "null: base margin",
     )
     sales_to_capital: float = Field(
-        1.5, gt=0, description="reinvestment = change in revenue / sales-to-capital"
+        1.5,
+        gt=0,
+        le=100,
+        description="reinvestment = change in revenue / sales-to-capital, 0 < x <= 100",
     )
     stable_roc: float | None = Field(
-        None, gt=0, description="return on capital in stable growth; null: the discount rate"
+        None,
+        gt=0,
+        le=10,
+        description="return on capital in stable growth, 0 < x <= 10; null: the discount rate",
     )
 
 
@@ -164,7 +260,7 @@ class AssetConfig(_Section):
     liquidation_cost_rate: float = Field(
         0.05, ge=0, lt=1, description="liquidation costs as a share of gross proceeds"
     )
-    recovery_rates: dict[str, float] = Field(
+    recovery_rates: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {
             "cash": 1.0,
             "receivables": 0.8,
@@ -173,63 +269,89 @@ class AssetConfig(_Section):
             "real_estate": 0.9,
             "intangible": 0.0,
         },
-        description="recovery per asset class where a balance-sheet row gives none",
+        description="recovery per asset class where a balance-sheet row gives none, 0 <= x <= 1",
     )
     reconcile_tolerance: float = Field(
-        0.01, ge=0, description="book + adjustment vs stated adjusted value, absolute money"
+        0.01, ge=0, description="book + adjustment vs stated adjusted value, absolute money, >= 0"
     )
 
 
 class SensitivityConfig(_Section):
     enabled: bool = Field(True, description="compute the grids (rows = companies x 121 x 2)")
-    rate_deltas: list[float] = Field(
+    rate_deltas: list[_Delta] = Field(
         default_factory=lambda: [round(-0.02 + 0.004 * i, 4) for i in range(11)],
-        description="shifts added to each company's discount rate",
+        description="shifts added to each company's discount rate, decimal, each -1 < x < 1",
     )
-    growth_deltas: list[float] = Field(
+    growth_deltas: list[_Delta] = Field(
         default_factory=lambda: [round(-0.01 + 0.002 * i, 4) for i in range(11)],
-        description="shifts added to terminal growth",
+        description="shifts added to terminal growth, decimal, each -1 < x < 1",
     )
-    exit_multiples: list[float] = Field(
+    exit_multiples: list[_Multiple] = Field(
         default_factory=lambda: [6.0 + i for i in range(11)],
-        description="exit EV/EBITDA multiples for the rate x exit-multiple grid",
+        description="exit EV/EBITDA multiples for the rate x exit-multiple grid, "
+        "each 0 < x <= 1000",
     )
 
 
 class Scenario(_Section):
     name: str
-    probability: float = Field(ge=0, le=1)
-    discount_rate_delta: float = 0.0
-    terminal_growth_delta: float = 0.0
-    cash_flow_scale: float = Field(1.0, gt=0, description="multiplies every forecast FCFF")
+    probability: float = Field(ge=0, le=1, description="0 <= x <= 1; all scenarios sum to 1")
+    discount_rate_delta: _Delta = Field(0.0, description="added to the discount rate, -1 < x < 1")
+    terminal_growth_delta: _Delta = Field(0.0, description="added to terminal growth, -1 < x < 1")
+    cash_flow_scale: float = Field(
+        1.0, gt=0, le=100, description="multiplies every forecast FCFF, 0 < x <= 100"
+    )
 
 
 class Distribution(_Section):
-    """A scipy.stats distribution, sampled by inverse transform (ppf) of uniform draws."""
+    """A scipy.stats distribution, sampled by inverse transform (ppf) of uniform draws.
+
+    The parameters must be valid for scipy (``scale`` > 0, shapes in their domain): the
+    distribution's quantiles at 1e-6, 0.5 and 1 - 1e-6 must all be finite numbers, so that no draw
+    is lost to an invalid parameter.
+    """
 
     dist: str = Field(description="scipy.stats name, e.g. norm, uniform, triang, lognorm")
-    params: dict[str, float] = Field(default_factory=dict, description="e.g. {loc: 0, scale: 0.01}")
+    params: dict[str, float] = Field(
+        default_factory=dict,
+        description="scipy keyword parameters, finite, scale > 0, e.g. {loc: 0, scale: 0.01}",
+    )
 
     @model_validator(mode="after")
     def _known(self) -> Distribution:
+        import warnings
+
+        import numpy as np
         import scipy.stats
 
         dist = getattr(scipy.stats, self.dist, None)
         if not isinstance(dist, scipy.stats.rv_continuous):
             msg = f"{self.dist!r} is not a continuous scipy.stats distribution"
             raise ValueError(msg)
+        scale = self.params.get("scale")
+        if scale is not None and scale <= 0:
+            msg = f"{self.dist} scale must be > 0, got {scale:g}"
+            raise ValueError(msg)
         try:
-            dist(**self.params)
-        except TypeError as exc:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                quantiles = dist(**self.params).ppf([1e-6, 0.5, 1 - 1e-6])
+        except (TypeError, ValueError) as exc:
             msg = f"bad parameters for {self.dist}: {exc}"
             raise ValueError(msg) from exc
+        if np.isnan(quantiles).any():
+            msg = f"parameters {self.params} are not valid for {self.dist} (scipy gives no values)"
+            raise ValueError(msg)
+        if not np.isfinite(quantiles).all():
+            msg = f"draws from {self.dist} with {self.params} are not finite"
+            raise ValueError(msg)
         return self
 
 
 class MonteCarloConfig(_Section):
     enabled: bool = True
     draws: int = Field(2000, ge=10, le=10_000_000)
-    seed: int = 20261126
+    seed: int = Field(20261126, ge=0, lt=2**63, description="0 <= seed < 2**63 (numpy)")
     sampler: Literal["random", "sobol"] = Field(
         "sobol", description="sobol: scrambled, quasi-random"
     )
@@ -250,8 +372,12 @@ class MonteCarloConfig(_Section):
 class RangeConfig(_Section):
     """How the DCF low/high for the football field is taken."""
 
-    rate_delta: float = Field(0.01, ge=0, description="low: r + delta, high: r - delta")
-    growth_delta: float = Field(0.005, ge=0, description="low: g - delta, high: g + delta")
+    rate_delta: float = Field(
+        0.01, ge=0, lt=1, description="low: r + delta, high: r - delta; decimal, 0 <= x < 1"
+    )
+    growth_delta: float = Field(
+        0.005, ge=0, lt=1, description="low: g - delta, high: g + delta; decimal, 0 <= x < 1"
+    )
 
 
 class ValuationConfig(_Section):
@@ -272,19 +398,23 @@ class ValuationConfig(_Section):
         None,
         gt=-1,
         lt=1,
-        description="decimal; used for companies whose row gives no discount_rate",
+        description="decimal, -1 < x < 1; used for companies whose row gives no discount_rate",
     )
     terminal_growth: float = Field(
         0.02,
         gt=-1,
         lt=1,
-        description="decimal; Gordon growth for companies whose row gives no terminal_growth",
+        description="decimal, -1 < x < 1; Gordon growth for companies whose row gives no "
+        "terminal_growth",
     )
     terminal: Literal["gordon", "exit_multiple"] = Field(
         "gordon", description="terminal value method"
     )
     exit_multiple: float | None = Field(
-        None, gt=0, description="EV/EBITDA at year N; a row's exit_multiple column wins"
+        None,
+        gt=0,
+        le=1000,
+        description="EV/EBITDA at year N, 0 < x <= 1000; a row's exit_multiple column wins",
     )
     timing: Literal["end_of_year", "mid_year"] = Field(
         "end_of_year",
@@ -297,7 +427,9 @@ class ValuationConfig(_Section):
         "fiscal year end; a first year already under way is a stub",
     )
     fiscal_year_end: str = Field(
-        "12-31", pattern=r"^\d{2}-\d{2}$", description="MM-DD of every fiscal year end"
+        "12-31",
+        pattern=r"^\d{2}-\d{2}$",
+        description="MM-DD of every fiscal year end: a real day; 02-29 is refused (use 02-28)",
     )
     wacc: WaccConfig = Field(default_factory=WaccConfig)
     drivers: DriversConfig = Field(default_factory=DriversConfig)
@@ -324,11 +456,29 @@ class ValuationConfig(_Section):
         ]
     )
     monte_carlo: MonteCarloConfig = Field(default_factory=MonteCarloConfig)
-    blend: dict[str, float] = Field(
+    blend: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {"dcf": 0.5, "comparables": 0.3, "asset": 0.2},
-        description="method weights, summing to 1; renormalised over the methods a company has",
+        description="method weights, each 0 <= x <= 1, summing to 1; renormalised over the "
+        "methods a company has",
     )
     range: RangeConfig = Field(default_factory=RangeConfig)
+
+    @field_validator("fiscal_year_end")
+    @classmethod
+    def _real_day(cls, value: str) -> str:
+        month, day = int(value[:2]), int(value[3:])
+        if (month, day) == (2, 29):
+            msg = (
+                "fiscal_year_end 02-29 does not exist in three years of four: write 02-28 for a "
+                "year that ends on the last day of February"
+            )
+            raise ValueError(msg)
+        try:
+            dt.date(2001, month, day)
+        except ValueError:
+            msg = f"fiscal_year_end {value!r} is not a day of the year (MM-DD)"
+            raise ValueError(msg) from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ValuationConfig:
@@ -385,9 +535,15 @@ class RetryPolicy(_Section):
     """Retries of a step, for retryable errors only (see wfo_kit.errors)."""
 
     attempts: int = Field(3, ge=1, le=20, description="tries in all, the first included")
-    backoff_seconds: float = Field(0.5, ge=0, description="wait before the second try, seconds")
-    multiplier: float = Field(2.0, ge=1, description="each later wait is this times longer")
-    max_backoff_seconds: float = Field(30.0, ge=0, description="cap on one wait, seconds")
+    backoff_seconds: float = Field(
+        0.5, ge=0, le=3600, description="wait before the second try, seconds, 0 <= x <= 3600"
+    )
+    multiplier: float = Field(
+        2.0, ge=1, le=100, description="each later wait is this times longer, 1 <= x <= 100"
+    )
+    max_backoff_seconds: float = Field(
+        30.0, ge=0, le=3600, description="cap on one wait, seconds, 0 <= x <= 3600"
+    )
     jitter: float = Field(0.1, ge=0, le=1, description="random +- share added to each wait")
 
 
@@ -420,6 +576,229 @@ class Config(_Section):
 
 
 # --------------------------------------------------------------------------------------------
+# Reading parameters files: bounded, so that no file can crash, hang or exhaust the process
+
+#: A parameters file holds settings, not data: larger files are refused before they are read.
+MAX_FILE_BYTES = 1 << 20
+#: Nesting of mappings and lists, counted after YAML aliases are expanded.
+MAX_DEPTH = 50
+#: Values (scalars, mappings and lists) in one file or ``--set`` value, after alias expansion.
+MAX_VALUES = 10_000
+#: Files in one ``extends:`` chain, the first included.
+MAX_EXTENDS = 20
+
+
+class _RefusedError(ValueError):
+    """A parameters text breaks one of the limits above (or repeats a key)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+_DEPTH_HINT = f"settings need a few levels of nesting; at most {MAX_DEPTH} are read"
+_DUPLICATE_HINT = "keep one of them: otherwise the last would silently win"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and nesting deeper than MAX_DEPTH.
+
+    Composition is the only recursive stage of PyYAML, so depth is bounded there; aliases are
+    measured on the composed node graph (:func:`_measure_nodes`) before anything is constructed.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                msg = f"is nested more than {MAX_DEPTH} levels deep (line {line})"
+                raise _RefusedError(msg, _DEPTH_HINT)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            line = key.start_mark.line + 1
+            first = seen.get((key.tag, key.value))
+            if first is not None:
+                msg = f"duplicate key {key.value!r} (lines {first} and {line})"
+                raise _RefusedError(msg, _DUPLICATE_HINT)
+            seen[key.tag, key.value] = line
+        return node
+
+
+def _measure_nodes(root: yaml.Node) -> None:
+    """Refuse a composed YAML graph whose expansion is too big, too deep, or refers to itself.
+
+    Each node is measured once (aliases share nodes), in document order, so an alias always
+    meets a node already measured: the work is linear in the file, whatever the expansion.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values, depth) once expanded
+    open_nodes: set[int] = set()
+
+    def measure(node: yaml.Node) -> tuple[int, int]:
+        key = id(node)
+        if key in measured:
+            return measured[key]
+        if key in open_nodes:
+            line = node.start_mark.line + 1
+            msg = f"has a YAML alias that refers to itself (the node at line {line})"
+            raise _RefusedError(msg, "an alias may only name an anchor outside itself")
+        if isinstance(node, yaml.ScalarNode):
+            return 1, 0
+        open_nodes.add(key)
+        children = (
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        sizes = [measure(child) for child in children]
+        open_nodes.discard(key)
+        values = 1 + sum(size for size, _ in sizes)
+        depth = 1 + max((depth for _, depth in sizes), default=0)
+        if values > MAX_VALUES:
+            msg = f"expands to more than {MAX_VALUES} values (YAML aliases repeat what they name)"
+            raise _RefusedError(msg, "a YAML alias bomb? write the settings out plainly")
+        if depth > MAX_DEPTH:
+            msg = f"is nested more than {MAX_DEPTH} levels deep once its aliases are expanded"
+            raise _RefusedError(msg, _DEPTH_HINT)
+        measured[key] = (values, depth)
+        return values, depth
+
+    measure(root)
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure_nodes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _DuplicateJsonKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateJsonKeyError(key)
+        out[key] = value
+    return out
+
+
+def _load_json(text: str) -> Any:
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                msg = f"is nested more than {MAX_DEPTH} levels deep (line {line})"
+                raise _RefusedError(msg, _DEPTH_HINT)
+        elif token in "]}":
+            depth -= 1
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> Any:
+        try:
+            return json.decoder.JSONObject(s_and_end, *args)
+        except _DuplicateJsonKeyError as exc:
+            lines = _json_key_lines(s_and_end[0], s_and_end[1], exc.key, scan_once)
+            msg = f"duplicate key {exc.key!r} (lines {lines[0]} and {lines[-1]})"
+            raise _RefusedError(msg, _DUPLICATE_HINT) from None
+
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    scan_once = json.scanner.py_make_scanner(decoder)  # the C scanner ignores parse_object
+    decoder.scan_once = scan_once  # type: ignore[attr-defined]
+    loaded = decoder.decode(text)
+    stack, values = [loaded], 0
+    while stack:
+        item = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            msg = f"holds more than {MAX_VALUES} values"
+            raise _RefusedError(msg, "a parameters file holds settings, not data")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return loaded
+
+
+def _json_key_lines(text: str, pos: int, key: str, scan_once: Any) -> list[int]:
+    """Lines of the first two occurrences of ``key`` in the JSON object whose body starts at pos."""
+    lines: list[int] = []
+    while len(lines) < 2:
+        pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if text[pos : pos + 1] != '"':
+            break
+        name, end = json.decoder.scanstring(text, pos + 1)
+        if name == key:
+            lines.append(text.count("\n", 0, pos) + 1)
+        pos = _JSON_SPACE.match(text, end).end() + 1  # type: ignore[union-attr]  # past ':'
+        pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        _, pos = scan_once(text, pos)
+        pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        pos += text[pos : pos + 1] == ","
+    return lines or [0]
+
+
+def _decode(data: bytes, path: Path) -> str:
+    hint = "save the file as UTF-8 text"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+        len(data) >= 2 and b"\x00" in data[:2] and data[:64].count(b"\x00") * 3 >= len(data[:64])
+    ):
+        msg = f"parameters file {path} is UTF-16 text, not UTF-8"
+        raise ConfigurationError(msg, hint=hint)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        msg = f"parameters file {path} is not UTF-8 text (undecodable byte at line {line})"
+        raise ConfigurationError(msg, hint=hint) from exc
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        msg = f"parameters file {path} holds NUL bytes (line {line}): it is not a text file"
+        raise ConfigurationError(msg, hint=hint)
+    return text
+
+
+def _resolved(path: Path, what: str) -> Path:
+    """``path.resolve()``, with a symbolic link loop as a ConfigurationError naming ``what``."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Python < 3.13 on a loop
+        msg = f"{what}: cannot resolve {path}: symbolic link loop ({exc})"
+        raise ConfigurationError(msg, hint="point it at a real file") from exc
+
+
+# --------------------------------------------------------------------------------------------
 # Layers
 
 
@@ -427,9 +806,23 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         msg = f"parameters file not found: {path}"
         raise ConfigurationError(msg, hint="check the path; it is relative to where you run wfo")
-    text = path.read_text(encoding="utf-8")
     try:
-        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        msg = f"cannot read parameters file {path}: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from exc
+    if len(data) > MAX_FILE_BYTES:
+        msg = f"parameters file {path} is larger than 1 MiB"
+        hint = "a parameters file holds settings; tables belong in data files named under `data:`"
+        raise ConfigurationError(msg, hint=hint)
+    text = _decode(data, path)
+    try:
+        loaded = _load_json(text) if path.suffix == ".json" else _load_yaml(text)
+    except _RefusedError as exc:
+        sep = ":" if str(exc).startswith("duplicate") else ""
+        msg = f"parameters file {path}{sep} {exc}"
+        raise ConfigurationError(msg, hint=exc.hint) from exc
     except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:  # ValueError: a bad date
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         msg = f"cannot parse parameters file {path}: {first}"
@@ -447,52 +840,65 @@ def _resolve_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(layer)
     data = layer.get("data")
     if isinstance(data, dict):
-        out["data"] = {name: _resolve_source(source, base) for name, source in data.items()}
+        out["data"] = {
+            name: _resolve_source(source, base, f"data.{name}") for name, source in data.items()
+        }
     report = layer.get("report")
     if isinstance(report, dict) and isinstance(report.get("notebook"), str):
-        out["report"] = {**report, "notebook": str((base / report["notebook"]).resolve())}
+        notebook = _resolved(base / report["notebook"], "report.notebook")
+        out["report"] = {**report, "notebook": str(notebook)}
     return out
 
 
-def _resolve_source(source: Any, base: Path) -> Any:
+def _resolve_source(source: Any, base: Path, key: str) -> Any:
     if isinstance(source, str):
         source = {"path": source}
     if not isinstance(source, dict):
         return source
     source = dict(source)
     if isinstance(source.get("path"), str):
-        source["path"] = str((base / source["path"]).resolve())
+        source["path"] = str(_resolved(base / source["path"], key))
     if isinstance(source.get("url"), str):
-        source["url"] = _resolve_sql_url(source["url"], base)
+        source["url"] = _resolve_sql_url(source["url"], base, key)
     if source.get("fallback") is not None:
-        source["fallback"] = _resolve_source(source["fallback"], base)
+        source["fallback"] = _resolve_source(source["fallback"], base, f"{key}.fallback")
     return source
 
 
-def _resolve_sql_url(url: str, base: Path) -> str:
+def _resolve_sql_url(url: str, base: Path, key: str) -> str:
     for scheme in ("sqlite:///", "duckdb:///"):
         if url.startswith(scheme) and not url.startswith(scheme + "/"):
-            return scheme + str((base / url[len(scheme) :]).resolve())
+            return scheme + str(_resolved(base / url[len(scheme) :], key))
     return url
 
 
-def file_layers(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
-    """The layers one parameters file contributes, ``extends:`` parents first."""
-    path = Path(path).resolve()
-    if path in _seen:
-        chain = " -> ".join(str(p) for p in (*_seen, path))
-        msg = f"parameters files extend each other in a cycle: {chain}"
-        raise ConfigurationError(msg)
-    raw = _read_file(path)
-    parent = raw.pop("extends", None)
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if parent is not None:
-        if not isinstance(parent, str):
-            msg = f"`extends` in {path} must be a file path"
+def file_layers(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The layers one parameters file contributes, ``extends:`` parents first.
+
+    A chain holds at most :data:`MAX_EXTENDS` files; a cycle is an error naming the files.
+    """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    current = Path(path)
+    while True:
+        current = _resolved(current, "parameters file")
+        if current in (p for p, _ in chain):
+            cycle = " -> ".join(str(p) for p in (*(p for p, _ in chain), current))
+            msg = f"parameters files extend each other in a cycle: {cycle}"
             raise ConfigurationError(msg)
-        layers += file_layers(path.parent / parent, (*_seen, path))
-    layers.append((f"file:{path}", _resolve_paths(raw, path.parent)))
-    return layers
+        if len(chain) == MAX_EXTENDS:
+            msg = f"`extends:` chain longer than {MAX_EXTENDS} files, starting at {chain[0][0]}"
+            hint = f"merge some of the files: at most {MAX_EXTENDS} are read in one chain"
+            raise ConfigurationError(msg, hint=hint)
+        raw = _read_file(current)
+        parent = raw.pop("extends", None)
+        chain.append((current, raw))
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            msg = f"`extends` in {current} must be a file path"
+            raise ConfigurationError(msg)
+        current = current.parent / parent
+    return [(f"file:{p}", _resolve_paths(raw, p.parent)) for p, raw in reversed(chain)]
 
 
 def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -525,11 +931,19 @@ def _parse_scalar(value: str) -> Any:
     stripped = value.strip()
     if stripped[:1] in "[{":
         try:
-            return yaml.safe_load(stripped)
-        except yaml.YAMLError as exc:
-            msg = f"cannot parse list/mapping value {value!r}: {exc}"
+            return _load_yaml(stripped)
+        except _RefusedError as exc:
+            msg = f"list/mapping value {_shorten(value)} {exc}"
+            raise ConfigurationError(msg, hint=exc.hint) from exc
+        except (yaml.YAMLError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = f"cannot parse list/mapping value {_shorten(value)}: {first}"
             raise ConfigurationError(msg) from exc
     return value
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
@@ -594,9 +1008,15 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConfig:
-    """Build the effective configuration from every layer, remembering each value's source."""
+    """Build the effective configuration from every layer, remembering each value's source.
+
+    With no parameters file (``path=None``) the data section names the bundled sample (source
+    ``sample``); a parameters file gets only the tables it (or a file it extends) names.
+    """
     layers: list[tuple[str, dict[str, Any]]] = [("default", Config().model_dump(mode="json"))]
-    if path is not None:
+    if path is None:
+        layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
+    else:
         layers += file_layers(Path(path))
     layers.append(("env", env_layer(environ)))
     layers.append(("--set", sets_layer(sets or [])))

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from wfo_kit.config import DataConfig, TableSource
+from wfo_kit.config import REQUIRED_TABLES, DataConfig, TableSource, require_tables
 from wfo_kit.errors import ConfigurationError, DataFormatError, InfrastructureError, nearest
 from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
 
@@ -36,10 +36,15 @@ _FALSE = {"false", "f", "0", "no", "n"}
 
 
 def load_tables(data: DataConfig) -> dict[str, pl.DataFrame]:
-    """Read every configured input table, typed by the contract."""
+    """Read every input table given, typed by the contract; a table not given is left out.
+
+    Raises a ConfigurationError when ``companies`` or ``financials`` is not given.
+    """
     tables = {}
     for name in INPUT_SCHEMAS:
         source = getattr(data, name)
+        if source is None and name in REQUIRED_TABLES:
+            require_tables(data)
         if source is not None:
             tables[name] = read_table(source, table=name)
     return tables

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import polars as pl
 from polars.exceptions import PanicException
 
-from wfo_kit.config import Config, RetryPolicy
+from wfo_kit.config import Config, RetryPolicy, require_tables
 from wfo_kit.errors import (
     ConfigurationError,
     DataFormatError,
@@ -110,6 +110,7 @@ def frame_sha256(frame: pl.DataFrame) -> str:
 
 def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     """Like load, but each table with a ``fallback`` source is read from it instead."""
+    require_tables(ctx.config.data)
     frames = {}
     for name in INPUT_SCHEMAS:
         source = getattr(ctx.config.data, name)

@@ -214,7 +214,11 @@ def run_report(
     check_kernel(config.report.kernel)
     hashes = input_hashes(resolved)
     content = content_hash(resolved, hashes)
-    root = Path(output_root or config.output.root).resolve()
+    try:
+        root = Path(output_root or config.output.root).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python < 3.13)
+        msg = f"cannot use the output folder {output_root or config.output.root}: {exc}"
+        raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
     run_id = run_id or make_run_id(default_run_prefix(content))
     partial = claim_run_folder(root, run_id)
     started = dt.datetime.now(dt.UTC)

@@ -109,7 +109,7 @@ def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> Me
 
 def comparables_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
     if "peers" not in valid:
-        return _all_excluded(valid, "no peers table configured (data.peers)")
+        return _all_excluded(valid, "no peers table given (data.peers)")
     valued, detail, table, excluded = value_comparables(
         valid["companies"], valid["financials"], valid["peers"], config=valuation.comparables
     )
@@ -122,7 +122,7 @@ def comparables_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfi
 
 def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
     if "balance_sheet" not in valid:
-        return _all_excluded(valid, "no balance-sheet table configured (data.balance_sheet)")
+        return _all_excluded(valid, "no balance_sheet table given (data.balance_sheet)")
     valued, lines, waterfall, excluded = value_assets(
         valid["companies"], valid["balance_sheet"], config=valuation.asset
     )

@@ -5,6 +5,8 @@ the bundled sample) and ``expected.json``: either the exact one-line error of ``
 (exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
 expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
 validate and value run must give. ``{dir}`` stands for the case folder.
+A file whose content is ``SYMLINK:target`` is written as a symbolic link to ``target``; a
+``params.yaml`` given as bytes is written as they are (binary, UTF-16).
 """
 
 from __future__ import annotations
@@ -58,8 +60,22 @@ def quarantined(*rows: list) -> dict:
     return {"exit": 0, "quarantine": [list(r) for r in rows]}
 
 
-# name -> (files {name: text or bytes}, params text, expected)
-CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
+def alias_bomb() -> str:
+    """Nine levels of nine aliases: 9**9 values once expanded, in under 700 bytes."""
+    text = "a: &a {" + ", ".join(f"k{j}: lol" for j in range(9)) + "}\n"
+    for name, prev in zip("bcdefghi", "abcdefgh", strict=True):
+        text += f"{name}: &{name} {{" + ", ".join(f"k{j}: *{prev}" for j in range(9)) + "}\n"
+    return text + "report: *i\n"
+
+
+def extends_chain(length: int) -> dict[str, str | bytes]:
+    return {f"c{i}.yaml": f"extends: c{i + 1}.yaml\n" for i in range(1, length)} | {
+        f"c{length}.yaml": params()
+    }
+
+
+# name -> (files {name: text or bytes}, params text or bytes, expected)
+CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
     "missing-file": (
         {},
         params(companies="nope.csv"),
@@ -432,6 +448,153 @@ CASES: dict[str, tuple[dict[str, str | bytes], str, dict]] = {
             ["balance_sheet", 1, "less_than_or_equal_to", "recovery_rate must be <= 1, got 1.5"]
         ),
     ),
+    "params-binary": (
+        {},
+        bytes(range(256)) * 4,
+        error(
+            "wfo: error: parameters file {dir}/params.yaml is not UTF-8 text (undecodable byte "
+            "at line 2) (hint: save the file as UTF-8 text)"
+        ),
+    ),
+    "params-random-bytes": (
+        {},
+        bytes((i * 131 + 7) % 256 for i in range(3000)),
+        error(
+            "wfo: error: parameters file {dir}/params.yaml is not UTF-8 text (undecodable byte "
+            "at line 1) (hint: save the file as UTF-8 text)"
+        ),
+    ),
+    "params-utf16": (
+        {},
+        params().encode("utf-16"),
+        error(
+            "wfo: error: parameters file {dir}/params.yaml is UTF-16 text, not UTF-8 "
+            "(hint: save the file as UTF-8 text)"
+        ),
+    ),
+    "params-deep-yaml": (
+        {},
+        params() + "report:\n  masked_columns: " + "[" * 5000 + "]" * 5000 + "\n",
+        error(
+            "wfo: error: parameters file {dir}/params.yaml is nested more than 50 levels deep "
+            "(line 7) (hint: settings need a few levels of nesting; at most 50 are read)"
+        ),
+    ),
+    "params-deep-json": (
+        {"deep.json": '{"report": {"masked_columns": ' + "[" * 10_000 + "]" * 10_000 + "}}"},
+        "extends: deep.json\n",
+        error(
+            "wfo: error: parameters file {dir}/deep.json is nested more than 50 levels deep "
+            "(line 1) (hint: settings need a few levels of nesting; at most 50 are read)"
+        ),
+    ),
+    "params-extends-chain": (
+        extends_chain(25),
+        "extends: c1.yaml\n",
+        error(
+            "wfo: error: `extends:` chain longer than 20 files, starting at {dir}/params.yaml "
+            "(hint: merge some of the files: at most 20 are read in one chain)"
+        ),
+    ),
+    "params-alias-bomb": (
+        {},
+        params() + alias_bomb(),
+        error(
+            "wfo: error: parameters file {dir}/params.yaml expands to more than 10000 values "
+            "(YAML aliases repeat what they name) (hint: a YAML alias bomb? write the settings "
+            "out plainly)"
+        ),
+    ),
+    "data-symlink-loop": (
+        {"loop.csv": "SYMLINK:loop.csv"},
+        params(peers="loop.csv"),
+        error("PREFIX:wfo: error: data.peers: cannot resolve {dir}/loop.csv: symbolic link loop"),
+    ),
+    "duplicate-key-yaml": (
+        {},
+        params() + "valuation:\n  discount_rate: 0.08\n  timing: mid_year\n  discount_rate: 0.12\n",
+        error(
+            "wfo: error: parameters file {dir}/params.yaml: duplicate key 'discount_rate' "
+            "(lines 7 and 9) (hint: keep one of them: otherwise the last would silently win)"
+        ),
+    ),
+    "duplicate-key-json": (
+        {"p.json": '{\n  "report": {\n    "title": "a",\n    "title": "b"\n  }\n}\n'},
+        params() + "extends: p.json\n",
+        error(
+            "wfo: error: parameters file {dir}/p.json: duplicate key 'title' (lines 3 and 4) "
+            "(hint: keep one of them: otherwise the last would silently win)"
+        ),
+    ),
+    "config-nan-blend-weight": (
+        {},
+        params() + "valuation:\n  blend: {dcf: .nan, comparables: 0.5, asset: 0.5}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.blend.dcf: Input should be a "
+            "finite number"
+        ),
+    ),
+    "config-inf-scenario-scale": (
+        {},
+        params()
+        + "valuation:\n  scenarios:\n    - {name: a, probability: 1, cash_flow_scale: .inf}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.scenarios.0.cash_flow_scale: "
+            "Input should be a finite number"
+        ),
+    ),
+    "config-inf-exit-multiple": (
+        {},
+        params() + "valuation:\n  terminal: exit_multiple\n  exit_multiple: .inf\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.exit_multiple: Input should be "
+            "a finite number"
+        ),
+    ),
+    "config-nan-risk-free": (
+        {},
+        params() + "valuation:\n  rate_source: wacc\n  wacc: {risk_free: .nan}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.wacc.risk_free: Input should "
+            "be a finite number"
+        ),
+    ),
+    "config-negative-simulation-scale": (
+        {},
+        params()
+        + "valuation:\n  monte_carlo:\n"
+        + "    discount_rate_shift: {dist: norm, params: {loc: 0, scale: -0.01}}\n",
+        error(
+            "wfo: error: invalid configuration value at "
+            "valuation.monte_carlo.discount_rate_shift: Value error, norm scale must be > 0, "
+            "got -0.01"
+        ),
+    ),
+    "config-rate-out-of-range": (
+        {},
+        params() + "valuation:\n  wacc: {risk_free: 4}\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.wacc.risk_free: Input should "
+            "be less than or equal to 0.5"
+        ),
+    ),
+    "fiscal-year-end-02-30": (
+        {},
+        params() + "valuation:\n  fiscal_year_end: '02-30'\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.fiscal_year_end: Value error, "
+            "fiscal_year_end '02-30' is not a day of the year (MM-DD)"
+        ),
+    ),
+    "fiscal-year-end-02-29": (
+        {},
+        params() + "valuation:\n  fiscal_year_end: '02-29'\n",
+        error(
+            "wfo: error: invalid configuration value at valuation.fiscal_year_end: Value error, "
+            "fiscal_year_end 02-29 does not exist in three years of four: write 02-28 for a "
+            "year that ends on the last day of February"
+        ),
+    ),
     "peer-negative-ev": (
         {
             "p.csv": "peer_id,name,sector,enterprise_value,market_cap,revenue,ebitda,ebit,net_income\n"
@@ -456,11 +619,17 @@ def write() -> None:
                     conn.execute("CREATE TABLE other (x INTEGER)")
                 continue
             target = folder / file_name
+            if isinstance(content, str) and content.startswith("SYMLINK:"):
+                target.symlink_to(content.removeprefix("SYMLINK:"))
+                continue
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
-        (folder / "params.yaml").write_text(params_text, encoding="utf-8")
+        if isinstance(params_text, bytes):
+            (folder / "params.yaml").write_bytes(params_text)
+        else:
+            (folder / "params.yaml").write_text(params_text, encoding="utf-8")
         (folder / "expected.json").write_text(
             json.dumps(expected, indent=2) + "\n", encoding="utf-8"
         )
