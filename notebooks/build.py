@@ -28,7 +28,7 @@ def code(text: str, *tags: str) -> nbf.NotebookNode:
 # One dict per section of wfo_kit.config.Config (a test checks the names against the model).
 SECTIONS = "".join(
     f"{name} = {{}}\n"
-    for name in ("data", "validation", "valuation", "output", "report", "pipeline")
+    for name in ("data", "validation", "valuation", "output", "report", "pipeline", "security")
 )
 
 VALUATION = [
@@ -54,7 +54,7 @@ from wfo_kit import display as show
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline})
+                                    "pipeline": pipeline, "security": security})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir)
 show.setup(interactive=not run_dir)
@@ -217,7 +217,7 @@ from wfo_kit import explore
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline})
+                                    "pipeline": pipeline, "security": security})
 ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
 explorer = explore.Explorer(ctx)
 explorer.widget

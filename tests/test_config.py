@@ -668,7 +668,15 @@ def test_output_root_that_is_a_symlink_loop_is_exit_3_with_one_line(
         f"extends: {Path(__file__).resolve().parent.parent / 'parameters' / 'default.yaml'}\n"
         f"output:\n  root: {loop}\n",
     )
+    # output.root is resolved relative to its parameters file, like every path there: a loop is
+    # a bad setting (exit 2), as for data paths. `--output LOOP` is checked by the run (exit 3).
     code = main(["run", str(params), "--no-progress"])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"wfo: error: output.root: cannot resolve {loop}: symbolic link loop")
+    plain = write(tmp_path / "plain.yaml", params.read_text().split("output:")[0])
+    code = main(["run", str(plain), "--no-progress", "--output", str(loop)])
     _, err = capsys.readouterr()
     assert code == 3, err
     (line,) = err.strip().splitlines()

@@ -42,6 +42,7 @@ class Job:
     run_id: str
     output_root: str
     sets: tuple[str, ...] = ()
+    confine: str | None = None
 
 
 @dataclass
@@ -75,13 +76,13 @@ def expand(patterns: list[str]) -> list[Path]:
     return list(found)
 
 
-def content_id(params_file: Path, sets: tuple[str, ...] = ()) -> str:
+def content_id(params_file: Path, sets: tuple[str, ...] = (), confine: str | None = None) -> str:
     """``<stem>-<content hash>``: equal for two runs that would compute the same numbers (same
     effective configuration, input contents, notebook and toolkit version)."""
     from wfo_kit.config import resolve_config
     from wfo_kit.runs import content_hash, input_hashes
 
-    resolved = resolve_config(params_file, sets=list(sets))
+    resolved = resolve_config(params_file, sets=list(sets), confine=confine)
     return f"{params_file.stem}-{content_hash(resolved, input_hashes(resolved))}"
 
 
@@ -107,7 +108,7 @@ def run_job(job: Job) -> dict[str, Any]:
     start = time.perf_counter()
     _IN_RUN.set()
     try:
-        resolved = resolve_config(job.params_file, sets=list(job.sets))
+        resolved = resolve_config(job.params_file, sets=list(job.sets), confine=job.confine)
         result = run_report(
             resolved,
             params_file=job.params_file,
@@ -292,6 +293,7 @@ def run_batch(
     scheduler: str | None = None,
     force: bool = False,
     sets: tuple[str, ...] = (),
+    confine: str | None = None,
     progress: Any = None,
 ) -> tuple[list[Outcome], Path]:
     """Run every parameters file; return one outcome per file and the batch manifest path.
@@ -309,7 +311,7 @@ def run_batch(
     for path in files:
         key = str(path)
         try:
-            content = content_id(path, sets)
+            content = content_id(path, sets, confine)
         except WfoError as exc:
             outcomes[key] = Outcome(f"invalid:{path.name}", key, "failed", reason=exc.one_line())
             continue
@@ -328,7 +330,7 @@ def run_batch(
             continue
         from wfo_kit.runs import make_run_id
 
-        jobs.append(Job(key, make_run_id(content), str(root), sets))
+        jobs.append(Job(key, make_run_id(content), str(root), sets, confine))
     tick = progress or (lambda _done, _total, _outcome: None)
     total = len(files)
     for done_count, outcome in enumerate(list(outcomes.values()), start=1):
@@ -431,7 +433,9 @@ def _run_round(
 
             # A fresh run id: an interrupted run's folder is kept as it is, never reused.
             content = job.run_id.rpartition("-")[0]
-            retry.append(Job(job.params_file, make_run_id(content), job.output_root, job.sets))
+            retry.append(
+                Job(job.params_file, make_run_id(content), job.output_root, job.sets, job.confine)
+            )
             continue
         else:
             outcome = Outcome(

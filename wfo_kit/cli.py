@@ -33,8 +33,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"wfo: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_confine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--confine",
+        metavar="DIR",
+        help="keep every path of the run inside DIR: absolute paths, `..` and links that leave "
+        "it are refused (also WFO_SECURITY__CONFINE)",
+    )
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("params", help="parameters file (YAML or JSON)")
+    _add_confine_option(parser)
     parser.add_argument(
         "--set",
         dest="sets",
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run again. Exit 1 if any run failed.",
     )
     batch.add_argument("params", nargs="+", help="parameters files or globs")
+    _add_confine_option(batch)
     batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     batch.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--force", action="store_true", help="re-run runs that already succeeded")
@@ -129,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "different results.",
     )
     rerun.add_argument("run_id")
+    _add_confine_option(rerun)
     rerun.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
     rerun.add_argument(
         "--accept-changed-inputs",
@@ -273,7 +285,7 @@ def mask_arguments(argv: list[str]) -> list[str]:
 def _resolve(args: argparse.Namespace):  # noqa: ANN202
     from wfo_kit.config import resolve_config
 
-    return resolve_config(args.params, sets=args.sets)
+    return resolve_config(args.params, sets=args.sets, confine=args.confine)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -373,6 +385,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             force=args.force,
             sets=tuple(args.sets),
+            confine=args.confine,
             progress=tick,
         )
     except KeyboardInterrupt as exc:
@@ -505,6 +518,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         args.output,
         args.run_id,
         accept_changed_inputs=args.accept_changed_inputs,
+        confine=args.confine,
         log=lambda msg: print(f"wfo: {msg}", file=sys.stderr),
     )
     if result.error is not None:

@@ -506,7 +506,11 @@ class ValuationConfig(_Section):
 
 
 class OutputConfig(_Section):
-    root: str = Field("outputs", description="folder that receives one sub-folder per run")
+    root: str = Field(
+        "outputs",
+        description="folder that receives one sub-folder per run; relative to the parameters "
+        "file that sets it (the default, `outputs`, is relative to the working directory)",
+    )
     formats: list[Literal["parquet", "csv", "json"]] = Field(
         default_factory=lambda: ["parquet"], description="result table formats"
     )
@@ -526,7 +530,10 @@ class ReportConfig(_Section):
     )
     kernel: str = Field("wfo_kit", description="Jupyter kernel that executes the notebook")
     notebook: str | None = Field(
-        None, description="your own report notebook (same parameters cell); null: the bundled one"
+        None,
+        pattern=r"\.ipynb$",
+        description="your own report notebook, a .ipynb file (same parameters cell); null: the "
+        "bundled one. Relative to the parameters file; inside the confinement folder if any",
     )
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
 
@@ -564,6 +571,18 @@ class PipelineConfig(_Section):
     )
 
 
+class SecurityConfig(_Section):
+    """What a parameters file may reach. Chosen by whoever runs wfo, never by the file itself."""
+
+    confine: str | None = Field(
+        None,
+        description="folder that every path of the run must stay inside (parameters files, "
+        "`extends:`, data, SQL databases, report notebook, output root): absolute paths, `..` "
+        "and symbolic links that leave it are refused. Set by `--confine DIR` or "
+        "WFO_SECURITY__CONFINE; a parameters file cannot set it. On for remote submissions.",
+    )
+
+
 class Config(_Section):
     """The whole effective configuration of a run."""
 
@@ -573,6 +592,7 @@ class Config(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -835,52 +855,90 @@ def _read_file(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _resolve_paths(layer: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make data paths (and a report notebook path) in one file's layer relative to that file."""
+def _resolve_paths(layer: dict[str, Any], base: Path, jail: Path | None) -> dict[str, Any]:
+    """Make every path in one file's layer relative to that file (data sources, SQL database
+    files, the report notebook, the output root); in confinement, check each stays inside."""
     out = dict(layer)
     data = layer.get("data")
     if isinstance(data, dict):
         out["data"] = {
-            name: _resolve_source(source, base, f"data.{name}") for name, source in data.items()
+            name: _resolve_source(source, base, f"data.{name}", jail)
+            for name, source in data.items()
         }
     report = layer.get("report")
     if isinstance(report, dict) and isinstance(report.get("notebook"), str):
-        notebook = _resolved(base / report["notebook"], "report.notebook")
+        notebook = _confined_path(report["notebook"], base, "report.notebook", jail)
         out["report"] = {**report, "notebook": str(notebook)}
+    output = layer.get("output")
+    if isinstance(output, dict) and isinstance(output.get("root"), str):
+        out["output"] = {
+            **output,
+            "root": str(_confined_path(output["root"], base, "output.root", jail)),
+        }
     return out
 
 
-def _resolve_source(source: Any, base: Path, key: str) -> Any:
+def _resolve_source(source: Any, base: Path, key: str, jail: Path | None) -> Any:
     if isinstance(source, str):
         source = {"path": source}
     if not isinstance(source, dict):
         return source
     source = dict(source)
     if isinstance(source.get("path"), str):
-        source["path"] = str(_resolved(base / source["path"], key))
+        source["path"] = str(_confined_path(source["path"], base, key, jail))
     if isinstance(source.get("url"), str):
-        source["url"] = _resolve_sql_url(source["url"], base, key)
+        source["url"] = _resolve_sql_url(source["url"], base, key, jail)
     if source.get("fallback") is not None:
-        source["fallback"] = _resolve_source(source["fallback"], base, f"{key}.fallback")
+        source["fallback"] = _resolve_source(source["fallback"], base, f"{key}.fallback", jail)
     return source
 
 
-def _resolve_sql_url(url: str, base: Path, key: str) -> str:
+def _resolve_sql_url(url: str, base: Path, key: str, jail: Path | None) -> str:
     for scheme in ("sqlite:///", "duckdb:///"):
-        if url.startswith(scheme) and not url.startswith(scheme + "/"):
-            return scheme + str(_resolved(base / url[len(scheme) :], key))
+        if url.startswith(scheme):
+            return scheme + str(_confined_path(url[len(scheme) :], base, key, jail))
     return url
 
 
-def file_layers(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def _confined_path(text: str, base: Path, key: str, jail: Path | None) -> Path:
+    """``base / text`` resolved; in confinement, a relative path that stays inside ``jail``.
+
+    Absolute paths and ``..`` are refused as written (before any link is followed), then the
+    resolved path (symbolic links followed) must still be inside: a link that leaves is refused.
+    """
+    if jail is not None:
+        written = Path(text)
+        if written.is_absolute() or ".." in written.parts:
+            what = "an absolute path" if written.is_absolute() else "a path through `..`"
+            msg = f"{key}: {text!r} is {what}, refused in confinement to {jail}"
+            raise ConfigurationError(msg, column=key, hint=_CONFINE_HINT)
+    resolved = _resolved(base / text, key)
+    if jail is not None:
+        ensure_inside(resolved, jail, key)
+    return resolved
+
+
+_CONFINE_HINT = "write paths relative to the parameters file, inside the confinement folder"
+
+
+def ensure_inside(path: Path, jail: Path, key: str) -> None:
+    """Refuse ``path`` (already resolved) unless it is ``jail`` or inside it."""
+    if path != jail and jail not in path.parents:
+        msg = f"{key}: {path} is outside the confinement folder {jail}"
+        raise ConfigurationError(msg, column=key, hint=_CONFINE_HINT)
+
+
+def file_layers(path: Path, *, jail: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The layers one parameters file contributes, ``extends:`` parents first.
 
-    A chain holds at most :data:`MAX_EXTENDS` files; a cycle is an error naming the files.
+    A chain holds at most :data:`MAX_EXTENDS` files; a cycle is an error naming the files. In
+    confinement (``jail``) every file of the chain must be inside it.
     """
     chain: list[tuple[Path, dict[str, Any]]] = []
-    current = Path(path)
+    current = _resolved(Path(path), "parameters file")
     while True:
-        current = _resolved(current, "parameters file")
+        if jail is not None:
+            ensure_inside(current, jail, "parameters file")
         if current in (p for p, _ in chain):
             cycle = " -> ".join(str(p) for p in (*(p for p, _ in chain), current))
             msg = f"parameters files extend each other in a cycle: {cycle}"
@@ -890,6 +948,10 @@ def file_layers(path: Path) -> list[tuple[str, dict[str, Any]]]:
             hint = f"merge some of the files: at most {MAX_EXTENDS} are read in one chain"
             raise ConfigurationError(msg, hint=hint)
         raw = _read_file(current)
+        if "security" in raw:
+            msg = f"parameters file {current} sets `security`, which only whoever runs wfo may set"
+            hint = "use `wfo ... --confine DIR` or WFO_SECURITY__CONFINE"
+            raise ConfigurationError(msg, column="security", hint=hint)
         parent = raw.pop("extends", None)
         chain.append((current, raw))
         if parent is None:
@@ -897,8 +959,8 @@ def file_layers(path: Path) -> list[tuple[str, dict[str, Any]]]:
         if not isinstance(parent, str):
             msg = f"`extends` in {current} must be a file path"
             raise ConfigurationError(msg)
-        current = current.parent / parent
-    return [(f"file:{p}", _resolve_paths(raw, p.parent)) for p, raw in reversed(chain)]
+        current = _confined_path(parent, current.parent, f"extends in {current.name}", jail)
+    return [(f"file:{p}", _resolve_paths(raw, p.parent, jail)) for p, raw in reversed(chain)]
 
 
 def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -1007,20 +1069,26 @@ def resolve_config(
     sets: list[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    confine: str | Path | None = None,
 ) -> ResolvedConfig:
     """Build the effective configuration from every layer, remembering each value's source.
+
+    ``confine`` (or ``security.confine`` from the environment, ``--set`` or runtime overrides,
+    never from a parameters file) keeps every path of the run inside one folder.
 
     With no parameters file (``path=None``) the data section names the bundled sample (source
     ``sample``); a parameters file gets only the tables it (or a file it extends) names.
     """
+    env, cli, runtime = env_layer(environ), sets_layer(sets or []), dict(overrides or {})
+    jail = _jail(confine, runtime, cli, env)  # highest precedence first
     layers: list[tuple[str, dict[str, Any]]] = [("default", Config().model_dump(mode="json"))]
     if path is None:
         layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
     else:
-        layers += file_layers(Path(path))
-    layers.append(("env", env_layer(environ)))
-    layers.append(("--set", sets_layer(sets or [])))
-    layers.append(("override", dict(overrides or {})))
+        layers += file_layers(Path(path), jail=jail)
+    layers.append(("env", env))
+    layers.append(("--set", cli))
+    layers.append(("override", runtime))
 
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -1028,12 +1096,52 @@ def resolve_config(
         merged = _merge(merged, layer)
         for key in _flatten(layer):
             sources[key] = label
+    if jail is not None:
+        merged = _merge(merged, {"security": {"confine": str(jail)}})
+        if sources.get("output.root", "default") == "default":
+            # In confinement the default output root is inside the folder, not the cwd.
+            merged = _merge(merged, {"output": {"root": str(jail / "outputs")}})
+            sources["output.root"] = "security.confine"
     config = _validate(merged)
+    if jail is not None:
+        check_confined(config, jail)
     flat_final = _flatten(config.model_dump(mode="json"))
     return ResolvedConfig(
         config=config,
         sources={key: _source_of(key, sources) for key in flat_final},
     )
+
+
+def _jail(confine: str | Path | None, *layers: dict[str, Any]) -> Path | None:
+    """The confinement folder, resolved, from the argument or the first layer that sets it."""
+    for layer in layers:
+        security = layer.get("security")
+        if confine is None and isinstance(security, dict) and security.get("confine"):
+            confine = security["confine"]
+    if confine is None:
+        return None
+    jail = _resolved(Path(str(confine)), "security.confine")
+    if not jail.is_dir():
+        msg = f"security.confine: {jail} is not a folder"
+        raise ConfigurationError(msg, column="security.confine")
+    return jail
+
+
+def check_confined(config: Config, jail: Path) -> None:
+    """Every path of an effective configuration inside ``jail`` (whatever layer set it)."""
+    for name, source in config.data:
+        node, key = source, f"data.{name}"
+        while node is not None:
+            if node.path is not None:
+                ensure_inside(_resolved(Path(node.path), key), jail, key)
+            if node.url is not None:
+                database = node.url.partition(":///")[2]
+                ensure_inside(_resolved(Path(database), key), jail, key)
+            node, key = node.fallback, f"{key}.fallback"
+    if config.report.notebook is not None:
+        notebook = _resolved(Path(config.report.notebook), "report.notebook")
+        ensure_inside(notebook, jail, "report.notebook")
+    ensure_inside(_resolved(Path(config.output.root), "output.root"), jail, "output.root")
 
 
 def _source_of(key: str, sources: dict[str, str]) -> str:
@@ -1050,9 +1158,10 @@ def load_config(
     *,
     sets: list[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    confine: str | Path | None = None,
 ) -> Config:
     """The effective :class:`Config` (see :func:`resolve_config` for the layers)."""
-    return resolve_config(path, sets=sets, overrides=overrides).config
+    return resolve_config(path, sets=sets, overrides=overrides, confine=confine).config
 
 
 def _validate(merged: dict[str, Any]) -> Config:

@@ -512,6 +512,7 @@ def rerun(
     run_id: str,
     *,
     accept_changed_inputs: bool = False,
+    confine: str | Path | None = None,
     log: Any = None,
     progress: bool = False,
 ) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
@@ -522,7 +523,7 @@ def rerun(
     ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
     (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
     """
-    from wfo_kit.config import MASK, Config
+    from wfo_kit.config import MASK, Config, SecurityConfig, check_confined
     from wfo_kit.history import load_manifest
 
     root = Path(output_root).resolve()
@@ -542,6 +543,10 @@ def rerun(
     except Exception as exc:  # a manifest from another version of the configuration model
         msg = f"run {run_id}'s configuration is not valid for this wfo_kit: {exc}"
         raise ConfigurationError(msg.splitlines()[0]) from exc
+    if confine is not None:
+        jail = Path(confine).resolve()
+        config = config.model_copy(update={"security": SecurityConfig(confine=str(jail))})
+        check_confined(config, jail)
     resolved = ResolvedConfig(config=config, sources=manifest.get("sources") or {})
     before = manifest.get("inputs_sha256") or {}
     now = input_hashes(resolved)
