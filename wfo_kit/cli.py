@@ -315,8 +315,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
 
     from wfo_kit.config import given_tables
+    from wfo_kit.errors import DataQualityError
     from wfo_kit.io import load_tables, write_frame
-    from wfo_kit.pipeline import check_step_names
+    from wfo_kit.pipeline import check_quality, check_step_names
     from wfo_kit.validate import validate_tables
 
     config = _resolve(args).config
@@ -333,14 +334,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     write_frame(checked.quarantine, target)
     print(f"quarantine: {checked.quarantine.height} failed check(s) written to {target}")
-    worst = checked.quality["score"].min() if checked.quality.height else 1.0
-    if worst is not None and worst < config.validation.fail_below:
-        print(
-            f"wfo: error: data quality {worst:.3f} is below validation.fail_below "
-            f"{config.validation.fail_below}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+    try:
+        check_quality(checked.quality, fail_below=config.validation.fail_below)
+    except DataQualityError as exc:
+        print(f"wfo: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
     return EXIT_OK
 
 

@@ -65,6 +65,13 @@ class TableSource(_Section):
     )
     table: str | None = Field(None, description="table name in the database at `url`")
     query: str | None = Field(None, description="SQL query against the database at `url`")
+    lock_timeout: float = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds a SQLite read waits for a lock held by another connection before "
+        "failing as retryable (the step's retry policy then retries with backoff)",
+    )
     fallback: TableSource | None = Field(
         None, description="read instead by the load_fallback step (e.g. a cached snapshot)"
     )
@@ -150,7 +157,11 @@ def require_tables(data: DataConfig) -> None:
 
 class ValidationConfig(_Section):
     fail_below: float = Field(
-        0.0, ge=0, le=1, description="`wfo validate` exits 2 when any table's score is below this"
+        0.0,
+        ge=0,
+        le=1,
+        description="`wfo validate` exits 2, and a run stops at its validate step "
+        "(DataQualityError), when any table's score is below this",
     )
     spread_warning: float = Field(
         0.01,

@@ -351,6 +351,54 @@ def fiscal_year_end(year: pl.Expr, fiscal_year_end: str = "12-31") -> pl.Expr:
     return pl.date(year, month, day)
 
 
+def base_years(
+    financials: pl.DataFrame,
+    *,
+    valuation_date: dt.date | None = None,
+    fiscal_year_end_md: str = "12-31",
+) -> pl.DataFrame:
+    """The year each company's forecast is counted from (t = fiscal year - base year).
+
+    Columns: company_id, base_year, base_label (what the base year is, for reasons). The base year
+    is the last actual year; with a valuation date, the last fiscal year closed at that date when
+    it is later. A company without actual rows (and no valuation date) has nothing to count from:
+    its base is the year before its first forecast row.
+    """
+    spans = (
+        financials.lazy()
+        .group_by("company_id")
+        .agg(
+            pl.col("year").filter(~pl.col("is_forecast")).max().alias("last_actual"),
+            pl.col("year").filter(pl.col("is_forecast")).min().alias("first_forecast"),
+        )
+    )
+    actual = pl.col("last_actual")
+    if valuation_date is None:
+        base = pl.coalesce(actual, pl.col("first_forecast") - 1)
+        label = pl.when(actual.is_not_null()).then(pl.format("the last actual year {}", actual))
+        label = label.otherwise(pl.lit("the year before the first forecast row (no actual rows)"))
+    else:
+        closed = _last_closed_year(valuation_date, fiscal_year_end_md)
+        base = pl.max_horizontal(actual, pl.lit(closed))  # nulls ignored
+        label = (
+            pl.when(actual.is_not_null() & (actual >= closed))
+            .then(pl.format("the last actual year {}", actual))
+            .otherwise(
+                pl.lit(f"the last year closed at the valuation date {valuation_date}, {closed}")
+            )
+        )
+    return spans.select(
+        "company_id", base.cast(pl.Int64).alias("base_year"), label.alias("base_label")
+    ).collect()
+
+
+def _last_closed_year(valuation_date: dt.date, fiscal_year_end_md: str) -> int:
+    """The last fiscal year whose year end is on or before the valuation date."""
+    month, day = (int(part) for part in fiscal_year_end_md.split("-"))
+    this_year_end = dt.date(valuation_date.year, month, day)
+    return valuation_date.year if this_year_end <= valuation_date else valuation_date.year - 1
+
+
 def forecast_flows(
     financials: pl.DataFrame,
     companies: pl.DataFrame,
@@ -361,20 +409,24 @@ def forecast_flows(
 ) -> pl.DataFrame:
     """Long table of forecast FCFF with discount exponents.
 
-    Columns: company_id, year, t (1..N), fcff, ebitda, time (discount exponent, years), stub
-    (share of the year's flow counted: 1, or less for a stub year under a valuation date).
+    Columns: company_id, year, t, fcff, ebitda, time (discount exponent, years), stub (share of
+    the year's flow counted: 1, or less for a stub year under a valuation date). ``t`` is the
+    fiscal year minus the company's base year (:func:`base_years`), never the row's rank: with
+    the first forecast row missing, the first remaining row has t = 2, and
+    :func:`forecast_matrix` excludes the company.
     """
+    bases = base_years(
+        financials, valuation_date=valuation_date, fiscal_year_end_md=fiscal_year_end_md
+    )
     frame = (
         financials.lazy()
         .filter(pl.col("is_forecast"))
         .join(companies.lazy().select("company_id", "tax_rate"), on="company_id", how="inner")
-        .with_columns(fcff_expr().alias("fcff"))
+        .join(bases.lazy().select("company_id", "base_year"), on="company_id", how="left")
+        .with_columns(fcff_expr().alias("fcff"), (pl.col("year") - pl.col("base_year")).alias("t"))
     )
     if valuation_date is None:
-        frame = frame.with_columns(
-            (pl.col("year") - pl.col("year").min().over("company_id") + 1).alias("t"),
-            pl.lit(1.0).alias("stub"),
-        ).with_columns(
+        frame = frame.with_columns(pl.lit(1.0).alias("stub")).with_columns(
             (pl.col("t") - (0.5 if timing == "mid_year" else 0.0)).cast(pl.Float64).alias("time")
         )
     else:
@@ -383,13 +435,8 @@ def forecast_flows(
         frame = (
             frame.with_columns(years_to_end.alias("to_end"))
             .filter(pl.col("to_end") > 0)  # years already closed at the valuation date
-            .with_columns(
-                (pl.col("year") - pl.col("year").min().over("company_id") + 1).alias("t"),
-                pl.col("to_end").clip(upper_bound=1.0).alias("first_period"),
-            )
-            .with_columns(
-                pl.when(pl.col("t") == 1).then(pl.col("first_period")).otherwise(1.0).alias("stub"),
-            )
+            # only the year under way at the valuation date is less than a year away
+            .with_columns(pl.col("to_end").clip(upper_bound=1.0).alias("stub"))
             .with_columns(
                 (
                     pl.col("to_end")
@@ -406,29 +453,39 @@ def forecast_flows(
 
 
 def forecast_matrix(
-    flows: pl.DataFrame,
+    flows: pl.DataFrame, *, bases: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, dict[str, np.ndarray], pl.DataFrame]:
-    """Wide matrices of contiguous forecasts.
+    """Wide matrices of forecasts that run year by year from t = 1.
 
     Returns (companies with ``horizon``, matrices ``fcff``/``time``/``ebitda`` aligned with them,
-    excluded companies with a ``reason``). A company whose forecast years have a gap is excluded,
-    naming the missing years.
+    excluded companies with a ``reason``). Column j holds year t = j + 1 (``t`` of
+    :func:`forecast_flows`: fiscal year minus base year). A company whose forecast does not start
+    at t = 1 (its first year is missing or was quarantined), has a gap, or has a forecast year not
+    after its base year is excluded, naming the years; a later year never takes a missing one's
+    place. ``bases`` (from :func:`base_years`) words the reason.
     """
     spans = flows.group_by("company_id", maintain_order=True).agg(
-        pl.col("year").min().alias("first_year"),
-        pl.col("year").max().alias("last_year"),
-        pl.len().alias("horizon"),
+        (pl.col("year") - pl.col("t")).first().alias("base_year"),
+        pl.col("t").min().alias("first_t"),
+        pl.col("t").max().alias("horizon"),
+        pl.len().alias("rows"),
         pl.col("year").alias("years"),
     )
-    gaps = spans.filter(pl.col("last_year") - pl.col("first_year") + 1 != pl.col("horizon"))
-    excluded = gaps.select(
+    if bases is not None:
+        spans = spans.join(
+            bases.select("company_id", "base_label"), on="company_id", how="left"
+        ).with_columns(pl.col("base_label").fill_null(pl.format("year {}", pl.col("base_year"))))
+    else:
+        spans = spans.with_columns(pl.format("year {}", pl.col("base_year")).alias("base_label"))
+    bad = spans.filter((pl.col("first_t") < 1) | (pl.col("rows") != pl.col("horizon")))
+    excluded = bad.select(
         "company_id",
-        pl.struct("first_year", "last_year", "years")
+        pl.struct("base_year", "base_label", "years")
         .map_elements(_missing_years_reason, return_dtype=pl.String)
         .alias("reason"),
     )
-    ok = spans.filter(~pl.col("company_id").is_in(gaps["company_id"].implode())).select(
-        "company_id", "first_year", "horizon"
+    ok = spans.filter(~pl.col("company_id").is_in(bad["company_id"].implode())).select(
+        "company_id", (pl.col("base_year") + 1).alias("first_year"), "horizon"
     )
     width = int(ok["horizon"].max()) if ok.height else 0
     columns = [str(t) for t in range(1, width + 1)]
@@ -449,8 +506,18 @@ def forecast_matrix(
 
 
 def _missing_years_reason(span: dict) -> str:
-    missing = sorted(set(range(span["first_year"], span["last_year"] + 1)) - set(span["years"]))
+    base, label, years = span["base_year"], span["base_label"], sorted(span["years"])
+    early = [y for y in years if y <= base]
+    if early:
+        listed = ", ".join(map(str, early))
+        return f"forecast year {listed} is not after {label}"
+    missing = sorted(set(range(base + 1, years[-1] + 1)) - set(years))
     listed = ", ".join(map(str, missing))
+    if missing[0] == base + 1:
+        return (
+            f"forecast does not start right after {label}: no valid row for {listed} "
+            f"(missing or quarantined); a later year is never discounted in its place"
+        )
     return f"forecast years are not contiguous: no valid row for {listed}"
 
 
@@ -462,7 +529,12 @@ def explicit_inputs(
     valuation_date: dt.date | None = None,
     fiscal_year_end_md: str = "12-31",
 ) -> tuple[DcfInputs, pl.DataFrame, pl.DataFrame]:
-    """DCF inputs from explicit forecast rows. Returns (inputs, long flows, excluded)."""
+    """DCF inputs from explicit forecast rows. Returns (inputs, long flows, excluded).
+
+    Each year is discounted by its fiscal year's distance from the base year (the last actual
+    year, or the valuation date), never by its rank; a company whose forecast does not run year
+    by year from the year after its base year is excluded with the missing years named.
+    """
     flows = forecast_flows(
         financials,
         companies,
@@ -470,7 +542,10 @@ def explicit_inputs(
         fiscal_year_end_md=fiscal_year_end_md,
         timing=timing,
     )
-    ok, matrices, excluded = forecast_matrix(flows)
+    bases = base_years(
+        financials, valuation_date=valuation_date, fiscal_year_end_md=fiscal_year_end_md
+    )
+    ok, matrices, excluded = forecast_matrix(flows, bases=bases)
     no_forecast = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
     excluded = pl.concat(
         [

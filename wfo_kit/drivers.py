@@ -27,8 +27,17 @@ from wfo_kit.dcf import DcfInputs, Timing
 
 
 def base_year(financials: pl.DataFrame) -> pl.DataFrame:
-    """Last actual year per company: base_year, base_revenue, base_margin (EBIT / revenue)."""
-    return (
+    """Last actual year per company: base_year, base_revenue, base_margin (EBIT / revenue).
+
+    Also ``first_forecast``, the company's first forecast year (null without forecast rows), and
+    ``base_gap``, the years missing between the two (null when none): the last actual year must be
+    the year right before the first forecast year, so a quarantined last actual row never makes
+    the year before it the base.
+    """
+    first_forecast = financials.group_by("company_id").agg(
+        pl.col("year").filter(pl.col("is_forecast")).min().alias("first_forecast")
+    )
+    base = (
         financials.filter(~pl.col("is_forecast"))
         .sort("company_id", "year")
         .group_by("company_id", maintain_order=True)
@@ -39,6 +48,13 @@ def base_year(financials: pl.DataFrame) -> pl.DataFrame:
             pl.col("revenue").alias("base_revenue"),
             (pl.col("ebit") / pl.col("revenue")).alias("base_margin"),
         )
+        .join(first_forecast, on="company_id", how="left", maintain_order="left")
+    )
+    gap = pl.int_ranges(pl.col("base_year") + 1, pl.col("first_forecast"))
+    return base.with_columns(
+        pl.when(gap.list.len() > 0)
+        .then(gap.cast(pl.List(pl.String)).list.join(", "))
+        .alias("base_gap")
     )
 
 
@@ -197,6 +213,17 @@ def driver_inputs(
     reason = (
         pl.when(pl.col("base_revenue").is_null())
         .then(pl.lit("driver forecast needs an actual year with revenue and EBIT"))
+        .when(pl.col("base_gap").is_not_null())
+        .then(
+            pl.format(
+                "driver forecast: no valid row for {} between the last actual year {} and the "
+                "first forecast year {} (missing or quarantined), so {} is not used as the base",
+                pl.col("base_gap"),
+                pl.col("base_year"),
+                pl.col("first_forecast"),
+                pl.col("base_year"),
+            )
+        )
         .when(pl.col("base_revenue") <= 0)
         .then(
             pl.format("driver forecast needs positive base revenue, got {}", pl.col("base_revenue"))
@@ -236,7 +263,7 @@ def driver_inputs(
         years=drivers.years,
         high_growth_years=min(drivers.high_growth_years, drivers.years),
     )
-    frame = frame.drop("given_roc")
+    frame = frame.drop("given_roc", "first_forecast", "base_gap")
     paths = driver_paths(
         base_revenue=model.base_revenue,
         base_margin=model.base_margin,

@@ -8,6 +8,9 @@ the error so that logs, manifests and the CLI can show them without parsing the 
 Names avoid Python's built-ins: ``StepTimeoutError`` not ``TimeoutError``, and the system branch is
 ``PlatformError`` not ``SystemError``.
 
+Each class is raised somewhere (its docstring says where). There is no ``BusinessRuleError``:
+business rules are checked per row, and failing rows are quarantined with the reason, not raised.
+
 Exit codes: 0 success, 1 the run failed while executing, 2 bad input or usage (configuration, data
 format, validation), 3 infrastructure (disk, kernel, missing tool).
 """
@@ -72,31 +75,39 @@ class WfoError(Exception):
 
 
 class ValidationError(WfoError):
+    """Input that cannot be validated row by row (exit 2)."""
+
     exit_code = EXIT_BAD_INPUT
 
 
 class SchemaValidationError(ValidationError):
-    pass
-
-
-class BusinessRuleError(ValidationError):
-    pass
+    """A table-level schema failure (not one row's): raised by :mod:`wfo_kit.validate`, with
+    Pandera's failure cases in ``details``. Failing business rules are row-level: those rows are
+    quarantined with the reason, never raised."""
 
 
 class ExecutionError(WfoError):
+    """A run failed while executing (exit 1); raised as such for an unexpected exception in a
+    step, with the original as the cause."""
+
     exit_code = EXIT_FAILED
 
 
 class StepTimeoutError(ExecutionError):
+    """A report notebook cell ran longer than ``report.cell_timeout`` (:mod:`wfo_kit.kernels`)."""
+
     retryable = True
 
 
 class ResourceError(ExecutionError):
+    """A step ran out of memory (a ``MemoryError``, classified by the step wrapper)."""
+
     retryable = True
 
 
 class DependencyError(ExecutionError):
-    pass
+    """A step needs a frame an earlier step did not produce, e.g. ``value`` before ``validate``
+    (:func:`wfo_kit.pipeline.run_step`); ``details`` lists the missing frames. Not retried."""
 
 
 class NotebookExecutionError(ExecutionError):
@@ -104,15 +115,20 @@ class NotebookExecutionError(ExecutionError):
 
 
 class DataError(WfoError):
+    """The input data cannot be used as given (exit 2)."""
+
     exit_code = EXIT_BAD_INPUT
 
 
 class DataQualityError(DataError):
-    pass
+    """A table's data quality score (valid rows / rows in) is below ``validation.fail_below``:
+    raised by the validate step of a run, and by ``wfo validate``; ``details`` holds the quality
+    table."""
 
 
 class DataFormatError(DataError):
-    pass
+    """A source cannot be read as the data contract says: a missing file, a missing column, a
+    value of the wrong type, a failing SQL query (:mod:`wfo_kit.io`). Not retried."""
 
 
 class PlatformError(WfoError):
@@ -122,12 +138,23 @@ class PlatformError(WfoError):
 
 
 class ConfigurationError(PlatformError):
+    """An invalid parameters file, setting or step name (exit 2)."""
+
     exit_code = EXIT_BAD_INPUT
 
 
 class InfrastructureError(PlatformError):
+    """Disk, folders, kernels: the environment failed, not the input (exit 3); retried."""
+
     retryable = True
     exit_code = EXIT_INFRASTRUCTURE
+
+
+class SourceUnavailableError(InfrastructureError):
+    """A source that is there but busy for now: a SQLite database locked by another connection,
+    a DuckDB file locked by another process, a transient OS error (EAGAIN, EBUSY, ...). Raised by
+    the SQL loader (:mod:`wfo_kit.io`) naming the table; retried by the step wrapper with backoff
+    (``pipeline.retry``). The input is not wrong, so it is not a :class:`DataError`."""
 
 
 def nearest(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str | None:

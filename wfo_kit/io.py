@@ -3,7 +3,9 @@
 Loaders read every source into a Polars frame typed by the data contract (:mod:`wfo_kit.schemas`),
 with a ``_row`` column holding the 1-based source row number so that validation can quarantine
 rows by where they came from. File-level problems raise :class:`~wfo_kit.errors.DataFormatError`
-naming the file and what is wrong, in one line.
+naming the file and what is wrong, in one line; a SQL source that is only busy (a lock held by
+another connection or process) raises the retryable
+:class:`~wfo_kit.errors.SourceUnavailableError` instead.
 
 Writers never leave a half-written file under its final name: they write a temporary file in the
 same folder and ``os.replace`` it into place.
@@ -12,6 +14,7 @@ same folder and ``os.replace`` it into place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -24,7 +27,13 @@ from typing import Any
 import polars as pl
 
 from wfo_kit.config import REQUIRED_TABLES, DataConfig, TableSource, require_tables
-from wfo_kit.errors import ConfigurationError, DataFormatError, InfrastructureError, nearest
+from wfo_kit.errors import (
+    ConfigurationError,
+    DataFormatError,
+    InfrastructureError,
+    SourceUnavailableError,
+    nearest,
+)
 from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
 
 ROW = "_row"
@@ -160,7 +169,8 @@ def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
             if not Path(rest).is_file():
                 msg = f"{table}: SQLite database not found: {rest}"
                 raise DataFormatError(msg, table=table)
-            with contextlib.closing(sqlite3.connect(f"file:{rest}?mode=ro", uri=True)) as conn:
+            connect = sqlite3.connect(f"file:{rest}?mode=ro", uri=True, timeout=source.lock_timeout)
+            with contextlib.closing(connect) as conn:
                 cursor = conn.execute(query)
                 columns = [d[0] for d in cursor.description]
                 _refuse_repeated_columns(columns, table=table, where=where)
@@ -180,10 +190,51 @@ def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
     except DataFormatError:
         raise
     except Exception as exc:
-        msg = f"{table}: {where} failed: {_first_line(exc)}"
+        where = _mask_url(source.url or "")
+        busy = _transient(exc)
+        if busy is not None:
+            msg = f"{table}: SQL source {where} is {busy}: {_first_line(exc)}"
+            raise SourceUnavailableError(
+                msg,
+                table=table,
+                hint="retried with backoff per pipeline.retry; if it stays locked, find the "
+                "process holding the lock",
+            ) from exc
+        msg = f"{table}: SQL source {where} failed: {_first_line(exc)}"
         raise DataFormatError(msg, table=table) from exc
     msg = f"{table}: unsupported SQL url scheme {scheme!r}"
     raise ConfigurationError(msg, hint="use sqlite:///path.db or duckdb:///path.duckdb")
+
+
+#: OS errors that say "not now" rather than "not so": a retry can succeed.
+TRANSIENT_ERRNOS = frozenset(
+    {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.ENOLCK, errno.EDEADLK}
+)
+
+
+def _transient(exc: BaseException) -> str | None:
+    """Why a failure of a SQL source is temporary (a lock held elsewhere, a busy device), or None.
+
+    SQLite reports a lock as ``OperationalError`` "database is locked" (SQLITE_BUSY) or "database
+    table is locked" (SQLITE_LOCKED); DuckDB as an ``IOException`` "Could not set lock on file
+    ... Conflicting lock is held"; the OS as EAGAIN, EBUSY and the like.
+    """
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc).lower()
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or text in {
+            "database is locked",
+            "database table is locked",
+            "database is busy",
+        }:
+            return "locked by another connection"
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+        return f"temporarily unavailable ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
+    if type(exc).__module__.split(".")[0] in {"duckdb", "_duckdb"}:
+        text = str(exc)
+        if "Could not set lock" in text or "Conflicting lock" in text:
+            return "locked by another process"
+    return None
 
 
 def conform(raw: pl.DataFrame, *, table: str, where: str) -> pl.DataFrame:

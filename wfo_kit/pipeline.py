@@ -5,8 +5,10 @@ and returns new frames, which the wrapper (:func:`run_step`) stores. The wrapper
 method of the architecture: it emits events to observers, times the step, counts rows in, out and
 quarantined, retries retryable errors with exponential backoff and jitter, runs the configured
 fallback step when the step still fails, and classifies any exception into the
-:mod:`wfo_kit.errors` hierarchy. The notebook calls :func:`run_step` cell by cell;
-:func:`run_pipeline` runs the configured list of names.
+:mod:`wfo_kit.errors` hierarchy. Before a step runs, the frames it needs (:data:`NEEDS`) must be
+there (else :class:`~wfo_kit.errors.DependencyError`); validation below ``validation.fail_below``
+stops the run (:class:`~wfo_kit.errors.DataQualityError`). The notebook calls :func:`run_step`
+cell by cell; :func:`run_pipeline` runs the configured list of names.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from wfo_kit.config import Config, RetryPolicy, require_tables
 from wfo_kit.errors import (
     ConfigurationError,
     DataFormatError,
+    DataQualityError,
+    DependencyError,
     ExecutionError,
     InfrastructureError,
     ResourceError,
@@ -125,6 +129,7 @@ def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     checked = validate_tables(
         inputs, validation=ctx.config.validation, valuation=ctx.config.valuation
     )
+    check_quality(checked.quality, fail_below=ctx.config.validation.fail_below)
     return {
         **checked.valid,
         "quarantine": checked.quarantine,
@@ -167,6 +172,60 @@ STEPS: dict[str, Callable[[RunContext], dict[str, pl.DataFrame]]] = {
     "value": value_step,
     "output": output_step,
 }
+
+#: Frames each step reads, and the step that produces them; checked before the step runs.
+NEEDS: dict[str, dict[str, str]] = {
+    "value": {"input_companies": "load", "companies": "validate", "quarantine": "validate"},
+}
+
+
+def check_quality(quality: pl.DataFrame, *, fail_below: float) -> None:
+    """Raise :class:`DataQualityError` when a table's score is below ``fail_below``.
+
+    The score is valid rows / rows in, per table (the ``quality`` table of validation); the error
+    names the worst table and carries the whole quality table in ``details``.
+    """
+    scored = quality.filter(pl.col("score").is_not_null())
+    if scored.height == 0 or fail_below <= 0:
+        return
+    worst = scored.sort("score").row(0, named=True)
+    if worst["score"] >= fail_below:
+        return
+    msg = (
+        f"data quality {worst['score']:.3f} of table {worst['table']} is below "
+        f"validation.fail_below {fail_below} ({worst['rows_quarantined']} of {worst['rows_in']} "
+        "rows quarantined)"
+    )
+    raise DataQualityError(
+        msg,
+        step="validate",
+        table=worst["table"],
+        hint="see the quarantine table for the reasons, or lower validation.fail_below",
+        details=quality,
+    )
+
+
+def check_dependencies(ctx: RunContext, name: str) -> None:
+    """Raise :class:`DependencyError` when step ``name`` needs frames no earlier step produced."""
+    needs = NEEDS.get(name, {})
+    missing = [frame for frame in needs if frame not in ctx.frames]
+    if not missing:
+        return
+    ran = {e.get("step") for e in ctx.events if e["event"] == "step_finished"}
+    parts = []
+    for producer in dict.fromkeys(needs[frame] for frame in missing):
+        frames = ", ".join(repr(f) for f in missing if needs[f] == producer)
+        if producer in ran:
+            parts.append(f"{frames}, which step {producer!r} ran without producing")
+        else:
+            parts.append(f"{frames} from step {producer!r}: run {producer!r} first")
+    msg = f"step {name!r} needs {'; and '.join(parts)}"
+    raise DependencyError(
+        msg,
+        step=name,
+        hint=f"frames in this run so far: {', '.join(ctx.frames) or 'none'}",
+        details={"missing": missing, "producers": [needs[f] for f in missing]},
+    )
 
 
 def check_step_names(config: Config) -> list[str]:
@@ -266,6 +325,9 @@ def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
         except (Exception, PanicException) as exc:  # a panic is a BaseException, not an Exception
             error = classify(exc, step=name)
             if not error.retryable or attempt >= policy.attempts:
+                if error.retryable and attempt > 1:
+                    error.message = f"{error.message} (gave up after {attempt} attempts)"
+                    error.args = (error.message, *error.args[1:])
                 if error is not exc:
                     raise error from exc
                 raise
@@ -283,6 +345,7 @@ def run_step(ctx: RunContext, name: str) -> RunContext:
     ctx.emit("step_started", step=name)
     start = time.perf_counter()
     try:
+        check_dependencies(ctx, name)
         produced, attempts = _attempt(ctx, name)
     except WfoError as error:
         ctx.emit("step_failed", step=name, error=error.to_dict())

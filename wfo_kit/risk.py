@@ -314,10 +314,14 @@ def reverse_dcf(
     low: float = -0.95,
     high: float = 2.0,
     iterations: int = 80,
+    lead: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The constant FCFF growth x over the horizon that makes value per share equal ``price``.
 
-    FCFF_t = base_flow x (1 + x)^t for t = 1..N; terminal value by Gordon on FCFF_N x (1 + g) at
+    FCFF_t = base_flow x (1 + x)^(lead + t) for t = 1..N, ``lead`` being the years from the base
+    flow's fiscal year to the forecast's base year (0 by default: the base flow is the last actual
+    year's and year 1 follows it; under a valuation date that closed later years, it is their
+    number); terminal value by Gordon on FCFF_N x (1 + g) at
     each company's own g. Solved for all companies at once by bisection (value rises with x when
     the base flow is positive). Returns (growth, reason): reason 0 solved, 1 no price or base
     flow not positive, 2 price outside the value range of [low, high].
@@ -327,9 +331,10 @@ def reverse_dcf(
     width = inputs.flows.shape[1]
     t = np.arange(1, width + 1, dtype=np.float64)[None, :]
     inside = t <= horizon[:, None]
+    exponent = t if lead is None else t + np.asarray(lead, dtype=np.float64)[:, None]
 
     def value(x: np.ndarray) -> np.ndarray:
-        flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** t, 0.0)
+        flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** exponent, 0.0)
         rows = np.arange(n)
         shifted = DcfInputs(
             companies=inputs.companies,

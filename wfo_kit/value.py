@@ -20,6 +20,7 @@ from wfo_kit.comparables import value_comparables
 from wfo_kit.config import ValuationConfig
 from wfo_kit.dcf import (
     DcfInputs,
+    base_years,
     bridge_table,
     dcf_detail,
     drop_unvaluable,
@@ -181,19 +182,31 @@ def risk_tables(
             terminal=valuation.terminal,
             keep_draws=inputs.companies["company_id"].head(20).to_list(),
         )
-    out["reverse_dcf"] = _reverse(inputs, valid)
+    out["reverse_dcf"] = _reverse(inputs, valid, valuation)
     return out
 
 
-def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _reverse(
+    inputs: DcfInputs, valid: dict[str, pl.DataFrame], valuation: ValuationConfig
+) -> pl.DataFrame:
+    financials = valid["financials"]
     base = (
-        valid["financials"]
-        .filter(~pl.col("is_forecast"))
+        financials.filter(~pl.col("is_forecast"))
         .join(valid["companies"].select("company_id", "tax_rate"), on="company_id")
         .sort("company_id", "year")
         .group_by("company_id", maintain_order=True)
         .last()
-        .select("company_id", fcff_expr().alias("base_fcff"))
+        .select("company_id", "year", fcff_expr().alias("base_fcff"))
+    )
+    # Year 1 of the DCF follows its base year, which a valuation date may put after the last
+    # actual year: the base flow then grows over those closed years too (never counted by rank).
+    bases = base_years(
+        financials,
+        valuation_date=valuation.valuation_date if valuation.forecast == "explicit" else None,
+        fiscal_year_end_md=valuation.fiscal_year_end,
+    )
+    base = base.join(bases, on="company_id", how="left").select(
+        "company_id", "base_fcff", (pl.col("base_year") - pl.col("year")).alias("lead")
     )
     frame = inputs.companies.select("company_id", "share_price").join(
         base, on="company_id", how="left", maintain_order="left"
@@ -202,6 +215,7 @@ def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
         inputs,
         base_flow=frame["base_fcff"].fill_null(np.nan).to_numpy(),
         price=frame["share_price"].fill_null(np.nan).to_numpy(),
+        lead=frame["lead"].fill_null(0).to_numpy(),
     )
     # Under an exit multiple a company with r <= g is DCF-valued, but has no Gordon value to solve.
     no_gordon = ~(inputs.rate > inputs.growth)
@@ -212,7 +226,7 @@ def _reverse(inputs: DcfInputs, valid: dict[str, pl.DataFrame]) -> pl.DataFrame:
         "price outside the values reachable with growth in [-95%, 200%]",
         "discount rate not above terminal growth: no Gordon growth value to solve for",
     ]
-    return frame.with_columns(
+    return frame.drop("lead").with_columns(
         pl.Series("implied_fcff_growth", np.where(no_gordon, np.nan, growth)).fill_nan(None),
         pl.Series("reason", reasons, dtype=pl.String).gather(code),
     )
