@@ -46,6 +46,27 @@ def notebook_parameters(
     }
 
 
+def check_notebook(path: Path) -> None:
+    """Refuse a report notebook that is not a readable Jupyter notebook, before anything runs.
+
+    The error names the file and why, never its content (a parameters file pointing
+    ``report.notebook`` at another file must not copy that file into a message or a log).
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except OSError as exc:
+        msg = f"report.notebook {path} cannot be read: {exc.strerror or type(exc).__name__}"
+        raise ConfigurationError(msg, column="report.notebook") from None
+    except Exception as exc:  # NotJSONError, a bad schema, ...: say what, not the content
+        msg = f"report.notebook {path} is not a Jupyter notebook ({type(exc).__name__})"
+        raise ConfigurationError(msg, column="report.notebook") from None
+    if not isinstance(nb.get("cells"), list):
+        msg = f"report.notebook {path} is not a Jupyter notebook (no cells)"
+        raise ConfigurationError(msg, column="report.notebook")
+
+
 def ipc_kernel_manager() -> type:
     """A kernel manager on Unix-domain sockets instead of TCP ports.
 
@@ -348,7 +369,8 @@ def _stopped_error(exc: Exception, executed: Path, *, timeout: int) -> errors.Wf
     ename = type(exc).__name__
     text = " ".join(str(exc).split())
     cell = mark_stopped_cell(executed, ename=ename, evalue=text)
-    where = f"cell {cell}" if cell is not None else "before the first cell"
+    at = f"at cell {cell}" if cell is not None else "before the first cell"
+    where = f"cell {cell}" if cell is not None else "start-up"
     details = {"ename": ename, "evalue": text, "cell_index": cell}
     if ename == "CellTimeoutError":  # checked first: nbclient derives it from TimeoutError
         msg = (
@@ -357,12 +379,12 @@ def _stopped_error(exc: Exception, executed: Path, *, timeout: int) -> errors.Wf
         )
         return errors.StepTimeoutError(msg, step="report", details=details)
     if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
-        msg = f"notebook execution stopped at {where}: {exc.strerror or _short(text)}"
+        msg = f"notebook execution stopped {at}: {exc.strerror or _short(text)}"
         return errors.InfrastructureError(msg, step="report", details=details)
     if ename == "DeadKernelError":
         msg = f"notebook execution stopped: the kernel died during {where} ({ename})"
         return NotebookExecutionError(msg, step="report", details=details)
-    msg = f"notebook execution stopped at {where}: {ename}: {_short(text)}"
+    msg = f"notebook execution stopped {at}: {ename}: {_short(text)}"
     return NotebookExecutionError(msg, step="report", details=details)
 
 

@@ -42,7 +42,7 @@ from wfo_kit.errors import (
     WfoError,
 )
 from wfo_kit.io import write_json
-from wfo_kit.kernels import check_kernel, execute_notebook
+from wfo_kit.kernels import check_kernel, check_notebook, execute_notebook
 from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
 from wfo_kit.pipeline import check_step_names
 from wfo_kit.publish import export_html
@@ -212,6 +212,8 @@ def run_report(
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
     check_kernel(config.report.kernel)
+    if config.report.notebook:
+        check_notebook(Path(config.report.notebook))
     hashes = input_hashes(resolved)
     content = content_hash(resolved, hashes)
     try:
