@@ -681,3 +681,47 @@ def test_output_root_that_is_a_symlink_loop_is_exit_3_with_one_line(
     assert code == 3, err
     (line,) = err.strip().splitlines()
     assert line.startswith(f"wfo: error: cannot use the output folder {loop}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "CREATE SECRET s (TYPE s3, KEY_ID 'AKIA123', SECRET 'abc/def')",
+            "CREATE SECRET s (TYPE s3, KEY_ID '***', SECRET '***')",
+        ),
+        ("SELECT * FROM t WHERE token = 'xyz'", "SELECT * FROM t WHERE token = '***'"),
+        ("SELECT token, secret FROM t", "SELECT token, secret FROM t"),  # names, not values
+        ("host=db password=hunter2 user=me", "host=db password=*** user=me"),
+        ("https://x/y?api_key=K123&b=2", "https://x/y?api_key=***&b=2"),
+        ("SELECT 1 -- password: ${DB_PASSWORD}", "SELECT 1 -- password: ${DB_PASSWORD}"),
+    ],
+)
+def test_credentials_inside_strings_are_masked(text: str, masked: str) -> None:
+    from wfo_kit.config import mask_secrets
+
+    assert mask_secrets(text) == masked
+
+
+def test_query_credentials_move_to_the_environment_and_back() -> None:
+    from wfo_kit.config import externalize_secrets, literal_credentials, load_config
+    from wfo_kit.io import _expand_stashed
+
+    query = "SELECT * FROM peers WHERE code <> 'token=abc123'"
+    config = load_config(
+        overrides={"data": {"peers": {"url": "duckdb:///x.duckdb", "query": query}}}
+    )
+    assert literal_credentials(config) == [
+        "data.peers.query holds a literal credential: set it in an environment variable and "
+        "write ${VAR} in its place (it is masked in every output file meanwhile)"
+    ]
+    moved, env = externalize_secrets(config)
+    assert env == {"WFO_SECRET_1": "abc123"}
+    assert moved.data.peers.query == "SELECT * FROM peers WHERE code <> 'token=${WFO_SECRET_1}'"
+    import os
+
+    os.environ.update(env)
+    try:
+        assert _expand_stashed(moved.data.peers.query) == query
+    finally:
+        os.environ.pop("WFO_SECRET_1")

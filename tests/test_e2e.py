@@ -203,6 +203,39 @@ def test_a_secret_never_reaches_any_output_file(tmp_path: Path, wfo_bin: str) ->
         assert b"hunter2" not in path.read_bytes(), path
 
 
+def test_a_credential_inside_a_query_never_reaches_any_output_file(
+    tmp_path: Path, wfo_bin: str
+) -> None:
+    import duckdb
+
+    peers = pl.read_csv(Path("wfo_kit/sample_data/peers.csv"))
+    with duckdb.connect(str(tmp_path / "market.duckdb")) as conn:
+        conn.register("frame", peers)
+        conn.execute("CREATE TABLE peers AS SELECT * FROM frame")
+    params = tmp_path / "secret.yaml"
+    params.write_text(
+        f"extends: {Path('parameters/default.yaml').resolve()}\n"
+        "data:\n  peers:\n    url: duckdb:///market.duckdb\n"
+        "    query: \"SELECT * FROM peers WHERE sector <> 'password=hunter3-SECRET'\"\n"
+        "valuation:\n  monte_carlo: {enabled: false}\n  sensitivity: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_wfo(wfo_bin, "run", str(params), "--output", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "wfo: note: data.peers.query holds a literal credential: set it in an environment "
+        "variable and write ${VAR} in its place" in result.stderr
+    )
+    assert "hunter3" not in result.stderr + result.stdout
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    for path in files:
+        assert b"hunter3" not in path.read_bytes(), path
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    assert pl.read_parquet(run / "results" / "peer_multiples.parquet").height == peers.height
+
+
 def test_rerun_reproduces_every_table_and_refuses_changed_inputs(
     sample_run: Path, wfo_bin: str
 ) -> None:

@@ -282,16 +282,20 @@ def mask_arguments(argv: list[str]) -> list[str]:
     return masked
 
 
-def _resolve(args: argparse.Namespace):  # noqa: ANN202
-    from wfo_kit.config import resolve_config
+def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
+    from wfo_kit.config import literal_credentials, resolve_config
 
-    return resolve_config(args.params, sets=args.sets, confine=args.confine)
+    resolved = resolve_config(args.params, sets=args.sets, confine=args.confine)
+    if notes:
+        for note in literal_credentials(resolved.config):
+            print(f"wfo: note: {note}", file=sys.stderr)
+    return resolved
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from wfo_kit.runs import run_report
 
-    resolved = _resolve(args)
+    resolved = _resolve(args, notes=True)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_report(
         resolved,
@@ -320,7 +324,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from wfo_kit.pipeline import check_quality, check_step_names
     from wfo_kit.validate import validate_tables
 
-    config = _resolve(args).config
+    config = _resolve(args, notes=True).config
     check_step_names(config)
     width = max(len(name) for name, _ in given_tables(config.data))
     for name, where in given_tables(config.data):

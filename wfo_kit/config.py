@@ -1240,8 +1240,43 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEYS.search(key.rpartition(".")[2]))
 
 
+#: A credential written as a literal inside a string (a SQL query, a connection string): a
+#: secret-looking key, then a quoted value (``SECRET 'x'``, ``password = 'x'``) or, after ``=`` or
+#: ``:``, a bare one (``password=x`` in a query string). Only the value is replaced.
+_CREDENTIAL = re.compile(
+    r"""\b(?:password|passwd|pwd|secret(?:_access_key)?|client_secret|(?:session_|access_|auth_)?token
+       |api_?key|key_id|access_key(?:_id)?)\b
+       (?:\s*[=:]\s*|\s+)
+       (?:'(?P<single>(?:[^']|'')*)'|"(?P<double>[^"]*)"|(?<=[=:])\s*(?P<bare>[^\s,;)&'"(]+)
+          |(?<=[=:]\s)(?P<bare2>[^\s,;)&'"(]+))""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _credential_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every literal credential value in ``text``; ``${VAR}`` references are not
+    literals."""
+    spans = []
+    for match in _CREDENTIAL.finditer(text):
+        for group in ("single", "double", "bare", "bare2"):
+            if match.group(group) is not None:
+                start, end = match.span(group)
+                if end > start and not match.group(group).startswith("${"):
+                    spans.append((start, end))
+                break
+    return spans
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]], make: Any) -> str:
+    for start, end in reversed(spans):
+        text = text[:start] + make(text[start:end]) + text[end:]
+    return text
+
+
 def mask_secrets(value: Any) -> Any:
-    """A copy with passwords in URLs and values under secret-looking keys replaced by ***.
+    """A copy with credentials replaced by ***: passwords in URLs, values under secret-looking
+    keys, and credentials written inside strings (``SECRET '...'``, ``password=...`` in a SQL
+    query or a connection string).
 
     ``${VAR}`` references are kept: they name a secret without revealing it.
     """
@@ -1253,6 +1288,7 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
     if isinstance(value, str):
+        value = _replace_spans(value, _credential_spans(value), lambda _secret: MASK)
         return _URL_PASSWORD.sub(
             lambda m: (
                 m.group(0)
@@ -1264,14 +1300,44 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
+def literal_credentials(config: Config) -> list[str]:
+    """Where a parameters value holds a literal credential, as notes that say how to move it.
+
+    Literals are kept out of every output file all the same (masked, and passed to the kernel
+    through the environment); the note is for the parameters file, which may be shared.
+    """
+    notes = []
+    for name, source in config.data:
+        node, key = source, f"data.{name}"
+        while node is not None:
+            url_secret = _URL_PASSWORD.search(node.url or "")
+            if url_secret and not url_secret.group("secret").startswith("${"):
+                notes.append(f"{key}.url holds a literal password")
+            if node.query and _credential_spans(node.query):
+                notes.append(f"{key}.query holds a literal credential")
+            node, key = node.fallback, f"{key}.fallback"
+    return [
+        f"{note}: set it in an environment variable and write ${{VAR}} in its place "
+        "(it is masked in every output file meanwhile)"
+        for note in notes
+    ]
+
+
 def externalize_secrets(config: Config) -> tuple[Config, dict[str, str]]:
-    """Move literal passwords out of SQL URLs into environment variables.
+    """Move literal credentials out of SQL URLs and queries into environment variables.
 
     Returns the config with ``${WFO_SECRET_n}`` in their place and the variables to set, so that a
     notebook kernel (which inherits the environment) can connect while no file ever holds the
-    password: not the executed notebook, not the manifest, not the report.
+    credential: not the executed notebook, not the manifest, not the report. The loader expands
+    ``${WFO_SECRET_n}`` (and only those) in a query.
     """
     env: dict[str, str] = {}
+
+    def stash(secret: str) -> str:
+        var = f"WFO_SECRET_{len(env) + 1}"
+        env[var] = secret
+        return f"${{{var}}}"
+
     data = config.data.model_dump(mode="json")
     for name, source in data.items():
         node = source
@@ -1279,11 +1345,11 @@ def externalize_secrets(config: Config) -> tuple[Config, dict[str, str]]:
             url = node.get("url")
             match = _URL_PASSWORD.search(url) if isinstance(url, str) else None
             if match and not match.group("secret").startswith("${"):
-                var = f"WFO_SECRET_{len(env) + 1}"
-                env[var] = match.group("secret")
-                node["url"] = (
-                    url[: match.start("secret")] + f"${{{var}}}" + url[match.end("secret") :]
-                )
+                span = [match.span("secret")]
+                node["url"] = _replace_spans(url, span, stash)
+            query = node.get("query")
+            if isinstance(query, str):
+                node["query"] = _replace_spans(query, _credential_spans(query), stash)
             node = node.get("fallback")
         data[name] = source
     if not env:

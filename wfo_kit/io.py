@@ -153,6 +153,21 @@ def _expand_env(url: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, url)
 
 
+def _expand_stashed(query: str) -> str:
+    """A query with the ``${WFO_SECRET_n}`` placeholders that wfo put in place of literal
+    credentials (wfo_kit.config.externalize_secrets) filled from the environment. No other
+    variable is expanded in a query: a parameters file cannot read the environment through it."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = os.environ.get(match.group(1))
+        if value is None:
+            msg = f"credential placeholder {match.group(0)} is not set in the environment"
+            raise ConfigurationError(msg, hint="run through `wfo run`, which sets it")
+        return value
+
+    return re.sub(r"\$\{(WFO_SECRET_\d+)\}", replace, query)
+
+
 def _mask_url(url: str) -> str:
     """A URL safe to print: any password is replaced by ***."""
     return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
@@ -160,7 +175,7 @@ def _mask_url(url: str) -> str:
 
 def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
     url = _expand_env(source.url or "")  # holds secrets: never put `url` in a message
-    query = source.query or f'SELECT * FROM "{source.table}"'
+    query = _expand_stashed(source.query) if source.query else f'SELECT * FROM "{source.table}"'
     scheme = url.split(":", 1)[0]
     rest = url.partition(":///")[2]
     where = f"SQL source {_mask_url(source.url or '')}"
