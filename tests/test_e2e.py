@@ -182,7 +182,7 @@ def test_failed_run_keeps_notebook_and_marks_report(
         browser.close()
     assert "This run FAILED" in banner
     assert "DataFormatError" in banner
-    assert 'run_step(ctx, "load")' in shown_code
+    assert "wfo.run_steps(ctx)" in shown_code
 
 
 def test_a_secret_never_reaches_any_output_file(tmp_path: Path, wfo_bin: str) -> None:
