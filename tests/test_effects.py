@@ -210,15 +210,17 @@ def test_without_sources_a_value_that_differs_from_its_default_counts_as_set() -
     assert frame.select("setting", "source").rows() == [("valuation.exit_multiple", "set")]
 
 
-def test_command_effects_output_root_and_fail_below(tmp_path: Path) -> None:
-    path = params(tmp_path, "p", "output:\n  root: elsewhere\nvalidation:\n  fail_below: 0.9\n")
+def test_command_effects_output_root_under_batch_and_run_output(tmp_path: Path) -> None:
+    path = params(tmp_path, "p", "output:\n  root: elsewhere\n")
     resolved = resolve_config(path)
     batch = command_effects(resolved, command="batch", output_root=tmp_path / "out")
-    assert batch["setting"].to_list() == ["output.root", "validation.fail_below"]
-    assert "runs go under" in batch["note"][0]
-    assert command_effects(resolved, command="run").height == 1  # no --output: root is used
+    assert batch["setting"].to_list() == ["output.root"]
+    assert "has no effect under wfo batch: runs go under" in batch["note"][0]
+    assert command_effects(resolved, command="run").height == 0  # no --output: root is used
+    same = command_effects(resolved, command="run", output_root=tmp_path / "elsewhere")
+    assert same.height == 0  # --output naming the same folder
     line = effect_lines(batch)[0]
-    assert line.startswith(f"output.root = elsewhere (set in file:{path}) has no effect")
+    assert line.startswith(f"output.root = {tmp_path / 'elsewhere'} (set in file:{path}) has no")
 
 
 # --------------------------------------------------------------------------------------------
