@@ -16,7 +16,7 @@ from wfo_kit.config import Config, resolve_config
 from wfo_kit.effects import command_effects, effect_lines, setting_effects
 from wfo_kit.history import run_diff
 from wfo_kit.pipeline import RunContext, run_steps
-from wfo_kit.schemas import Quarantine, empty_frame
+from wfo_kit.schemas import Quarantine, SettingEffects, empty_frame
 from wfo_kit.summary import run_metadata
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
@@ -314,6 +314,7 @@ def test_value_step_writes_setting_effects_and_run_metadata_shows_them() -> None
     shown = meta.filter(pl.col("key") == "effect.valuation.discount_rate")
     assert shown["value"][0].startswith(f"0.08: applies to 0 of {n} companies")
     assert shown["source"][0] == "--set"
+    SettingEffects.validate(effects_frame, lazy=True)  # the output schema, on a frame with rows
 
 
 def test_wfo_validate_says_which_settings_apply_to_no_company(
@@ -405,7 +406,10 @@ def test_batch_rate_changes_values_only_with_precedence_and_says_so(
         and "applies to 38 of 38 companies: it replaces the row's own discount_rate" in line
         for line in notes
     ), notes
-    assert any("output.root = outputs" in line and "wfo batch" in line for line in notes)
+    assert any(
+        "output.root = " in line and "has no effect under wfo batch: runs go under" in line
+        for line in notes
+    )
 
     def dcf(stem: str) -> pl.DataFrame:
         run = next(p for p in out.iterdir() if p.is_dir() and p.name.startswith(stem + "-"))

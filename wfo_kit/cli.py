@@ -312,9 +312,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=progress,
         verbose=args.verbose,
     )
-    _print_notes(
-        _setting_notes(resolved, command="run", run_dir=result.run_dir, output_root=args.output)
-    )
     if result.error is not None:
         log = result.run_dir / "log.jsonl"
         print(
@@ -322,6 +319,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return result.error.exit_code
+    # Notes only on success: a failure stays one line (the run's manifest and report keep them).
+    _print_notes(
+        _setting_notes(resolved, command="run", run_dir=result.run_dir, output_root=args.output)
+    )
     print(result.report)
     return EXIT_OK
 
@@ -344,7 +345,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         load_tables(config.data), validation=config.validation, valuation=config.valuation
     )
     _print_table(checked.quality)
-    _print_notes(_validate_notes(config, resolved.sources, checked))
     target = (
         args.quarantine or Path(config.output.root) / f"quarantine-{Path(args.params).stem}.csv"
     )
@@ -355,6 +355,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except DataQualityError as exc:
         print(f"wfo: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    _print_notes(_validate_notes(config, resolved.sources, checked))  # on success only
     return EXIT_OK
 
 
@@ -484,8 +485,8 @@ def _batch_notes(outcome: Outcome, args: argparse.Namespace) -> list[str]:
     """One batch run's notes: its settings' effects and ``output.root`` (batch uses --output)."""
     from wfo_kit.config import resolve_config
 
-    if outcome.status == "duplicate":
-        return []  # the same configuration as a file listed with its notes
+    if outcome.status not in ("succeeded", "skipped"):
+        return []  # a failure is its one error line; a duplicate's file is listed with its notes
     try:
         resolved = resolve_config(outcome.params_file, sets=list(args.sets), confine=args.confine)
     except WfoError:
