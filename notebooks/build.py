@@ -56,7 +56,7 @@ config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validati
                                     "valuation": valuation, "output": output, "report": report,
                                     "pipeline": pipeline, "security": security})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
-                    interactive=not run_dir)
+                    interactive=not run_dir, sources=sources or None)
 show.setup(interactive=not run_dir)
 show.heading(config.report.title, 1)
 """),
@@ -190,7 +190,8 @@ show.table(
     wfo.run_metadata(ctx, sources=sources),
     config.report,
     rows=1000,
-    caption="Parameters (with their source), input hashes, versions, step timings",
+    caption="Parameters (with their source), settings that apply to none or only some "
+    "companies (effect.*), input hashes, versions, step timings",
 )
 """),
 ]

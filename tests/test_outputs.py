@@ -17,5 +17,7 @@ def ctx() -> RunContext:
 @pytest.mark.parametrize("table", sorted(OUTPUT_SCHEMAS))
 def test_output_conforms_to_its_schema(ctx: RunContext, table: str) -> None:
     frame = ctx[table]
-    assert frame.height > 0
+    # setting_effects is empty when no setting was set (the bundled sample, no parameters file);
+    # tests/test_effects.py validates a frame with rows
+    assert frame.height > 0 or table == "setting_effects"
     OUTPUT_SCHEMAS[table].validate(frame, lazy=True)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from wfo_kit import __version__
 from wfo_kit.errors import (
@@ -24,6 +24,13 @@ from wfo_kit.errors import (
     EXIT_OK,
     WfoError,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from wfo_kit.batch import Outcome
+    from wfo_kit.config import Config, ResolvedConfig
+    from wfo_kit.validate import Checked
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a Unix tool killed by a closed pipe
 
@@ -312,6 +319,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return result.error.exit_code
+    # Notes only on success: a failure stays one line (the run's manifest and report keep them).
+    _print_notes(
+        _setting_notes(resolved, command="run", run_dir=result.run_dir, output_root=args.output)
+    )
     print(result.report)
     return EXIT_OK
 
@@ -324,7 +335,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from wfo_kit.pipeline import check_quality, check_step_names
     from wfo_kit.validate import validate_tables
 
-    config = _resolve(args, notes=True).config
+    resolved = _resolve(args, notes=True)
+    config = resolved.config
     check_step_names(config)
     width = max(len(name) for name, _ in given_tables(config.data))
     for name, where in given_tables(config.data):
@@ -343,6 +355,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except DataQualityError as exc:
         print(f"wfo: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    _print_notes(_validate_notes(config, resolved.sources, checked))  # on success only
     return EXIT_OK
 
 
@@ -402,6 +415,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\n")
     _print_outcomes(outcomes)
+    for outcome in outcomes:
+        _print_notes(_batch_notes(outcome, args), prefix=f"{Path(outcome.params_file).name}: ")
     statuses = ("succeeded", "skipped", "duplicate", "failed")
     counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
     duplicates = f"{counts['duplicate']} duplicate, " if counts["duplicate"] else ""
@@ -415,6 +430,70 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if outcome.status == "failed":
             print(f"wfo: error: {outcome.run_id}: {outcome.reason}", file=sys.stderr)
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _print_notes(lines: list[str], prefix: str = "") -> None:
+    for line in lines:
+        print(f"wfo: note: {prefix}{line}", file=sys.stderr)
+
+
+def _setting_notes(
+    resolved: ResolvedConfig,
+    *,
+    command: str,
+    run_dir: Path | None = None,
+    output_root: Path | None = None,
+) -> list[str]:
+    """Lines for the settings that apply to none or only some companies: the run's own (from its
+    manifest), else what the configuration alone decides, and what the command ignores.
+
+    Notes never fail a command: a problem computing them is itself one note.
+    """
+    import json
+
+    from wfo_kit.effects import command_effects, effect_lines, setting_effects
+
+    try:
+        effects = None
+        if run_dir is not None and (run_dir / "manifest.json").is_file():
+            manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+            effects = manifest.get("setting_effects") if isinstance(manifest, dict) else None
+        if effects is None:
+            effects = setting_effects(resolved.config, sources=resolved.sources).to_dicts()
+        ignored = command_effects(resolved, command=command, output_root=output_root)
+        return effect_lines(ignored) + effect_lines(effects)
+    except (OSError, ValueError, WfoError) as exc:
+        return [f"the settings' effects could not be checked: {type(exc).__name__}: {exc}"]
+
+
+def _validate_notes(config: Config, sources: dict[str, str], checked: Checked) -> list[str]:
+    from wfo_kit.effects import effect_lines, setting_effects
+
+    valid = checked.valid
+    ids = valid["companies"]["company_id"].to_list() if "companies" in valid else None
+    effects = setting_effects(
+        config,
+        sources=sources,
+        companies=valid.get("companies"),
+        balance_sheet=valid.get("balance_sheet"),
+        company_ids=ids,
+    )
+    return effect_lines(effects)
+
+
+def _batch_notes(outcome: Outcome, args: argparse.Namespace) -> list[str]:
+    """One batch run's notes: its settings' effects and ``output.root`` (batch uses --output)."""
+    from wfo_kit.config import resolve_config
+
+    if outcome.status not in ("succeeded", "skipped"):
+        return []  # a failure is its one error line; a duplicate's file is listed with its notes
+    try:
+        resolved = resolve_config(outcome.params_file, sets=list(args.sets), confine=args.confine)
+    except WfoError:
+        return []  # an invalid parameters file: its error is printed already
+    report = outcome.report
+    run_dir = Path(report).parent if report else None
+    return _setting_notes(resolved, command="batch", run_dir=run_dir, output_root=args.output)
 
 
 def _print_outcomes(outcomes: list) -> None:
@@ -498,6 +577,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from wfo_kit.history import run_diff
 
     parts = run_diff(args.output, args.run_a, args.run_b)
@@ -509,7 +590,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
             _print_table(parts[name])
         else:
             print(f"{label}: identical")
+    for row in parts["parameters"].filter(pl.col("effect").is_not_null()).iter_rows(named=True):
+        print(
+            f"wfo: note: {row['key']} differs ({row['run_a']} -> {row['run_b']}); "
+            f"{row['effect']}: {_effect_reason(parts['effects'], row['key'])}",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _effect_reason(effects: pl.DataFrame, key: str) -> str:
+    """Why a setting applied to none or only some companies, from the later run's note."""
+    for row in effects.iter_rows(named=True):
+        if key == row["setting"] or key.startswith(row["setting"] + "."):
+            note = row["note_b"] or row["note_a"] or ""
+            return note.partition(": ")[2] or note
+    return ""
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

@@ -391,8 +391,40 @@ class RangeConfig(_Section):
     )
 
 
+#: Assumptions a company row (or a balance-sheet line) may give itself, each with the setting
+#: that gives it where the row does not. ``valuation.precedence`` says which of the two wins.
+ASSUMPTIONS: dict[str, str] = {
+    "discount_rate": "valuation.discount_rate",
+    "terminal_growth": "valuation.terminal_growth",
+    "exit_multiple": "valuation.exit_multiple",
+    "revenue_growth": "valuation.drivers.revenue_growth",
+    "target_margin": "valuation.drivers.target_margin",
+    "sales_to_capital": "valuation.drivers.sales_to_capital",
+    "stable_roc": "valuation.drivers.stable_roc",
+    "recovery_rate": "valuation.asset.recovery_rates",
+}
+Assumption = Literal[
+    "discount_rate",
+    "terminal_growth",
+    "exit_multiple",
+    "revenue_growth",
+    "target_margin",
+    "sales_to_capital",
+    "stable_roc",
+    "recovery_rate",
+]
+
+
 class ValuationConfig(_Section):
     """Valuation conventions. Documented once, in docs/conventions.md."""
+
+    precedence: Literal["rows", "config"] | list[Assumption] = Field(
+        "rows",
+        description="rows: a row's own discount_rate, terminal_growth, exit_multiple, driver "
+        "columns and recovery_rate win over the configured values, which fill the rows that give "
+        "none; config: every configured value that is set wins over the rows; a list, e.g. "
+        "[discount_rate]: the configured value wins for those assumptions only",
+    )
 
     methods: list[Literal["dcf", "comparables", "asset"]] = Field(
         default_factory=lambda: list(METHOD_NAMES)
@@ -474,6 +506,20 @@ class ValuationConfig(_Section):
     )
     range: RangeConfig = Field(default_factory=RangeConfig)
 
+    @field_validator("precedence", mode="before")
+    @classmethod
+    def _precedence_names(cls, value: Any) -> Any:
+        # One clear message for a misspelt name (a union would report each of its branches).
+        names = value if isinstance(value, list) else [value]
+        known = ("rows", "config") if not isinstance(value, list) else tuple(ASSUMPTIONS)
+        for name in names:
+            if isinstance(name, str) and name not in known:
+                msg = f"unknown precedence {name!r}{did_you_mean(name, known)}; known: " + (
+                    "rows, config, or a list of " + ", ".join(ASSUMPTIONS)
+                )
+                raise ValueError(msg)
+        return value
+
     @field_validator("fiscal_year_end")
     @classmethod
     def _real_day(cls, value: str) -> str:
@@ -514,6 +560,33 @@ class ValuationConfig(_Section):
                 msg = f"scenario probabilities must sum to 1, got {total:g}"
                 raise ValueError(msg)
         return self
+
+
+def config_wins(valuation: ValuationConfig) -> tuple[str, ...]:
+    """The assumptions for which the configured value wins over a row's own (precedence).
+
+    >>> config_wins(ValuationConfig(precedence=["discount_rate"]))
+    ('discount_rate',)
+    >>> config_wins(ValuationConfig())
+    ()
+    """
+    if valuation.precedence == "rows":
+        return ()
+    if valuation.precedence == "config":
+        return tuple(ASSUMPTIONS)
+    return tuple(dict.fromkeys(valuation.precedence))
+
+
+def configured_value(valuation: ValuationConfig, assumption: str) -> Any:
+    """The configured value of one assumption (None: not set); recovery rates are a mapping.
+
+    >>> configured_value(ValuationConfig(drivers={"sales_to_capital": 2.0}), "sales_to_capital")
+    2.0
+    """
+    node: Any = valuation
+    for part in ASSUMPTIONS[assumption].split(".")[1:]:
+        node = getattr(node, part)
+    return node
 
 
 class OutputConfig(_Section):

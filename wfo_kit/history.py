@@ -175,7 +175,10 @@ def load_manifest(root: Path, run_id: str) -> dict[str, Any]:
 
 
 def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
-    """Compare two runs: ``values`` per company and method, ``parameters``, ``inputs``."""
+    """Compare two runs: ``values`` per company and method, ``parameters``, ``inputs``, and
+    ``effects``: the settings that applied to none or only some companies in either run (from
+    each manifest's ``setting_effects``). Each differing parameter's ``effect`` says how far it
+    applied ("applies to 0 of 38 companies" in both runs, ...), null where it applied fully."""
     manifests = [load_manifest(root, r) for r in (run_a, run_b)]
     frames = []
     for run_id in (run_a, run_b):
@@ -204,13 +207,23 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
     )
     configs = [_flatten(m.get("config") or {}) for m in manifests]
     keys = sorted(set(configs[0]) | set(configs[1]))
+    effects = [_effects_of(m) for m in manifests]
     parameters = pl.DataFrame(
         [
-            (k, json.dumps(configs[0].get(k)), json.dumps(configs[1].get(k)))
+            (k, json.dumps(configs[0].get(k)), json.dumps(configs[1].get(k)), _effect(effects, k))
             for k in keys
             if configs[0].get(k) != configs[1].get(k)
         ],
-        schema=["key", "run_a", "run_b"],
+        schema={"key": pl.String, "run_a": pl.String, "run_b": pl.String, "effect": pl.String},
+        orient="row",
+    )
+    settings = sorted(set(effects[0]) | set(effects[1]))
+    effect_frame = pl.DataFrame(
+        [
+            (s, (effects[0].get(s) or {}).get("note"), (effects[1].get(s) or {}).get("note"))
+            for s in settings
+        ],
+        schema={"setting": pl.String, "note_a": pl.String, "note_b": pl.String},
         orient="row",
     )
     hashes = [m.get("inputs_sha256") or {} for m in manifests]
@@ -224,7 +237,23 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
         schema=["table", "sha256_a", "sha256_b"],
         orient="row",
     )
-    return {"values": values, "parameters": parameters, "inputs": inputs}
+    return {"values": values, "parameters": parameters, "inputs": inputs, "effects": effect_frame}
+
+
+def _effects_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = manifest.get("setting_effects")
+    return {r["setting"]: r for r in rows if isinstance(r, dict)} if isinstance(rows, list) else {}
+
+
+def _effect(effects: list[dict[str, dict[str, Any]]], key: str) -> str | None:
+    """How far the setting holding ``key`` applied in each run: its note's headline."""
+    heads = []
+    for run in effects:
+        row = next((r for s, r in run.items() if key == s or key.startswith(s + ".")), None)
+        heads.append(str(row["note"]).split(":")[0] if row else None)
+    if heads[0] == heads[1]:
+        return None if heads[0] is None else f"{heads[0]} (both runs)"
+    return f"{heads[0] or 'applies'} -> {heads[1] or 'applies'}"
 
 
 COMPARISON_SCHEMA = {

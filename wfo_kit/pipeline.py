@@ -26,6 +26,7 @@ import polars as pl
 from polars.exceptions import PanicException
 
 from wfo_kit.config import Config, RetryPolicy, require_tables
+from wfo_kit.effects import report_columns, setting_effects
 from wfo_kit.errors import (
     ConfigurationError,
     DataFormatError,
@@ -68,6 +69,9 @@ class RunContext:
     #: SHA-256 of each input table as the load step read it (see :func:`frame_sha256`).
     inputs_read: dict[str, str] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    #: Where each configuration value came from (``ResolvedConfig.sources``); None: unknown, and
+    #: a value that differs from its default counts as set (see :mod:`wfo_kit.effects`).
+    sources: dict[str, str] | None = None
     sleep: Callable[[float], None] = time.sleep  # injectable, so retry tests need not wait
 
     def __post_init__(self) -> None:
@@ -140,12 +144,23 @@ def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
 
 def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     valid = {n: ctx.frames[n] for n in INPUT_SCHEMAS if n in ctx.frames}
-    return value_companies(
+    universe = ctx.frames["input_companies"]["company_id"]
+    out = value_companies(
         valid,
         valuation=ctx.config.valuation,
-        universe=ctx.frames["input_companies"]["company_id"],
+        universe=universe,
         quarantine=ctx.frames["quarantine"],
     )
+    columns = {c for frame in (*ctx.frames.values(), *out.values()) for c in frame.columns}
+    out["setting_effects"] = setting_effects(
+        ctx.config,
+        sources=ctx.sources,
+        companies=valid["companies"],
+        balance_sheet=valid.get("balance_sheet"),
+        company_ids=universe.drop_nulls().to_list(),
+        columns=columns | report_columns(ctx.config.valuation.methods),
+    )
+    return out
 
 
 #: Result tables the output step writes, in this order, when present.
@@ -153,7 +168,7 @@ RESULT_TABLES = (
     "valuations", "blend", "dcf_detail", "fcff", "driver_forecast", "equity_bridge",
     "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
     "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
-    "reverse_dcf", "quarantine", "quality", "warnings",
+    "reverse_dcf", "quarantine", "quality", "warnings", "setting_effects",
 )  # fmt: skip
 
 
@@ -447,10 +462,12 @@ def start_run(
     run_id: str | None = None,
     interactive: bool = False,
     observers: list[Observer] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> RunContext:
     """A new run context that has announced itself (``run_started``).
 
     ``interactive`` adds an ipywidgets progress bar (for JupyterLab, not for published reports).
+    ``sources`` says where each configuration value came from (for the settings' effects).
     """
     extra = list(observers or [])
     if interactive:
@@ -462,6 +479,7 @@ def start_run(
         run_dir=Path(run_dir) if run_dir else None,
         run_id=run_id or uuid.uuid4().hex[:12],
         observers=extra,
+        sources=sources,
     )
     ctx.emit("run_started", steps=check_step_names(config))
     return ctx
@@ -473,6 +491,14 @@ def finish_run(ctx: RunContext) -> RunContext:
     ctx.emit("run_finished", metrics=ctx.metrics.summary(status="succeeded"))
     if ctx.run_dir is not None:
         quality = ctx.frames["quality"].to_dicts() if "quality" in ctx.frames else None
-        metrics = {"steps": ctx.metrics.steps, "quality": quality, "inputs_read": ctx.inputs_read}
+        effects = ctx.frames.get("setting_effects")
+        if effects is None:  # the value step did not run: what the configuration alone decides
+            effects = setting_effects(ctx.config, sources=ctx.sources)
+        metrics = {
+            "steps": ctx.metrics.steps,
+            "quality": quality,
+            "inputs_read": ctx.inputs_read,
+            "setting_effects": effects.to_dicts(),
+        }
         write_json(ctx.run_dir / "metrics.json", metrics)
     return ctx

@@ -360,6 +360,7 @@ class _RunRecord:
             "timings_seconds": self.timings,
             "steps": metrics.get("steps"),
             "quality": metrics.get("quality"),
+            "setting_effects": metrics.get("setting_effects"),
             "headline": _headline(folder),
             "results": sorted(str(p.relative_to(folder)) for p in results.glob("*"))
             if results.is_dir()

@@ -255,6 +255,19 @@ class Quality(_Base):
     score: float = pa.Field(ge=0, le=1, description="rows_valid / rows_in (1.0 for an empty table)")
 
 
+class SettingEffects(_Base):
+    """One row per configured value that applies to none or only some of the companies."""
+
+    setting: str = pa.Field(description="dotted setting, e.g. valuation.discount_rate")
+    value: str = pa.Field(description="its value, as JSON text")
+    source: str = pa.Field(description="where it was set: file:..., env, --set, override")
+    applies_to: Optional[int] = pa.Field(
+        nullable=True, ge=0, description="companies (or named ids/columns) it applies to"
+    )
+    of: Optional[int] = pa.Field(nullable=True, ge=0, description="out of how many")
+    note: str = pa.Field(description="what it applies to, and why not to the others")
+
+
 INPUT_SCHEMAS: dict[str, type[_Base]] = {
     "companies": Companies,
     "financials": Financials,
@@ -270,6 +283,7 @@ OUTPUT_SCHEMAS: dict[str, type[_Base]] = {
     "simulation": Simulation,
     "quarantine": Quarantine,
     "quality": Quality,
+    "setting_effects": SettingEffects,
 }
 
 #: Columns a loader may fill when absent from the input, with the value it fills in.

@@ -36,7 +36,8 @@ def portfolio_summary(
 
 
 def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataFrame:
-    """Key / value / source rows: run id, every parameter (secrets masked), versions, timings."""
+    """Key / value / source rows: run id, every parameter (secrets masked), the settings that
+    apply to none or only some companies (``effect.<setting>``), versions, timings."""
     from wfo_kit.runs import file_sha256, package_versions
 
     rows: list[tuple[str, str, str]] = [("run_id", ctx.run_id, "")]
@@ -45,6 +46,8 @@ def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataF
         if config[key] is None or config[key] == {} or config[key] == []:
             continue  # unset options are noise here; the manifest has the whole configuration
         rows.append((f"config.{key}", str(config[key]), (sources or {}).get(key, "default")))
+    for row in _effects(ctx, sources).iter_rows(named=True):
+        rows.append((f"effect.{row['setting']}", f"{row['value']}: {row['note']}", row["source"]))
     for name, source in ctx.config.data:
         if source is not None and source.path is not None:
             rows.append((f"input_sha256.{name}", file_sha256(source.path), source.path))
@@ -59,6 +62,16 @@ def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataF
             )
         )
     return pl.DataFrame(rows, schema=["key", "value", "source"], orient="row")
+
+
+def _effects(ctx: Any, sources: dict[str, str] | None) -> pl.DataFrame:
+    """The run's setting effects (see wfo_kit.effects): the value step's, else the config's."""
+    from wfo_kit.effects import setting_effects
+
+    effects = ctx.frames.get("setting_effects")
+    if effects is None:
+        effects = setting_effects(ctx.config, sources=sources or getattr(ctx, "sources", None))
+    return effects
 
 
 def fcff_by_year(flows: pl.DataFrame, company_ids: list[str]) -> pl.DataFrame:

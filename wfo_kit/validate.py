@@ -18,6 +18,7 @@ import pandera.polars as pa
 import polars as pl
 
 from wfo_kit.config import ValidationConfig, ValuationConfig
+from wfo_kit.effects import apply_precedence
 from wfo_kit.errors import SchemaValidationError
 from wfo_kit.io import FRACTION, ROW
 from wfo_kit.rates import with_discount_rates
@@ -543,6 +544,7 @@ def _spread_warnings(
     schema = {"table": pl.String, "company_id": pl.String, "check": pl.String, "reason": pl.String}
     if companies is None or companies.height == 0:
         return pl.DataFrame(schema=schema)
+    companies = apply_precedence(companies, valuation=valuation)
     rate = pl.col("discount_rate")
     growth = pl.col("terminal_growth").fill_null(pl.lit(valuation.terminal_growth, pl.Float64))
     not_above = rate <= growth

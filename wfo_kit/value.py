@@ -29,6 +29,7 @@ from wfo_kit.dcf import (
     with_defaults,
 )
 from wfo_kit.drivers import driver_inputs
+from wfo_kit.effects import apply_precedence, apply_recovery_precedence
 from wfo_kit.errors import ConfigurationError
 from wfo_kit.rates import wacc_gaps, with_discount_rates
 from wfo_kit.risk import (
@@ -59,7 +60,8 @@ def prepare_dcf(
     valid: dict[str, pl.DataFrame], valuation: ValuationConfig
 ) -> tuple[DcfInputs, dict[str, pl.DataFrame], pl.DataFrame]:
     """DCF inputs for the configured forecast mode and rate source. (inputs, tables, excluded)"""
-    companies = with_discount_rates(valid["companies"], valuation=valuation)
+    companies = apply_precedence(valid["companies"], valuation=valuation)
+    companies = with_discount_rates(companies, valuation=valuation)
     gaps = (
         wacc_gaps(companies, wacc=valuation.wacc)
         if valuation.rate_source == "wacc"
@@ -124,8 +126,9 @@ def comparables_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfi
 def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
     if "balance_sheet" not in valid:
         return _all_excluded(valid, "no balance_sheet table given (data.balance_sheet)")
+    balance_sheet = apply_recovery_precedence(valid["balance_sheet"], valuation=valuation)
     valued, lines, waterfall, excluded = value_assets(
-        valid["companies"], valid["balance_sheet"], config=valuation.asset
+        valid["companies"], balance_sheet, config=valuation.asset
     )
     return MethodResult(
         valued=valued.select(
