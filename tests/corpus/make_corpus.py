@@ -5,6 +5,7 @@ the bundled sample) and ``expected.json``: either the exact one-line error of ``
 (exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
 expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
 validate and value run must give. ``{dir}`` stands for the case folder.
+``SQLITE:`` is a SQLite database with one table ``other``, ``DUCKDB:`` an empty DuckDB database.
 A file whose content is ``SYMLINK:target`` is written as a symbolic link to ``target``; a
 ``params.yaml`` given as bytes is written as they are (binary, UTF-16).
 """
@@ -201,8 +202,8 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
         ),
     ),
     # SQL sources run one SELECT on their own database and reach no other file (issue 11
-    # item 1); "DUCKDB:" is an empty DuckDB database. A refused statement names files relative
-    # to the working directory: none of them may exist after the run.
+    # item 1); "DUCKDB:" is a copy of empty.duckdb, an empty DuckDB database. A refused
+    # statement names files relative to the working directory: none may exist after the run.
     "duckdb-copy-to": (
         {"db.duckdb": "DUCKDB:"},
         params(
@@ -273,7 +274,7 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
     "duckdb-create-secret": (
         {"db.duckdb": "DUCKDB:"},
         params(
-            companies="""{url: duckdb:///db.duckdb, query: "CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 'v')"}"""
+            companies="""{url: duckdb:///db.duckdb, query: "CREATE SECRET s (TYPE s3, KEY_ID '${S3_KEY_ID}', SECRET '${S3_SECRET}')"}"""
         ),
         refused("duckdb:///{dir}/db.duckdb", "CREATE is not a SELECT statement"),
     ),
@@ -737,6 +738,17 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
 }
 
 
+def empty_duckdb() -> Path:
+    """An empty DuckDB database kept beside the cases (DuckDB writes a new one differently each
+    time: copying one keeps the corpus byte-stable when it is regenerated)."""
+    template = HERE / "empty.duckdb"
+    if not template.exists():
+        import duckdb
+
+        duckdb.connect(str(template)).close()
+    return template
+
+
 def write() -> None:
     for old in HERE.iterdir():
         if old.is_dir():
@@ -746,9 +758,7 @@ def write() -> None:
         folder.mkdir()
         for file_name, content in files.items():
             if content == "DUCKDB:":
-                import duckdb
-
-                duckdb.connect(str(folder / file_name)).close()
+                shutil.copyfile(empty_duckdb(), folder / file_name)
                 continue
             if content == "SQLITE:":
                 with sqlite3.connect(folder / file_name) as conn:
