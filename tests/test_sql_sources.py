@@ -122,8 +122,17 @@ def test_duckdb_reads_no_outside_file(
     duck: Path, tmp_path: Path, outside: Path, query: str
 ) -> None:
     message = refused_duck(duck, query.format(dir=outside), tmp_path)
+    assert message.endswith(
+        ": it reads or writes outside its database (file system access is disabled) "
+        + message[message.index(HINT) :]
+    )
+
+
+def test_duckdb_refusal_does_not_echo_a_credential_in_a_url(duck: Path, tmp_path: Path) -> None:
+    query = "SELECT * FROM read_csv('https://analyst:tok3n-s3cr3t@example.invalid/x.csv')"
+    message = refused_duck(duck, query, tmp_path)
+    assert "tok3n-s3cr3t" not in message
     assert "reads or writes outside its database" in message
-    assert "file system operations are disabled" in message
 
 
 def test_duckdb_view_over_an_outside_file_is_not_followed(tmp_path: Path, outside: Path) -> None:

@@ -284,7 +284,8 @@ def _read_duckdb(path: Path, query: str, *, table: str, shown: str) -> pl.DataFr
             _refuse_repeated_columns(relation.columns, table=table, where=f"SQL source {shown}")
             return relation.pl()
         except duckdb.PermissionException as exc:
-            reason = f"it reads or writes outside its database ({_first_line(exc)})"
+            # DuckDB's message names the path or URL, which may hold a credential: not echoed
+            reason = "it reads or writes outside its database (file system access is disabled)"
             raise _refused(reason, table=table, shown=shown) from exc
 
 
