@@ -19,11 +19,21 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_case(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_case(
+    case: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     expected = json.loads((case / "expected.json").read_text())
     quarantine_csv = tmp_path / "q.csv"
+    workdir = tmp_path / "cwd"  # a refused SQL statement names files relative to it
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     code = main(["validate", str(case / "params.yaml"), "--quarantine", str(quarantine_csv)])
     out, err = capsys.readouterr()
+    # nothing but the audit log (outputs/audit.jsonl, the default output root) lands there
+    assert [p.name for p in workdir.iterdir() if p.name != "outputs"] == []
     assert "Traceback" not in out + err
     assert code == expected["exit"], err
     if "stderr" in expected:

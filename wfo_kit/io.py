@@ -174,51 +174,183 @@ def _mask_url(url: str) -> str:
 
 
 def _read_sql(source: TableSource, *, table: str) -> pl.DataFrame:
+    """A table from a SQL source: one SELECT on the database file, reading nothing else.
+
+    ``table:`` is a name, never SQL: ``name`` or ``schema.name`` (split at the first dot), each
+    part double-quoted with its own double quotes doubled. A ``query:`` must be one SELECT
+    statement (``WITH ... SELECT`` included): SQLite runs it under an authorizer that allows only
+    reads, DuckDB parses it with its own parser and runs it on a connection with external access
+    disabled and the configuration locked. Anything else is a ConfigurationError naming the reason.
+    """
     url = _expand_env(source.url or "")  # holds secrets: never put `url` in a message
-    query = _expand_stashed(source.query) if source.query else f'SELECT * FROM "{source.table}"'
+    if source.query is not None:
+        query = _expand_stashed(source.query)
+    else:
+        query = f"SELECT * FROM {_quoted_table(source.table or '', table=table)}"
     scheme = url.split(":", 1)[0]
     rest = url.partition(":///")[2]
-    where = f"SQL source {_mask_url(source.url or '')}"
+    shown = _mask_url(source.url or "")
     try:
         if scheme == "sqlite":
             if not Path(rest).is_file():
                 msg = f"{table}: SQLite database not found: {rest}"
                 raise DataFormatError(msg, table=table)
-            connect = sqlite3.connect(f"file:{rest}?mode=ro", uri=True, timeout=source.lock_timeout)
-            with contextlib.closing(connect) as conn:
-                cursor = conn.execute(query)
-                columns = [d[0] for d in cursor.description]
-                _refuse_repeated_columns(columns, table=table, where=where)
-                rows = cursor.fetchall()
-            return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
+            return _read_sqlite(Path(rest), query, source=source, table=table, shown=shown)
         if scheme == "duckdb":
-            import duckdb
-
             if not Path(rest).is_file():
                 msg = f"{table}: DuckDB database not found: {rest}"
                 raise DataFormatError(msg, table=table)
-            with contextlib.closing(duckdb.connect(rest, read_only=True)) as conn:
-                relation = conn.sql(query)
-                # .pl() would rename a repeated name to x_1
-                _refuse_repeated_columns(relation.columns, table=table, where=where)
-                return relation.pl()
-    except DataFormatError:
+            return _read_duckdb(Path(rest), query, table=table, shown=shown)
+    except (DataFormatError, ConfigurationError):
         raise
     except Exception as exc:
-        where = _mask_url(source.url or "")
         busy = _transient(exc)
         if busy is not None:
-            msg = f"{table}: SQL source {where} is {busy}: {_first_line(exc)}"
+            msg = f"{table}: SQL source {shown} is {busy}: {_first_line(exc)}"
             raise SourceUnavailableError(
                 msg,
                 table=table,
                 hint="retried with backoff per pipeline.retry; if it stays locked, find the "
                 "process holding the lock",
             ) from exc
-        msg = f"{table}: SQL source {where} failed: {_first_line(exc)}"
+        msg = f"{table}: SQL source {shown} failed: {_first_line(exc)}"
         raise DataFormatError(msg, table=table) from exc
     msg = f"{table}: unsupported SQL url scheme {scheme!r}"
     raise ConfigurationError(msg, hint="use sqlite:///path.db or duckdb:///path.duckdb")
+
+
+def _quoted_table(name: str, *, table: str) -> str:
+    """``name`` (``table`` or ``schema.table``) as quoted SQL identifiers: a name, never SQL.
+
+    >>> _quoted_table('main.peers', table='peers')
+    '"main"."peers"'
+    >>> _quoted_table('x"; DROP TABLE y; --', table='peers')
+    '"x""; DROP TABLE y; --"'
+    """
+    parts = name.split(".", 1)
+    if not all(parts):
+        msg = f"{table}: table name {name!r} has an empty part"
+        hint = (
+            "write `table: name` or `table: schema.name`; for a table whose name holds a dot, "
+            'use `query: SELECT * FROM "a.b"`'
+        )
+        raise ConfigurationError(msg, table=table, hint=hint)
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+_QUERY_HINT = (
+    "a SQL source runs one SELECT on its own database: no other statement, no other file, "
+    "extension, setting or secret"
+)
+
+
+def _refused(reason: str, *, table: str, shown: str) -> ConfigurationError:
+    msg = f"{table}: query refused for SQL source {shown}: {reason}"
+    return ConfigurationError(msg, table=table, hint=_QUERY_HINT)
+
+
+#: Settings of every DuckDB connection a source opens: only the database file is reachable
+#: (no other file, URL or extension, whether by COPY, read_csv, ATTACH, INSTALL or a view), and
+#: ``lock_configuration`` keeps a query's SET, RESET or PRAGMA from undoing that.
+DUCKDB_SETTINGS: Mapping[str, bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+#: DuckDB statement types shown by what one writes (INSTALL parses as a LOAD statement).
+_DUCKDB_KINDS = {"LOAD": "INSTALL/LOAD", "VARIABLE_SET": "SET"}
+
+
+def _read_duckdb(path: Path, query: str, *, table: str, shown: str) -> pl.DataFrame:
+    import duckdb
+
+    conn = duckdb.connect(str(path), read_only=True, config=dict(DUCKDB_SETTINGS))
+    with contextlib.closing(conn):
+        statements = conn.extract_statements(query)
+        if len(statements) != 1:
+            count = f"{len(statements)} statements" if statements else "no statement"
+            reason = f"{count}, not one SELECT"
+            raise _refused(reason, table=table, shown=shown)
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            shown_kind = _DUCKDB_KINDS.get(kind.name, kind.name)
+            reason = f"{shown_kind} is not a SELECT statement"
+            raise _refused(reason, table=table, shown=shown)
+        try:
+            relation = conn.sql(statements[0])  # the statement parsed above, not the text again
+            # .pl() would rename a repeated name to x_1
+            _refuse_repeated_columns(relation.columns, table=table, where=f"SQL source {shown}")
+            return relation.pl()
+        except duckdb.PermissionException as exc:
+            # DuckDB's message names the path or URL, which may hold a credential: not echoed
+            reason = "it reads or writes outside its database (file system access is disabled)"
+            raise _refused(reason, table=table, shown=shown) from exc
+
+
+#: SQLite authorizer actions a source's statement may take: select, read a column, recurse.
+_SQLITE_READS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
+#: SQL functions refused even in a SELECT (the last three exist only in the sqlite3 shell).
+_SQLITE_DENIED_FUNCTIONS = frozenset(
+    {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"}
+)
+_SQLITE_ACTION_NAMES = (
+    "ALTER_TABLE", "ANALYZE", "ATTACH", "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX",
+    "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER", "CREATE_TEMP_VIEW", "CREATE_TRIGGER",
+    "CREATE_VIEW", "CREATE_VTABLE", "DELETE", "DETACH", "DROP_INDEX", "DROP_TABLE",
+    "DROP_TEMP_INDEX", "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER",
+    "DROP_VIEW", "DROP_VTABLE", "INSERT", "PRAGMA", "REINDEX", "SAVEPOINT", "TRANSACTION",
+    "UPDATE",
+)  # fmt: skip
+#: Authorizer action codes by name, for the message that says what was refused.
+_SQLITE_ACTIONS = {getattr(sqlite3, f"SQLITE_{name}"): name for name in _SQLITE_ACTION_NAMES}
+
+
+def _read_sqlite(
+    path: Path, query: str, *, source: TableSource, table: str, shown: str
+) -> pl.DataFrame:
+    # as_uri() percent-encodes `?`, `#` and `%`, which a hand-built "file:" URI would read as
+    # its query, fragment or an escape (and then open or create another file, read-write)
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    denied: list[str] = []
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
+        if action in _SQLITE_READS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in (
+            _SQLITE_DENIED_FUNCTIONS
+        ):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            denied.append(f"function {arg2}() is not allowed")
+        else:
+            name = _SQLITE_ACTIONS.get(action, f"action {action}")
+            denied.append(f"{name} is not a read" + (f" ({arg1})" if arg1 else ""))
+        return sqlite3.SQLITE_DENY
+
+    conn = sqlite3.connect(uri, uri=True, timeout=source.lock_timeout)
+    with contextlib.closing(conn):
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(authorize)
+        try:
+            cursor = conn.execute(query)  # refuses a second statement before running the first
+        except sqlite3.ProgrammingError as exc:
+            if "one statement at a time" not in str(exc):
+                raise
+            reason = "several statements, not one SELECT"
+            raise _refused(reason, table=table, shown=shown) from exc
+        except sqlite3.DatabaseError as exc:
+            if denied:
+                raise _refused(denied[0], table=table, shown=shown) from exc
+            raise
+        if cursor.description is None:  # nothing but blanks and comments
+            reason = "no statement, not one SELECT"
+            raise _refused(reason, table=table, shown=shown)
+        columns = [d[0] for d in cursor.description]
+        _refuse_repeated_columns(columns, table=table, where=f"SQL source {shown}")
+        rows = cursor.fetchall()
+    return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
 
 
 #: OS errors that say "not now" rather than "not so": a retry can succeed.

@@ -5,6 +5,7 @@ the bundled sample) and ``expected.json``: either the exact one-line error of ``
 (exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
 expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
 validate and value run must give. ``{dir}`` stands for the case folder.
+``SQLITE:`` is a SQLite database with one table ``other``, ``DUCKDB:`` an empty DuckDB database.
 A file whose content is ``SYMLINK:target`` is written as a symbolic link to ``target``; a
 ``params.yaml`` given as bytes is written as they are (binary, UTF-16).
 """
@@ -52,8 +53,21 @@ def params(**tables: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SQL_HINT = (
+    "a SQL source runs one SELECT on its own database: no other statement, no other file, "
+    "extension, setting or secret"
+)
+
+
 def error(line: str) -> dict:
     return {"exit": 2, "stderr": line}
+
+
+def refused(url: str, reason: str) -> dict:
+    """The one line of a SQL query refused on the companies table (exit 2)."""
+    return error(
+        f"wfo: error: companies: query refused for SQL source {url}: {reason} (hint: {SQL_HINT})"
+    )
 
 
 def quarantined(*rows: list) -> dict:
@@ -184,6 +198,120 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
         error(
             "wfo: error: companies: SQL source sqlite:///{dir}/db.sqlite failed: "
             "no such table: companies"
+        ),
+    ),
+    # SQL sources run one SELECT on their own database and reach no other file (issue 11
+    # item 1); "DUCKDB:" is a copy of empty.duckdb, an empty DuckDB database. A refused
+    # statement names files relative to the working directory: none may exist after the run.
+    "duckdb-copy-to": (
+        {"db.duckdb": "DUCKDB:"},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "COPY (SELECT 'x') TO 'copied.csv'"}"""
+        ),
+        refused("duckdb:///{dir}/db.duckdb", "COPY is not a SELECT statement"),
+    ),
+    "duckdb-read-csv-outside": (
+        {"db.duckdb": "DUCKDB:"},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "SELECT * FROM read_csv('/etc/hostname')"}"""
+        ),
+        refused(
+            "duckdb:///{dir}/db.duckdb",
+            "it reads or writes outside its database (file system access is disabled)",
+        ),
+    ),
+    "duckdb-read-parquet-outside": (
+        {"db.duckdb": "DUCKDB:", "outside.parquet": parquet("company_id\nC001\n")},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "SELECT * FROM read_parquet('outside.parquet')"}"""
+        ),
+        refused(
+            "duckdb:///{dir}/db.duckdb",
+            "it reads or writes outside its database (file system access is disabled)",
+        ),
+    ),
+    "duckdb-read-text-outside": (
+        {"db.duckdb": "DUCKDB:"},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "SELECT * FROM read_text('/etc/passwd')"}"""
+        ),
+        refused(
+            "duckdb:///{dir}/db.duckdb",
+            "it reads or writes outside its database (file system access is disabled)",
+        ),
+    ),
+    "duckdb-attach": (
+        {"db.duckdb": "DUCKDB:"},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "ATTACH 'attached.duckdb' AS other"}"""
+        ),
+        refused("duckdb:///{dir}/db.duckdb", "ATTACH is not a SELECT statement"),
+    ),
+    "duckdb-install": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies="{url: duckdb:///db.duckdb, query: INSTALL httpfs}"),
+        refused("duckdb:///{dir}/db.duckdb", "INSTALL/LOAD is not a SELECT statement"),
+    ),
+    "duckdb-load": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies="{url: duckdb:///db.duckdb, query: LOAD httpfs}"),
+        refused("duckdb:///{dir}/db.duckdb", "INSTALL/LOAD is not a SELECT statement"),
+    ),
+    "duckdb-set": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies="{url: duckdb:///db.duckdb, query: SET enable_external_access = true}"),
+        refused("duckdb:///{dir}/db.duckdb", "SET is not a SELECT statement"),
+    ),
+    "duckdb-pragma": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies="{url: duckdb:///db.duckdb, query: PRAGMA enable_profiling}"),
+        refused("duckdb:///{dir}/db.duckdb", "PRAGMA is not a SELECT statement"),
+    ),
+    "duckdb-create-secret": (
+        {"db.duckdb": "DUCKDB:"},
+        params(
+            companies="""{url: duckdb:///db.duckdb, query: "CREATE SECRET s (TYPE s3, KEY_ID '${S3_KEY_ID}', SECRET '${S3_SECRET}')"}"""
+        ),
+        refused("duckdb:///{dir}/db.duckdb", "CREATE is not a SELECT statement"),
+    ),
+    "duckdb-several-statements": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies='{url: duckdb:///db.duckdb, query: "SELECT 1; DROP TABLE x"}'),
+        refused("duckdb:///{dir}/db.duckdb", "2 statements, not one SELECT"),
+    ),
+    "duckdb-hostile-table-name": (
+        {"db.duckdb": "DUCKDB:"},
+        params(companies="""{url: duckdb:///db.duckdb, table: 'x"; DROP TABLE y; --'}"""),
+        error(
+            "PREFIX:wfo: error: companies: SQL source duckdb:///{dir}/db.duckdb failed: "
+            'Catalog Error: Table with name x"; DROP TABLE y; -- does not exist!'
+        ),
+    ),
+    "sqlite-attach": (
+        {"db.sqlite": "SQLITE:"},
+        params(
+            companies="""{url: sqlite:///db.sqlite, query: "ATTACH DATABASE 'attached.db' AS other"}"""
+        ),
+        refused("sqlite:///{dir}/db.sqlite", "ATTACH is not a read (attached.db)"),
+    ),
+    "sqlite-pragma-write": (
+        {"db.sqlite": "SQLITE:"},
+        params(companies="{url: sqlite:///db.sqlite, query: PRAGMA journal_mode = WAL}"),
+        refused("sqlite:///{dir}/db.sqlite", "PRAGMA is not a read (journal_mode)"),
+    ),
+    "sqlite-several-statements": (
+        {"db.sqlite": "SQLITE:"},
+        params(
+            companies='{url: sqlite:///db.sqlite, query: "SELECT * FROM other; DROP TABLE other"}'
+        ),
+        refused("sqlite:///{dir}/db.sqlite", "several statements, not one SELECT"),
+    ),
+    "sqlite-hostile-table-name": (
+        {"db.sqlite": "SQLITE:"},
+        params(companies="""{url: sqlite:///db.sqlite, table: 'x"; DROP TABLE other; --'}"""),
+        error(
+            "wfo: error: companies: SQL source sqlite:///{dir}/db.sqlite failed: "
+            'no such table: x"; DROP TABLE other; --'
         ),
     ),
     "unknown-config-key": (
@@ -606,6 +734,17 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
 }
 
 
+def empty_duckdb() -> Path:
+    """An empty DuckDB database kept beside the cases (DuckDB writes a new one differently each
+    time: copying one keeps the corpus byte-stable when it is regenerated)."""
+    template = HERE / "empty.duckdb"
+    if not template.exists():
+        import duckdb
+
+        duckdb.connect(str(template)).close()
+    return template
+
+
 def write() -> None:
     for old in HERE.iterdir():
         if old.is_dir():
@@ -614,6 +753,9 @@ def write() -> None:
         folder = HERE / name
         folder.mkdir()
         for file_name, content in files.items():
+            if content == "DUCKDB:":
+                shutil.copyfile(empty_duckdb(), folder / file_name)
+                continue
             if content == "SQLITE:":
                 with sqlite3.connect(folder / file_name) as conn:
                     conn.execute("CREATE TABLE other (x INTEGER)")
