@@ -1,6 +1,11 @@
 """Plotly figures for the report. Pure: frames in, a figure out; no display, no I/O.
 
-Plotly escapes text in titles, labels and hover text, so untrusted company names are safe here.
+Plotly is NOT an HTML escaper: plotly.js renders ``<a href>`` (a live link), ``<b>``, ``<i>``,
+``<br>`` and ``<span style>`` in titles, axis and tick labels, hover text, legend entries and
+dropdown labels. So every string that comes from data or parameters (company ids, names,
+currencies, methods, scenario names, line items) goes through :func:`_text` (one helper,
+:func:`wfo_kit.trust.plotly_text`) before it reaches a figure; only the fixed templates written
+here keep their markup (``<br>``, ``<extra>``).
 Figures meant for several companies carry a dropdown (Plotly's own ``updatemenus``), so switching
 works in the shared HTML without a kernel.
 """
@@ -12,6 +17,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from wfo_kit.trust import plotly_text as _text
+from wfo_kit.trust import plotly_texts as _texts
+
 _LAYOUT = {"margin": {"t": 60, "b": 40, "l": 60, "r": 20}}
 METHOD_LABELS = {
     "dcf": "DCF",
@@ -22,8 +30,13 @@ METHOD_LABELS = {
 
 
 def _label(companies: pl.DataFrame, company_id: str) -> str:
+    """The dropdown label of one company: its id and name, escaped for Plotly."""
     row = companies.filter(pl.col("company_id") == company_id)
-    return f"{company_id} {row['name'][0]}" if row.height else company_id
+    return _text(f"{company_id} {row['name'][0]}" if row.height else company_id)
+
+
+def _method(method: str) -> str:
+    return _text(METHOD_LABELS.get(method, method))
 
 
 def _dropdown(labels: list[str], traces_per_item: int) -> list[dict[str, Any]]:
@@ -59,10 +72,10 @@ def value_per_share_bars(valuations: pl.DataFrame, companies: pl.DataFrame) -> A
     for method in data["method"].unique(maintain_order=True):
         part = data.filter(pl.col("method") == method)
         fig.add_bar(
-            x=part["company_id"].to_list(),
+            x=_texts(part["company_id"]),
             y=part["value_per_share"].to_list(),
-            name=METHOD_LABELS.get(method, method),
-            customdata=list(zip(part["name"].to_list(), part["currency"].to_list(), strict=True)),
+            name=_method(method),
+            customdata=list(zip(_texts(part["name"]), _texts(part["currency"]), strict=True)),
             hovertemplate="%{x} %{customdata[0]}<br>%{y:,.2f} %{customdata[1]} per share"
             "<extra>%{fullData.name}</extra>",
         )
@@ -142,7 +155,7 @@ def football_field(
     rows = range_bars(rows)
     for i, company_id in enumerate(company_ids):
         part = rows.filter(pl.col("company_id") == company_id)
-        methods = [METHOD_LABELS.get(m, m) for m in part["method"].to_list()]
+        methods = [_method(m) for m in part["method"].to_list()]
         fig.add_bar(
             y=methods,
             x=part["bar_width"].to_list(),
@@ -184,7 +197,7 @@ def bridge_waterfall(bridge: pl.DataFrame, company_id: str, *, title: str | None
     import plotly.graph_objects as go
 
     rows = bridge.filter(pl.col("company_id") == company_id).sort("step")
-    labels = [item.replace("_", " ") for item in rows["item"].to_list()]
+    labels = [_text(item.replace("_", " ")) for item in rows["item"].to_list()]
     measures = ["absolute", *(["relative"] * (rows.height - 2)), "total"]
     fig = go.Figure(
         go.Waterfall(
@@ -195,7 +208,7 @@ def bridge_waterfall(bridge: pl.DataFrame, company_id: str, *, title: str | None
         )
     )
     fig.update_layout(
-        title=title or f"Equity bridge: {company_id}",
+        title=_text(title or f"Equity bridge: {company_id}"),
         yaxis_title="money (input units)",
         height=380,
         **_LAYOUT,
@@ -258,7 +271,7 @@ def scenario_bars(
     for i, company_id in enumerate(company_ids):
         part = scenarios.filter(pl.col("company_id") == company_id)
         expected = summary.filter(pl.col("company_id") == company_id)
-        names = [*part["scenario"].to_list(), "probability-weighted"]
+        names = [*_texts(part["scenario"]), "probability-weighted"]
         values = [
             *part["value_per_share"].to_list(),
             expected["expected_value_per_share"][0] if expected.height else None,
@@ -331,7 +344,7 @@ def liquidation_waterfall(waterfall: pl.DataFrame, company_id: str) -> Any:
     import plotly.graph_objects as go
 
     rows = waterfall.filter(pl.col("company_id") == company_id).sort("step")
-    items = rows["item"].to_list()
+    items = _texts(rows["item"])
     amounts = [rows["paid"][0], *[-p for p in rows["paid"].to_list()[1:-1]], rows["paid"][-1]]
     measures = ["absolute", *(["relative"] * (len(items) - 2)), "total"]
     fig = go.Figure(
@@ -339,5 +352,5 @@ def liquidation_waterfall(waterfall: pl.DataFrame, company_id: str) -> Any:
             x=items, y=amounts, measure=measures, hovertemplate="%{x}: %{y:,.1f}<extra></extra>"
         )
     )
-    fig.update_layout(title=f"Liquidation waterfall: {company_id}", height=360, **_LAYOUT)
+    fig.update_layout(title=_text(f"Liquidation waterfall: {company_id}"), height=360, **_LAYOUT)
     return fig
