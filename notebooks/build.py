@@ -70,9 +70,9 @@ could value each company). Money is in each company's currency and the input uni
 wfo.run_steps(ctx)  # the configured pipeline.steps, in order (the one pipeline definition)
 valued = "valuations" in ctx.frames
 if valued:
-    names = ctx["input_companies"].unique("company_id", keep="first").select(
+    names = show.masked(ctx["input_companies"].unique("company_id", keep="first").select(
         "company_id", "name", "sector", "currency"
-    )
+    ), config.report)  # what charts may show of each company
     detail_ids = show.selected_companies(ctx["valuations"], config.report)
     show.table(
         wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names),

@@ -610,7 +610,8 @@ class ReportConfig(_Section):
     )
     masked_columns: list[str] = Field(
         default_factory=list,
-        description="columns shown as *** in the report (result files keep them)",
+        description="columns whose values appear in no file of the run: *** in the report, "
+        "the notebook, charts and result files (README, Trust boundary)",
     )
     kernel: str = Field("wfo_kit", description="Jupyter kernel that executes the notebook")
     notebook: str | None = Field(
@@ -620,6 +621,16 @@ class ReportConfig(_Section):
         "bundled one. Relative to the parameters file; inside the confinement folder if any",
     )
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
+
+    @model_validator(mode="after")
+    def _company_id_stays(self) -> ReportConfig:
+        if "company_id" in self.masked_columns:
+            msg = (
+                "report.masked_columns cannot hold company_id: it is the key that joins every "
+                "table and chart; mask `name` (and other descriptive columns) instead"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class RetryPolicy(_Section):

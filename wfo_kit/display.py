@@ -103,13 +103,15 @@ def _format(value: Any, column: str) -> str:
 
 def html_table(frame: Any, *, masked: list[str] | tuple[str, ...] = (), rows: int = 100) -> str:
     """A report table: every cell escaped, numbers formatted (rates as %, money with commas)."""
+    from wfo_kit.trust import MASK
+
     columns = list(frame.columns)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for record in frame.head(rows).iter_rows():
         cells = []
         for column, value in zip(columns, record, strict=True):
-            text = "***" if column in masked else _format(value, column)
+            text = MASK if column in masked else _format(value, column)
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             align = ' class="num"' if numeric and column not in masked else ""
             cells.append(f"<td{align}>{html.escape(text)}</td>")
@@ -139,10 +141,17 @@ div.wfo-table table td.num { text-align: right !important; white-space: nowrap;
 
 
 def table(frame: Any, report: Any = None, *, rows: int = 100, caption: str = "") -> None:
-    """Display a frame as an escaped, formatted table, masking ``report.masked_columns``."""
+    """Display a frame as an escaped, formatted table, masking ``report.masked_columns``.
+
+    Both representations are masked (the notebook keeps the plain-text one too), and so is the
+    ``value`` of a long table's rows that name a masked column (the quarantine).
+    """
     from IPython.display import display
 
-    masked = [c for c in getattr(report, "masked_columns", []) if c in frame.columns]
+    from wfo_kit.trust import mask_frame
+
+    frame = mask_frame(frame, masked_columns(report))
+    masked = [c for c in masked_columns(report) if c in frame.columns]
     title = f'<div class="wfo-table-caption">{html.escape(caption)}</div>' if caption else ""
     if frame.height == 0:
         display({"text/html": f"{title}<p>None.</p>", "text/plain": f"{caption}: none"}, raw=True)
@@ -154,6 +163,19 @@ def table(frame: Any, report: Any = None, *, rows: int = 100, caption: str = "")
         },
         raw=True,
     )
+
+
+def masked_columns(report: Any) -> list[str]:
+    """``report.masked_columns``, or none without a report configuration."""
+    return list(getattr(report, "masked_columns", None) or [])
+
+
+def masked(frame: Any, report: Any) -> Any:
+    """``frame`` with ``report.masked_columns`` hidden (:func:`wfo_kit.trust.mask_frame`): what
+    a chart may show."""
+    from wfo_kit.trust import mask_frame
+
+    return mask_frame(frame, masked_columns(report))
 
 
 def selected_companies(valuations: Any, report: Any) -> list[str]:

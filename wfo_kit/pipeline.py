@@ -41,6 +41,7 @@ from wfo_kit.errors import (
 from wfo_kit.io import load_tables, read_table, write_json, write_results
 from wfo_kit.observers import JsonlLog, Metrics
 from wfo_kit.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
+from wfo_kit.trust import mask_frame
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
 
@@ -175,7 +176,10 @@ RESULT_TABLES = (
 def output_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     if ctx.run_dir is None:
         return {}
-    frames = {name: ctx.frames[name] for name in RESULT_TABLES if name in ctx.frames}
+    masked = ctx.config.report.masked_columns  # no file of the run holds a masked value
+    frames = {
+        name: mask_frame(ctx.frames[name], masked) for name in RESULT_TABLES if name in ctx.frames
+    }
     ctx.written = write_results(frames, ctx.run_dir / "results", formats=ctx.config.output.formats)
     return {}
 
