@@ -35,6 +35,7 @@ from wfo_kit.errors import (
     nearest,
 )
 from wfo_kit.schemas import INPUT_SCHEMAS, OPTIONAL_COLUMNS, polars_dtypes
+from wfo_kit.trust import neutralise_formulas
 
 ROW = "_row"
 #: Prefix of the helper column that carries a number read for an integer column but not whole
@@ -570,7 +571,12 @@ def write_json(target: Path, payload: Any) -> Path:
 
 
 def write_frame(frame: pl.DataFrame, target: Path) -> Path:
-    """Write one frame as Parquet, CSV or JSON (by suffix), atomically."""
+    """Write one frame as Parquet, CSV or JSON (by suffix), atomically.
+
+    In CSV, text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab,
+    carriage return first) get a leading single quote (:func:`wfo_kit.trust.neutralise_formulas`);
+    Parquet and JSON keep every value as it is.
+    """
     target = Path(target)
     with atomic_path(target) as tmp:
         if target.suffix == ".parquet":
@@ -584,7 +590,7 @@ def write_frame(frame: pl.DataFrame, target: Path) -> Path:
                 msg = str(exc).rpartition("IO error: ")[2] or str(exc)
                 raise OSError(msg) from exc
         elif target.suffix == ".csv":
-            frame.write_csv(tmp)
+            neutralise_formulas(frame).write_csv(tmp)
         elif target.suffix == ".json":
             frame.write_json(tmp)
         else:
