@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from wfo_kit.config import _flatten, mask_secrets
+from wfo_kit.trust import shared_path
 
 
 def portfolio_summary(
@@ -37,20 +41,31 @@ def portfolio_summary(
 
 def run_metadata(ctx: Any, *, sources: dict[str, str] | None = None) -> pl.DataFrame:
     """Key / value / source rows: run id, every parameter (secrets masked), the settings that
-    apply to none or only some companies (``effect.<setting>``), versions, timings."""
+    apply to none or only some companies (``effect.<setting>``), versions, timings.
+
+    The table goes into shared reports, so it shows no absolute path of the machine that ran
+    the run: a path is shown relative to the parameters file that set it, or to the project
+    (:func:`wfo_kit.trust.shared_path`); the manifest keeps the absolute paths.
+    """
     from wfo_kit.runs import file_sha256, package_versions
 
+    sources = sources or {}
     rows: list[tuple[str, str, str]] = [("run_id", ctx.run_id, "")]
     config = _flatten(mask_secrets(ctx.config.model_dump(mode="json")))
     for key in sorted(config):
         if config[key] is None or config[key] == {} or config[key] == []:
             continue  # unset options are noise here; the manifest has the whole configuration
-        rows.append((f"config.{key}", str(config[key]), (sources or {}).get(key, "default")))
+        source = sources.get(key, "default")
+        value = _shared_value(config[key], relative_to=_source_folder(source))
+        rows.append((f"config.{key}", value, _shared_source(source)))
     for row in _effects(ctx, sources).iter_rows(named=True):
-        rows.append((f"effect.{row['setting']}", f"{row['value']}: {row['note']}", row["source"]))
-    for name, source in ctx.config.data:
-        if source is not None and source.path is not None:
-            rows.append((f"input_sha256.{name}", file_sha256(source.path), source.path))
+        effect = f"{row['value']}: {row['note']}"
+        rows.append((f"effect.{row['setting']}", effect, _shared_source(row["source"])))
+    for name, table in ctx.config.data:
+        if table is not None and table.path is not None:
+            where = _source_folder(sources.get(f"data.{name}.path", ""))
+            shown = shared_path(table.path, relative_to=where)
+            rows.append((f"input_sha256.{name}", file_sha256(table.path), shown))
     for name, version in package_versions().items():
         rows.append((f"version.{name}", str(version), ""))
     for step in ctx.metrics.steps:
@@ -72,6 +87,34 @@ def _effects(ctx: Any, sources: dict[str, str] | None) -> pl.DataFrame:
     if effects is None:
         effects = setting_effects(ctx.config, sources=sources or getattr(ctx, "sources", None))
     return effects
+
+
+_FILE = "file:"
+_SQL_FILE = re.compile(r"^(sqlite|duckdb):///(?=/)")
+
+
+def _source_folder(source: str) -> Path | None:
+    """The folder of the parameters file a value came from (``file:/.../x.yaml``), if any."""
+    return Path(source.removeprefix(_FILE)).parent if source.startswith(_FILE) else None
+
+
+def _shared_source(source: str | None) -> str | None:
+    """Where a value came from: a parameters file (``file:...``) by its shared path."""
+    if source is None or not source.startswith(_FILE):
+        return source
+    return _FILE + shared_path(source.removeprefix(_FILE))
+
+
+def _shared_value(value: Any, *, relative_to: Path | None) -> str:
+    """A configuration value as the report shows it: absolute paths (also inside a SQLite or
+    DuckDB URL) made relative, other values as they are."""
+    text = str(value)
+    if isinstance(value, str) and os.path.isabs(value):
+        return shared_path(value, relative_to=relative_to)
+    url = _SQL_FILE.match(text) if isinstance(value, str) else None
+    if url:
+        return url.group(0) + shared_path(text[url.end() :], relative_to=relative_to)
+    return text
 
 
 def fcff_by_year(flows: pl.DataFrame, company_ids: list[str]) -> pl.DataFrame:
