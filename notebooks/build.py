@@ -165,7 +165,8 @@ quarantined. `row` is the 1-based data row of the source (in a CSV file: line `r
 Companies that could not be valued by a method are listed with the reason below.
 """),
     code("""
-show.table(pl.DataFrame(wfo.given_tables(config.data), schema=["table", "source"], orient="row"),
+given = wfo.shared_sources(wfo.given_tables(config.data), sources)  # no absolute paths
+show.table(pl.DataFrame(given, schema=["table", "source"], orient="row"),
            config.report, caption="Input tables given, and where from (a table not given is "
            "absent: the methods that need it value no company)")
 if "quality" in ctx.frames:

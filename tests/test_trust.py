@@ -151,7 +151,7 @@ def test_every_chart_escapes_untrusted_strings() -> None:
     from wfo_kit import charts
 
     bad = "<b>x</b>"
-    config = wfo.Config.model_validate({})
+    config = wfo.load_config(ROOT / "parameters" / "default.yaml")
     ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
     ids = ["C001", "C002"]
     hostile = {c: f"{c}{bad}" for c in ctx["input_companies"]["company_id"]}

@@ -29,6 +29,7 @@ _EXPORTS = {
     "finish_run": "wfo_kit.pipeline",
     "portfolio_summary": "wfo_kit.summary",
     "run_metadata": "wfo_kit.summary",
+    "shared_sources": "wfo_kit.summary",
     "fcff_by_year": "wfo_kit.summary",
     "dcf_wide": "wfo_kit.dcf",
     "STEPS": "wfo_kit.pipeline",

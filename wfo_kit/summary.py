@@ -117,6 +117,31 @@ def _shared_value(value: Any, *, relative_to: Path | None) -> str:
     return text
 
 
+def shared_sources(
+    rows: list[tuple[str, str]], sources: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """``(table, where)`` rows (:func:`wfo_kit.config.given_tables`) as a shared report shows
+    them: a file path (also inside a SQLite or DuckDB URL) relative to the parameters file that
+    named it or to the project (:func:`wfo_kit.trust.shared_path`).
+
+    Examples
+    --------
+    >>> shared_sources([("peers", "sqlite:////srv/x/m.db (table peers)")],
+    ...                {"data.peers.url": "file:/srv/x/p.yaml"})
+    [('peers', 'sqlite:///m.db (table peers)')]
+    """
+    sources = sources or {}
+    shown = []
+    for table, where in rows:
+        named_in = next(
+            (sources[k] for k in (f"data.{table}.path", f"data.{table}.url") if k in sources), ""
+        )
+        what, sep, rest = where.rpartition(" (") if where.endswith(")") else (where, "", "")
+        shared = _shared_value(what, relative_to=_source_folder(named_in))
+        shown.append((table, shared + sep + rest))
+    return shown
+
+
 def fcff_by_year(flows: pl.DataFrame, company_ids: list[str]) -> pl.DataFrame:
     """Forecast FCFF, one row per company and one column per year (explicit or driver mode)."""
     value = "fcff"
