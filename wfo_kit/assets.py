@@ -61,7 +61,7 @@ def value_assets(
         companies.select("company_id"), on="company_id", how="semi"
     )
     assets = pl.col("side") == "asset"
-    totals = lines.group_by("company_id").agg(
+    totals = lines.group_by("company_id", maintain_order=True).agg(
         pl.col("adjusted_value").filter(assets).sum().alias("adjusted_assets"),
         pl.col("adjusted_value").filter(~assets).sum().alias("adjusted_liabilities"),
         pl.col("recovered").filter(assets).sum().alias("gross_proceeds"),
