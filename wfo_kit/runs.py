@@ -197,13 +197,15 @@ def run_report(
     reuse_kernel: bool = False,
     verbose: bool = False,
     rerun_of: str | None = None,
+    owner: str | None = None,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
     Events from this process (run and report/publish steps) and from the kernel (pipeline steps)
     go to the run's ``log.jsonl``; with ``progress`` a one-line progress display follows them.
     ``run_id`` defaults to the UTC time, the content hash and a random suffix; it must not name an
-    existing run. The run is built in ``.<run_id>.partial`` (whose manifest says ``running`` with
+    existing run. ``owner`` (the API user who submitted it, under ``wfo serve``) is recorded in
+    the manifest beside the operating-system user. The run is built in ``.<run_id>.partial`` (whose manifest says ``running`` with
     this process's id) and renamed into place once its final manifest is written. An interrupted
     run (Ctrl-C, SIGTERM) still gets its report, marked INTERRUPTED, and its folder. A run whose
     folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
@@ -232,6 +234,7 @@ def run_report(
         resolved=resolved,
         hashes=hashes,
         rerun_of=rerun_of,
+        owner=owner,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
     events = JsonlLog(partial / "log.jsonl")
@@ -332,6 +335,7 @@ class _RunRecord:
     resolved: ResolvedConfig
     hashes: dict[str, str | None]
     rerun_of: str | None = None
+    owner: str | None = None
     status: str = "running"
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -350,6 +354,7 @@ class _RunRecord:
             "params_file": self.params_file,
             "rerun_of": self.rerun_of,
             "user": _user(),
+            "owner": self.owner,
             "host": platform.node(),
             "pid": os.getpid(),
             "config": mask_secrets(self.resolved.config.model_dump(mode="json")),
