@@ -204,12 +204,12 @@ def run_report(
     Events from this process (run and report/publish steps) and from the kernel (pipeline steps)
     go to the run's ``log.jsonl``; with ``progress`` a one-line progress display follows them.
     ``run_id`` defaults to the UTC time, the content hash and a random suffix; it must not name an
-    existing run. ``owner`` (the API user who submitted it, under ``wfo serve``) is recorded in
-    the manifest beside the operating-system user. The run is built in ``.<run_id>.partial`` (whose manifest says ``running`` with
+    existing run. The run is built in ``.<run_id>.partial`` (whose manifest says ``running`` with
     this process's id) and renamed into place once its final manifest is written. An interrupted
     run (Ctrl-C, SIGTERM) still gets its report, marked INTERRUPTED, and its folder. A run whose
     folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
     as incomplete, and raises :class:`~wfo_kit.errors.InfrastructureError` (exit code 3).
+    ``owner`` (the API user who submitted the run to ``wfo serve``) goes into its manifest.
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)

@@ -102,6 +102,7 @@ def _without_server_paths(exc: WfoError, spooled_file: Path, data_root: Path) ->
             return None
         text = text.replace(f"parameters file {spooled_file}", "the request body")
         text = text.replace(str(spooled_file), "the request body")
+        text = text.replace(spooled_file.name, "the request body")
         return text.replace(str(data_root.resolve()), "the data root").replace(
             str(data_root), "the data root"
         )
@@ -110,7 +111,7 @@ def _without_server_paths(exc: WfoError, spooled_file: Path, data_root: Path) ->
         clean(exc.message) or "",
         step=exc.step,
         table=exc.table,
-        column=exc.column,
+        column=clean(exc.column),
         row=exc.row,
         hint=clean(exc.hint),
     )
