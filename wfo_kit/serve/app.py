@@ -91,12 +91,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 
 def _preload() -> None:
-    """Imports the first submission would otherwise pay (configuration, pipeline, history)."""
+    """What the first request would otherwise pay: the modules it needs, and a configuration
+    resolved once (its validators import scipy.stats, which takes seconds)."""
     import argon2  # noqa: F401
 
     import wfo_kit.history
-    import wfo_kit.pipeline
-    import wfo_kit.runs  # noqa: F401
+    import wfo_kit.pipeline  # noqa: F401
+    from wfo_kit.config import resolve_config
+
+    resolve_config()
 
 
 class BodyLimit:

@@ -47,9 +47,14 @@ class QueueFullError(Exception):
 
 
 def _warm_worker() -> int:
-    """The first task of each worker: a run's own imports, paid before the first run."""
-    import wfo_kit.runs  # noqa: F401
+    """The first task of each worker: what a run pays once per process, paid before the first
+    run (its modules; resolving a configuration imports scipy.stats, which takes seconds)."""
+    from wfo_kit.config import resolve_config
+    from wfo_kit.kernels import check_notebook
+    from wfo_kit.publish import notebook_path
 
+    resolve_config()
+    check_notebook(notebook_path())
     return os.getpid()
 
 
