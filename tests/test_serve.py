@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.conftest import SAMPLE
+from tests.conftest import ROOT, SAMPLE
 from wfo_kit.cli import main
 from wfo_kit.serve.users import TokenVerifier, add_user, load_users, revoke_user
 
@@ -256,35 +256,65 @@ def test_submit_poll_report_and_every_result_format(
 VALID = "valuation:\n  terminal_growth: 0.021\n"
 INVALID = "valuation:\n  terminal_grwth: 0.021\n"  # refused before any run starts
 ROLES = {"viewer": "vic", "analyst (owner)": "alice", "other analyst": "bob", "admin": "ada"}
-# (method, path, body, expected status per role): `{run}` is alice's finished sample run.
+# (endpoint as the README's role table names it, URL, body, expected status per role in ROLES):
+# `{run}` is alice's finished sample run.
 MATRIX = [
-    ("GET", "/runs", None, (200, 200, 200, 200)),
-    ("GET", "/runs/{run}", None, (200, 200, 200, 200)),
-    ("GET", "/runs/{run}/log", None, (200, 200, 200, 200)),
-    ("GET", "/runs/{run}/report", None, (200, 200, 200, 200)),
-    ("GET", "/runs/{run}/results/valuations.csv", None, (200, 200, 200, 200)),
-    ("GET", "/config/schema", None, (200, 200, 200, 200)),
-    ("GET", "/openapi.json", None, (200, 200, 200, 200)),
-    ("POST", "/validate", VALID, (403, 200, 200, 200)),
-    ("POST", "/runs", INVALID, (403, 422, 422, 422)),
-    ("POST", "/runs/{run}/cancel", None, (403, 409, 403, 409)),  # finished: 409 if allowed
+    ("GET /runs", "/runs", None, (200, 200, 200, 200)),
+    ("GET /runs/{id}", "/runs/{run}", None, (200, 200, 200, 200)),
+    ("GET /runs/{id}/log", "/runs/{run}/log", None, (200, 200, 200, 200)),
+    ("GET /runs/{id}/report", "/runs/{run}/report", None, (200, 200, 200, 200)),
+    (
+        "GET /runs/{id}/results/{table}.{fmt}",
+        "/runs/{run}/results/valuations.csv",
+        None,
+        (200, 200, 200, 200),
+    ),
+    ("GET /config/schema", "/config/schema", None, (200, 200, 200, 200)),
+    ("GET /openapi.json", "/openapi.json", None, (200, 200, 200, 200)),
+    ("POST /validate", "/validate", VALID, (403, 200, 200, 200)),
+    ("POST /runs", "/runs", INVALID, (403, 422, 422, 422)),
+    ("POST /runs/{id}/cancel", "/runs/{run}/cancel", None, (403, 409, 403, 409)),  # finished
 ]
+
+
+def test_the_readme_role_table_is_the_tested_matrix() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Roles (tests/test_serve.py checks this table", 1)[1]
+    table = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            if table:
+                break
+            continue
+        endpoint, *cells = (cell.strip() for cell in line.strip("|").split("|"))
+        table[endpoint.strip("`")] = cells
+    assert table.pop("GET /healthz") == ["no token needed"] * 3
+    assert set(table) == {endpoint for endpoint, *_ in MATRIX}
+    for endpoint, _, _, expected in MATRIX:
+        viewer, owner, other, admin = (status != 403 for status in expected)
+        analyst = {(True, True): "yes", (True, False): "own runs", (False, False): "no"}
+        assert table[endpoint] == [
+            "yes" if viewer else "no",
+            analyst[(owner, other)],
+            ("any run" if endpoint.endswith("cancel") else "yes") if admin else "no",
+        ], endpoint
 
 
 @e2e
 @pytest.mark.parametrize("role", list(ROLES))
 @pytest.mark.parametrize(
-    ("method", "path", "body", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX]
+    ("endpoint", "path", "body", "expected"), MATRIX, ids=[m[0] for m in MATRIX]
 )
 def test_role_matrix(
     server: Server,
     sample_run: tuple[str, float],
     role: str,
-    method: str,
+    endpoint: str,
     path: str,
     body: str | None,
     expected: tuple[int, ...],
 ) -> None:
+    method = endpoint.split()[0]
     url = path.replace("{run}", sample_run[0])
     with server.client(ROLES[role]) as client:
         response = client.request(method, url, content=body, headers=YAML if body else {})
@@ -295,11 +325,12 @@ def test_role_matrix(
 
 @e2e
 @pytest.mark.parametrize(
-    ("method", "path", "body"), [m[:3] for m in MATRIX], ids=[f"{m} {p}" for m, p, _, _ in MATRIX]
+    ("endpoint", "path", "body"), [m[:3] for m in MATRIX], ids=[m[0] for m in MATRIX]
 )
 def test_every_route_but_healthz_needs_a_valid_token(
-    server: Server, sample_run: tuple[str, float], method: str, path: str, body: str | None
+    server: Server, sample_run: tuple[str, float], endpoint: str, path: str, body: str | None
 ) -> None:
+    method = endpoint.split()[0]
     url = path.replace("{run}", sample_run[0])
     headers = YAML if body else {}
     with server.client() as client:
