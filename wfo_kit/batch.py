@@ -43,6 +43,7 @@ class Job:
     output_root: str
     sets: tuple[str, ...] = ()
     confine: str | None = None
+    owner: str | None = None  # the API user who submitted it (`wfo serve`), in its manifest
 
 
 @dataclass
@@ -115,6 +116,7 @@ def run_job(job: Job) -> dict[str, Any]:
             output_root=Path(job.output_root),
             run_id=job.run_id,
             reuse_kernel=True,  # a warm kernel per worker: imports paid once
+            owner=job.owner,
         )
     except KeyboardInterrupt:
         report = Path(job.output_root) / job.run_id / "report.html"

@@ -24,6 +24,8 @@ from wfo_kit.errors import (
     EXIT_OK,
     WfoError,
 )
+from wfo_kit.serve.cli import add_parsers as add_serve_parsers
+from wfo_kit.serve.cli import cmd_serve, cmd_users
 
 if TYPE_CHECKING:
     import polars as pl
@@ -162,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the effective configuration")
     _add_config_options(show)
     show.add_argument("--sources", action="store_true", help="say where each value came from")
+    add_serve_parsers(commands, _Parser)  # `wfo serve`, `wfo users`
     return parser
 
 
@@ -648,6 +651,8 @@ COMMANDS = {
     "runs": cmd_runs,
     "diff": cmd_diff,
     "rerun": cmd_rerun,
+    "serve": cmd_serve,
+    "users": cmd_users,
 }
 
 

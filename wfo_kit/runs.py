@@ -197,6 +197,7 @@ def run_report(
     reuse_kernel: bool = False,
     verbose: bool = False,
     rerun_of: str | None = None,
+    owner: str | None = None,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -208,6 +209,7 @@ def run_report(
     run (Ctrl-C, SIGTERM) still gets its report, marked INTERRUPTED, and its folder. A run whose
     folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
     as incomplete, and raises :class:`~wfo_kit.errors.InfrastructureError` (exit code 3).
+    ``owner`` (the API user who submitted the run to ``wfo serve``) goes into its manifest.
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
@@ -232,6 +234,7 @@ def run_report(
         resolved=resolved,
         hashes=hashes,
         rerun_of=rerun_of,
+        owner=owner,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
     events = JsonlLog(partial / "log.jsonl")
@@ -332,6 +335,7 @@ class _RunRecord:
     resolved: ResolvedConfig
     hashes: dict[str, str | None]
     rerun_of: str | None = None
+    owner: str | None = None
     status: str = "running"
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -350,6 +354,7 @@ class _RunRecord:
             "params_file": self.params_file,
             "rerun_of": self.rerun_of,
             "user": _user(),
+            "owner": self.owner,
             "host": platform.node(),
             "pid": os.getpid(),
             "config": mask_secrets(self.resolved.config.model_dump(mode="json")),

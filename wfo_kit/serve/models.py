@@ -1,0 +1,115 @@
+"""Request and response models: the OpenAPI schema is the API's contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+#: A run id as the API accepts it: letters, digits, ``-``, ``_`` and dots (never two in a row,
+#: never first), so that no id names a hidden folder, a parent or a path.
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+TABLE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+RunStatusName = Literal[
+    "queued",
+    "starting",
+    "running",
+    "succeeded",
+    "failed",
+    "interrupted",
+    "incomplete",
+    "unreadable",
+]
+
+
+class RunError(BaseModel):
+    """Why a run failed (the toolkit's structured error)."""
+
+    class_: str | None = Field(None, alias="class")
+    message: str | None = None
+    step: str | None = None
+    table: str | None = None
+    column: str | None = None
+    hint: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class RunSummary(BaseModel):
+    """One run in a listing."""
+
+    run_id: str
+    status: RunStatusName
+    owner: str | None = None
+    submitted: dt.datetime | None = None
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+    seconds: float | None = None
+    companies: int | None = None
+    valued: int | None = None
+    quality_score: float | None = None
+    error: str | None = None
+
+
+class RunList(BaseModel):
+    """A page of runs, newest first (waiting and running ones of this server first)."""
+
+    items: list[RunSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunLinks(BaseModel):
+    self: str
+    log: str
+    report: str
+    results: dict[str, str] = Field(
+        default_factory=dict, description="table -> URL (.parquet; .csv and .json also served)"
+    )
+
+
+class RunDetail(BaseModel):
+    """A run's status and the parts of its manifest an API client needs."""
+
+    run_id: str
+    status: RunStatusName
+    owner: str | None = None
+    submitted: dt.datetime | None = None
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+    content_hash: str | None = None
+    rerun_of: str | None = None
+    headline: dict[str, Any] | None = None
+    quality: list[dict[str, Any]] | None = None
+    steps: list[dict[str, Any]] | None = None
+    timings_seconds: dict[str, float] | None = None
+    config: dict[str, Any] | None = Field(None, description="the effective configuration, masked")
+    results: list[str] = Field(default_factory=list, description="result table names")
+    error: RunError | None = None
+    links: RunLinks
+
+
+class CancelResult(BaseModel):
+    run_id: str
+    status: Literal["cancelled", "cancelling"] = Field(
+        description="cancelled: it had not started; cancelling: its worker was asked to stop "
+        "(the run ends as interrupted, with its report)"
+    )
+
+
+class ValidationResult(BaseModel):
+    """A parameters document that is valid, with its effective configuration."""
+
+    valid: Literal[True] = True
+    config: dict[str, Any] = Field(description="the effective configuration, secrets masked")
+    sources: dict[str, str] = Field(description="setting -> where its value came from")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting", "degraded"]
+    workers: int
+    queued: int
+    running: int
+    capacity: int
