@@ -438,7 +438,7 @@ def test_blend_renormalises_over_available_methods() -> None:
     )
     assert row["base"] == pytest.approx((0.5 * 10 + 0.3 * 20) / 0.8)
     assert row["low"] == pytest.approx((0.5 * 8 + 0.3 * 15) / 0.8)
-    assert row["methods_used"] == "dcf 0.625, comparables 0.375"
+    assert row["methods_used"] == "comparables 0.375, dcf 0.625"  # by method name
     assert row["methods_missing"] == "asset: no valid balance-sheet rows"
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import polars as pl
 
 from wfo_kit.config import AssetConfig
-from wfo_kit.dcf import BRIDGE_ITEMS
+from wfo_kit.dcf import bridge_expr
+from wfo_kit.frames import group_sum
 
 TIERS = ("administrative", "secured", "unsecured")
 
@@ -56,20 +57,29 @@ def asset_lines(balance_sheet: pl.DataFrame, *, config: AssetConfig) -> pl.DataF
 def value_assets(
     companies: pl.DataFrame, balance_sheet: pl.DataFrame, *, config: AssetConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Returns (valued, itemised lines, liquidation waterfall, excluded with reason)."""
-    lines = asset_lines(balance_sheet, config=config).join(
-        companies.select("company_id"), on="company_id", how="semi"
+    """Returns (valued, itemised lines, liquidation waterfall, excluded with reason).
+
+    Every table is sorted by company_id (lines keep their balance-sheet order within a company,
+    the waterfall is in step order); each company's totals are added in line order, so the
+    values do not depend on the thread count.
+    """
+    known = pl.col("company_id").is_in(companies["company_id"].implode())
+    lines = (
+        asset_lines(balance_sheet, config=config)
+        .filter(known)
+        .sort("company_id", maintain_order=True)
     )
     assets = pl.col("side") == "asset"
     totals = lines.group_by("company_id", maintain_order=True).agg(
-        pl.col("adjusted_value").filter(assets).sum().alias("adjusted_assets"),
-        pl.col("adjusted_value").filter(~assets).sum().alias("adjusted_liabilities"),
-        pl.col("recovered").filter(assets).sum().alias("gross_proceeds"),
+        group_sum(pl.col("adjusted_value").filter(assets)).alias("adjusted_assets"),
+        group_sum(pl.col("adjusted_value").filter(~assets)).alias("adjusted_liabilities"),
+        group_sum(pl.col("recovered").filter(assets)).alias("gross_proceeds"),
         *[
-            pl.col("adjusted_value")
-            .filter(~assets & (pl.col("priority").fill_null("unsecured") == tier))
-            .sum()
-            .alias(f"claims_{tier}")
+            group_sum(
+                pl.col("adjusted_value").filter(
+                    ~assets & (pl.col("priority").fill_null("unsecured") == tier)
+                )
+            ).alias(f"claims_{tier}")
             for tier in TIERS
         ],
     )
@@ -92,9 +102,9 @@ def value_assets(
     )
     waterfall = _waterfall(totals)
 
-    frame = companies.join(totals, on="company_id", how="inner")
+    frame = totals.join(companies, on="company_id", how="inner", maintain_order="left")
     base = pl.col("adjusted_nav") if config.basis == "adjusted_nav" else pl.col("liquidation_value")
-    bridge = pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
+    bridge = bridge_expr()
     low = pl.min_horizontal("adjusted_nav", "liquidation_value")
     high = pl.max_horizontal("adjusted_nav", "liquidation_value")
     valued = frame.select(
@@ -107,8 +117,10 @@ def value_assets(
         "adjusted_nav",
         "liquidation_value",
     )
-    excluded = companies.join(totals, on="company_id", how="anti").select(
-        "company_id", pl.lit("no valid balance-sheet rows").alias("reason")
+    excluded = (
+        companies.filter(~pl.col("company_id").is_in(totals["company_id"].implode()))
+        .select("company_id", pl.lit("no valid balance-sheet rows").alias("reason"))
+        .sort("company_id")
     )
     return valued, lines, waterfall, excluded
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from wfo_kit.frames import format_text, group_sum
+
 #: bound column -> (name in methods_missing, sign of its spread from the base)
 BOUNDS = {"low": ("low", -1.0), "high": ("high", 1.0)}
 
@@ -34,7 +36,7 @@ def _gaps(frame: pl.DataFrame, usable: pl.Expr) -> pl.DataFrame:
     bounds = [
         frame.filter(usable & pl.col(column).is_null()).select(
             "company_id",
-            pl.format("{} {}", pl.col("method"), pl.lit(name)).alias("method"),
+            format_text("{} {}", pl.col("method"), pl.lit(name)).alias("method"),
             pl.lit(
                 f"not computed (the blended {name} spreads over the methods that have one)"
             ).alias("reason"),
@@ -76,7 +78,8 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
     'dcf high: not computed (the blended high spreads over the methods that have one)'
     """
     weight = pl.col("method").replace_strict(weights, default=0.0, return_dtype=pl.Float64)
-    frame = valuations.with_columns(
+    # Sorted by company and method: methods are named, and their terms added, in that order.
+    frame = valuations.sort("company_id", "method", maintain_order=True).with_columns(
         weight.alias("weight"),
         *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in ("low", "value_per_share", "high")],
     )
@@ -85,14 +88,14 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
         & (pl.col("weight") > 0)
         & pl.col("value_per_share").is_not_null()
     )
-    total = pl.col("weight").filter(usable).sum()
-    base = (pl.col("value_per_share") * pl.col("weight")).filter(usable).sum() / total
+    total = group_sum(pl.col("weight").filter(usable))
+    base = group_sum((pl.col("value_per_share") * pl.col("weight")).filter(usable)) / total
 
     def bound(column: str) -> pl.Expr:
         has = usable & pl.col(column).is_not_null()
-        spread_weight = pl.col("weight").filter(has).sum()
+        spread_weight = group_sum(pl.col("weight").filter(has))
         spread = ((pl.col(column) - pl.col("value_per_share")) * pl.col("weight")).filter(has)
-        return pl.when(spread_weight > 0).then(base + spread.sum() / spread_weight)
+        return pl.when(spread_weight > 0).then(base + group_sum(spread) / spread_weight)
 
     return (
         frame.group_by("company_id", maintain_order=True)
@@ -107,7 +110,7 @@ def blend_values(valuations: pl.DataFrame, *, weights: dict[str, float]) -> pl.D
             .str.join(", ")
             .alias("methods_used"),
         )
-        .join(_gaps(frame, usable), on="company_id", how="left")
+        .join(_gaps(frame, usable), on="company_id", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("methods_used") == "")
             .then(None)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from wfo_kit.frames import format_text
 from wfo_kit.trust import plotly_text as _text
 from wfo_kit.trust import plotly_texts as _texts
 
@@ -126,7 +127,9 @@ def range_bars(rows: pl.DataFrame) -> pl.DataFrame:
         .when(low.is_null())
         .then(pl.lit("low could not be computed"))
         .alias("note"),
-        pl.format("low {}, base {}, high {}", shown(low), shown(base), shown(high)).alias("hover"),
+        format_text("low {}, base {}, high {}", shown(low), shown(base), shown(high)).alias(
+            "hover"
+        ),
     )
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import polars as pl
 
 from wfo_kit.config import ComparablesConfig
-from wfo_kit.dcf import BRIDGE_ITEMS
+from wfo_kit.dcf import bridge_expr
+from wfo_kit.frames import format_text, group_mean, group_sum
 
 #: multiple -> (numerator column in peers, metric column in peers and financials, label)
 MULTIPLES: dict[str, tuple[str, str, str]] = {
@@ -48,7 +49,7 @@ def peer_multiples(peers: pl.DataFrame, *, multiples: list[str]) -> pl.DataFrame
                 pl.when(ok).then(pl.col(numerator) / pl.col(metric)).alias("value"),
                 pl.when(~ok)
                 .then(
-                    pl.format(
+                    format_text(
                         "{} excluded: {} is not positive ({})",
                         pl.lit(label),
                         pl.lit(metric),
@@ -64,22 +65,24 @@ def peer_multiples(peers: pl.DataFrame, *, multiples: list[str]) -> pl.DataFrame
 def _statistic(values: pl.Expr, *, statistic: str, trim: float) -> pl.Expr:
     if statistic == "median":
         return values.median()
+    # sums over a group's values in row order (group_sum): the same on any thread count
     if statistic == "mean":
-        return values.mean()
+        return group_mean(values)
     if statistic == "harmonic_mean":
-        return values.len() / (1.0 / values).sum()
+        return values.len() / group_sum(1.0 / values)
     # trimmed mean: drop floor(trim x n) values from each end (scipy.stats.trim_mean's rule)
     n = values.len()
     cut = (n.cast(pl.Float64) * trim).floor().cast(pl.Int64)
-    return values.sort().slice(cut, n - 2 * cut).mean()
+    return group_mean(values.sort().slice(cut, n - 2 * cut))
 
 
 def multiple_stats(
     table: pl.DataFrame, *, by: list[str], statistic: str, trim: float
 ) -> pl.DataFrame:
-    """Per group: peers (count), low (Q1), base (statistic), high (Q3)."""
+    """Per group: peers (count), low (Q1), base (statistic), high (Q3); groups in order of first
+    appearance. Peers are taken in ``table`` order (sorted values for quantiles)."""
     valid = table.filter(pl.col("value").is_not_null())
-    return valid.group_by([*by, "multiple"]).agg(
+    return valid.group_by([*by, "multiple"], maintain_order=True).agg(
         pl.len().alias("peers"),
         pl.col("value").quantile(0.25, interpolation="linear").alias("low"),
         _statistic(pl.col("value"), statistic=statistic, trim=trim).alias("base"),
@@ -98,17 +101,19 @@ def target_metrics(
     says which year is missing instead of silently taking the next one.
     """
     ntm = basis == "ntm"
-    spans = financials.group_by("company_id").agg(
+    spans = financials.group_by("company_id", maintain_order=True).agg(
         pl.col("year").filter(~pl.col("is_forecast")).max().alias("last_actual"),
         pl.col("year").filter(pl.col("is_forecast")).min().alias("first_forecast"),
     )
     rows = financials.filter(pl.col("is_forecast") == ntm).sort("company_id", "year")
     pick = rows.group_by("company_id", maintain_order=True)
-    picked = (pick.first() if ntm else pick.last()).join(spans, on="company_id", how="left")
+    picked = (pick.first() if ntm else pick.last()).join(
+        spans, on="company_id", how="left", maintain_order="left"
+    )
     expected = pl.col("last_actual") + 1 if ntm else pl.col("first_forecast") - 1
     wrong_year = expected.is_not_null() & (pl.col("year") != expected)
     basis_reason = pl.when(wrong_year).then(
-        pl.format(
+        format_text(
             "{} basis: no valid row for {} (the {}; missing or quarantined), "
             "so {} is not used in its place",
             pl.lit(basis),
@@ -124,7 +129,7 @@ def target_metrics(
         *[pl.when(~wrong_year).then(pl.col(m)).alias(m) for m in metrics],
         basis_reason.alias("basis_reason"),
     )
-    return companies.join(picked, on="company_id", how="left")
+    return companies.join(picked, on="company_id", how="left", maintain_order="left")
 
 
 def value_comparables(
@@ -150,13 +155,15 @@ def value_comparables(
     )
     targets = target_metrics(companies, financials, basis=config.basis)
     grid = targets.select("company_id", "sector").join(
-        pl.DataFrame({"multiple": config.multiples}), how="cross"
+        pl.DataFrame({"multiple": config.multiples}), how="cross", maintain_order="left_right"
     )
     sector_stats = by_sector.filter(pl.col("peers") >= config.min_peers).with_columns(
         pl.lit("sector").alias("peer_basis")
     )
-    chosen = grid.join(by_target, on=["company_id", "multiple"], how="left").join(
-        sector_stats, on=["sector", "multiple"], how="left", suffix="_sector"
+    chosen = grid.join(
+        by_target, on=["company_id", "multiple"], how="left", maintain_order="left"
+    ).join(
+        sector_stats, on=["sector", "multiple"], how="left", suffix="_sector", maintain_order="left"
     )
     use_sector = pl.col("base").is_null()
     chosen = chosen.select(
@@ -172,9 +179,9 @@ def value_comparables(
         metric_value = (
             pl.when(pl.col("multiple") == name).then(pl.col(metric)).otherwise(metric_value)
         )
-    bridge = pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
+    bridge = bridge_expr()
     equity_multiple = pl.col("multiple").is_in(list(EQUITY_MULTIPLES))
-    detail = chosen.join(targets, on="company_id", how="left").with_columns(
+    detail = chosen.join(targets, on="company_id", how="left", maintain_order="left").with_columns(
         metric_value.alias("metric_value"), bridge.alias("bridge")
     )
     reason = (
@@ -182,7 +189,7 @@ def value_comparables(
         .then(pl.col("basis_reason"))
         .when(pl.col("base").is_null())
         .then(
-            pl.format(
+            format_text(
                 "fewer than {} valid peers for {} in sector {}",
                 pl.lit(config.min_peers),
                 pl.col("multiple"),
@@ -191,13 +198,13 @@ def value_comparables(
         )
         .when(pl.col("metric_value").is_null())
         .then(
-            pl.format(
+            format_text(
                 "no {} metric for the target ({} basis)", pl.col("multiple"), pl.lit(config.basis)
             )
         )
         .when(pl.col("metric_value") <= 0)
         .then(
-            pl.format(
+            format_text(
                 "target metric for {} is not positive ({})",
                 pl.col("multiple"),
                 pl.col("metric_value"),
@@ -249,15 +256,15 @@ def value_comparables(
 
     usable = detail.filter(pl.col("reason").is_null())
     valued = usable.group_by("company_id", maintain_order=True).agg(
-        pl.col("enterprise_value").mean(),
-        pl.col("equity_base").mean().alias("equity_value"),
-        pl.col("per_share_base").mean().alias("value_per_share"),
-        pl.col("per_share_low").mean().alias("low"),
-        pl.col("per_share_high").mean().alias("high"),
+        group_mean(pl.col("enterprise_value")),
+        group_mean(pl.col("equity_base")).alias("equity_value"),
+        group_mean(pl.col("per_share_base")).alias("value_per_share"),
+        group_mean(pl.col("per_share_low")).alias("low"),
+        group_mean(pl.col("per_share_high")).alias("high"),
     )
     excluded = (
         detail.filter(pl.col("reason").is_not_null())
-        .join(valued.select("company_id"), on="company_id", how="anti")
+        .filter(~pl.col("company_id").is_in(valued["company_id"].implode()))
         .group_by("company_id", maintain_order=True)
         .agg(pl.col("reason").unique(maintain_order=True).str.join("; "))
     )

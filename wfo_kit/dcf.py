@@ -29,6 +29,8 @@ from typing import Literal, Protocol
 import numpy as np
 import polars as pl
 
+from wfo_kit.frames import format_text, ordered_sum
+
 Timing = Literal["end_of_year", "mid_year"]
 Terminal = Literal["gordon", "exit_multiple"]
 
@@ -40,6 +42,14 @@ BRIDGE_ITEMS: tuple[tuple[str, int], ...] = (
     ("non_operating_assets", +1),
 )
 BRIDGE_COLUMNS = [item for item, _ in BRIDGE_ITEMS]
+
+
+def bridge_expr() -> pl.Expr:
+    """Equity minus EV: - debt - preferred - minority interest + cash + non-operating assets.
+
+    Added in that order, the same on any thread count (``pl.sum_horizontal``'s order is not).
+    """
+    return ordered_sum(pl.col(item) * sign for item, sign in BRIDGE_ITEMS)
 
 
 def present_value(
@@ -591,9 +601,7 @@ def _stub_of_first(flows: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray:
 
 def equity_bridge(frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``equity_value`` and ``value_per_share`` from ``enterprise_value`` and bridge items."""
-    equity = pl.col("enterprise_value") + pl.sum_horizontal(
-        [pl.col(item) * sign for item, sign in BRIDGE_ITEMS]
-    )
+    equity = pl.col("enterprise_value") + bridge_expr()
     return frame.with_columns(equity.alias("equity_value")).with_columns(
         (pl.col("equity_value") / pl.col("shares_diluted")).alias("value_per_share")
     )
@@ -630,11 +638,11 @@ def rate_growth_exclusions(inputs: DcfInputs, *, terminal: Terminal) -> pl.DataF
         pl.when(rate.is_null())
         .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
         .when(rate <= -1)
-        .then(pl.format("discount rate {} is not above -100%", rate))
+        .then(format_text("discount rate {} is not above -100%", rate))
     )
     if terminal == "gordon":
         reason = reason.when(rate <= growth).then(
-            pl.format("discount rate {} must exceed terminal growth {}", rate, growth)
+            format_text("discount rate {} must exceed terminal growth {}", rate, growth)
         )
     else:
         reason = reason.when(pl.col("exit_multiple").is_null()).then(
@@ -838,7 +846,7 @@ def dcf_wide(
     pv_terminal = terminal * final
     pv = pl.when(ok).then(pv)
     ev = pv + pv_terminal
-    equity = ev + pl.sum_horizontal([pl.col(item) * sign for item, sign in BRIDGE_ITEMS])
+    equity = ev + bridge_expr()
     return (
         frame.lazy()
         .with_columns(
@@ -861,7 +869,7 @@ def _wide_reason(
     years = len(flow_columns)
     rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
     reason = pl.when(horizon.is_null() | (horizon < 1) | (horizon > years)).then(
-        pl.format(
+        format_text(
             "horizon {} (column {}) is not between 1 and {}",
             horizon.cast(pl.String).fill_null("missing"),
             pl.lit(horizon_column),

@@ -24,6 +24,7 @@ import polars as pl
 
 from wfo_kit.config import DriversConfig
 from wfo_kit.dcf import DcfInputs, Timing
+from wfo_kit.frames import format_text
 
 
 def base_year(financials: pl.DataFrame) -> pl.DataFrame:
@@ -226,7 +227,9 @@ def driver_inputs(
         )
         .when(pl.col("base_revenue") <= 0)
         .then(
-            pl.format("driver forecast needs positive base revenue, got {}", pl.col("base_revenue"))
+            format_text(
+                "driver forecast needs positive base revenue, got {}", pl.col("base_revenue")
+            )
         )
         .when(pl.col("base_margin").is_null())
         .then(pl.lit("driver forecast needs EBIT in the last actual year"))
@@ -236,7 +239,7 @@ def driver_inputs(
     excluded = frame.select("company_id", reason.alias("reason")).filter(
         pl.col("reason").is_not_null()
     )
-    frame = frame.join(excluded.select("company_id"), on="company_id", how="anti")
+    frame = frame.filter(~pl.col("company_id").is_in(excluded["company_id"].implode()))
     target = pl.coalesce(
         pl.col("target_margin"),
         pl.lit(drivers.target_margin, pl.Float64),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from wfo_kit.config import ValuationConfig, WaccConfig
+from wfo_kit.frames import format_text
 
 
 def cost_of_equity(beta: pl.Expr, *, wacc: WaccConfig) -> pl.Expr:
@@ -67,5 +68,5 @@ def wacc_gaps(companies: pl.DataFrame, *, wacc: WaccConfig) -> pl.DataFrame:
         ignore_nulls=True,
     )
     return companies.filter(pl.any_horizontal(list(needed.values()))).select(
-        "company_id", pl.format("WACC needs {} (rate_source: wacc)", missing).alias("reason")
+        "company_id", format_text("WACC needs {} (rate_source: wacc)", missing).alias("reason")
     )

@@ -16,6 +16,7 @@ import polars as pl
 
 from wfo_kit.config import MonteCarloConfig, RangeConfig, Scenario
 from wfo_kit.dcf import DcfInputs, Terminal, enterprise_value_parts, per_share_from_ev
+from wfo_kit.frames import format_text, group_sum
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -161,11 +162,11 @@ def scenario_values(
         return per_scenario, pl.DataFrame()
     weighted = per_scenario.group_by("company_id", maintain_order=True).agg(
         pl.when(pl.col("value_per_share").null_count() == 0)
-        .then((pl.col("value_per_share") * pl.col("probability")).sum())
+        .then(group_sum(pl.col("value_per_share") * pl.col("probability")))
         .alias("expected_value_per_share"),
         pl.when(pl.col("value_per_share").null_count() > 0)
         .then(
-            pl.format(
+            format_text(
                 "no value in scenario(s) {} (r <= g)",
                 pl.col("scenario").filter(pl.col("value_per_share").is_null()).str.join(", "),
             )

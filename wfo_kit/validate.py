@@ -20,6 +20,7 @@ import polars as pl
 from wfo_kit.config import ValidationConfig, ValuationConfig
 from wfo_kit.effects import apply_precedence
 from wfo_kit.errors import SchemaValidationError
+from wfo_kit.frames import format_text
 from wfo_kit.io import FRACTION, ROW
 from wfo_kit.rates import with_discount_rates
 from wfo_kit.schemas import (
@@ -92,8 +93,11 @@ def validate_tables(
         valid[name], bad = check_table(frame, table=name, rules=rules)
         parts.append(bad)
         quality.append(_quality_row(name, frame.height, valid[name].height))
+    # One row per failed check, sorted by table, row, check and column (ties: checks in order).
     quarantine = (
-        pl.concat(parts).sort("table", "row", "check") if parts else empty_frame(Quarantine)
+        pl.concat(parts).sort("table", "row", "check", "column", maintain_order=True)
+        if parts
+        else empty_frame(Quarantine)
     )
     return Checked(
         valid=valid,
@@ -365,7 +369,7 @@ def _finite_rules(table: str) -> list[Rule]:
             check="finite",
             column=c,
             fails=pl.col(c).is_not_null() & ~pl.col(c).is_finite(),
-            reason=pl.format("{} must be a finite number, got {}", pl.lit(c), pl.col(c)),
+            reason=format_text("{} must be a finite number, got {}", pl.lit(c), pl.col(c)),
         )
         for c in floats
     ]
@@ -387,7 +391,7 @@ def _whole_number_rules(table: str, frame: pl.DataFrame) -> list[Rule]:
             check="whole_number",
             column=c,
             fails=pl.col(f"{FRACTION}{c}").is_not_null(),
-            reason=pl.format(
+            reason=format_text(
                 "{} must be a whole number, got {}", pl.lit(c), pl.col(f"{FRACTION}{c}")
             ),
             value=pl.col(f"{FRACTION}{c}").cast(pl.String),
@@ -431,7 +435,7 @@ def _known_company(company_ids: pl.Series) -> Rule:
         check="known_company",
         column="company_id",
         fails=~pl.col("company_id").is_in(company_ids.implode()),
-        reason=pl.format("company_id {} is not in the companies table", pl.col("company_id")),
+        reason=format_text("company_id {} is not in the companies table", pl.col("company_id")),
         # Hashing the known ids dominates this rule; keep its flag from the one full pass
         # rather than hashing them again for the failing rows.
         row_local=False,
@@ -463,7 +467,7 @@ def _financials_rules(
             "company_id",
             "year",
             check="unique_company_year",
-            reason=pl.format(
+            reason=format_text(
                 "company {} has more than one row for year {}", pl.col("company_id"), pl.col("year")
             ),
         ),
@@ -473,7 +477,7 @@ def _financials_rules(
             fails=pl.col("is_forecast")
             & pl.col("fcff").is_null()
             & pl.any_horizontal([pl.col(c).is_null() for c in needed]),
-            reason=pl.format(
+            reason=format_text(
                 "forecast row needs fcff, or ebit, depreciation, capex and change_nwc "
                 "(missing: {})",
                 missing,
@@ -500,7 +504,7 @@ def _balance_sheet_rules(
             check="reconciles",
             column="adjusted_value",
             fails=(computed - pl.col("adjusted_value")).abs() > tolerance,
-            reason=pl.format(
+            reason=format_text(
                 "book value {} + adjustment {} = {} does not reconcile with the stated "
                 "adjusted value {} (tolerance {})",
                 pl.col("book_value"),
@@ -514,7 +518,7 @@ def _balance_sheet_rules(
             check="sign",
             column="book_value",
             fails=(pl.col("side") == "liability") & (pl.col("book_value") < 0),
-            reason=pl.format(
+            reason=format_text(
                 "book_value of a liability is a positive claim; enter {}, not {}",
                 _number_text(-pl.col("book_value")),
                 _number_text(pl.col("book_value")),
@@ -560,7 +564,7 @@ def _spread_warnings(
             .alias("check"),
             pl.when(not_above)
             .then(
-                pl.format(
+                format_text(
                     "discount rate {} is not above terminal growth {}: the Gordon DCF cannot "
                     "value this company",
                     rate,
@@ -568,7 +572,7 @@ def _spread_warnings(
                 )
             )
             .otherwise(
-                pl.format(
+                format_text(
                     "discount rate {} is within {} of terminal growth {}: value is very sensitive",
                     rate,
                     pl.lit(validation.spread_warning),

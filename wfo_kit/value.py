@@ -31,6 +31,7 @@ from wfo_kit.dcf import (
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.effects import apply_precedence, apply_recovery_precedence
 from wfo_kit.errors import ConfigurationError
+from wfo_kit.frames import format_text
 from wfo_kit.rates import wacc_gaps, with_discount_rates
 from wfo_kit.risk import (
     monte_carlo,
@@ -59,15 +60,19 @@ class MethodResult:
 def prepare_dcf(
     valid: dict[str, pl.DataFrame], valuation: ValuationConfig
 ) -> tuple[DcfInputs, dict[str, pl.DataFrame], pl.DataFrame]:
-    """DCF inputs for the configured forecast mode and rate source. (inputs, tables, excluded)"""
-    companies = apply_precedence(valid["companies"], valuation=valuation)
+    """DCF inputs for the configured forecast mode and rate source. (inputs, tables, excluded)
+
+    The inputs' companies are in company_id order, so is every table built from them.
+    """
+    ordered = valid["companies"].sort("company_id", maintain_order=True)
+    companies = apply_precedence(ordered, valuation=valuation)
     companies = with_discount_rates(companies, valuation=valuation)
     gaps = (
         wacc_gaps(companies, wacc=valuation.wacc)
         if valuation.rate_source == "wacc"
         else pl.DataFrame(schema={"company_id": pl.String, "reason": pl.String})
     )
-    companies = companies.join(gaps, on="company_id", how="anti")
+    companies = companies.filter(~pl.col("company_id").is_in(gaps["company_id"].implode()))
     companies = with_defaults(
         companies,
         discount_rate=valuation.discount_rate if valuation.rate_source == "given" else None,
@@ -250,11 +255,11 @@ def value_companies(
     universe = universe.drop_nulls().unique().sort()
     rejected = (
         quarantine.filter(pl.col("table") == "companies", pl.col("company_id").is_not_null())
-        .group_by("company_id")
+        .group_by("company_id", maintain_order=True)
         .agg(pl.col("reason").unique(maintain_order=True).str.join("; "))
         .select(
             "company_id",
-            pl.format("company row quarantined: {}", pl.col("reason")).alias("reason"),
+            format_text("company row quarantined: {}", pl.col("reason")).alias("reason"),
         )
     )
     out: dict[str, pl.DataFrame] = {}
