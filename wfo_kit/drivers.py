@@ -35,7 +35,7 @@ def base_year(financials: pl.DataFrame) -> pl.DataFrame:
     the year right before the first forecast year, so a quarantined last actual row never makes
     the year before it the base.
     """
-    first_forecast = financials.group_by("company_id").agg(
+    first_forecast = financials.group_by("company_id", maintain_order=True).agg(
         pl.col("year").filter(pl.col("is_forecast")).min().alias("first_forecast")
     )
     base = (
@@ -216,7 +216,7 @@ def driver_inputs(
         .then(pl.lit("driver forecast needs an actual year with revenue and EBIT"))
         .when(pl.col("base_gap").is_not_null())
         .then(
-            pl.format(
+            format_text(
                 "driver forecast: no valid row for {} between the last actual year {} and the "
                 "first forecast year {} (missing or quarantined), so {} is not used as the base",
                 pl.col("base_gap"),
