@@ -10,13 +10,14 @@ import platform
 import sys
 from pathlib import Path
 
-from benchmarks import bench_batch, bench_dcf, bench_risk, bench_validate
+from benchmarks import bench_batch, bench_dcf, bench_report, bench_risk, bench_validate
 
 SUITES = {
     "dcf": bench_dcf.run,
     "risk": bench_risk.run,
     "validate": bench_validate.run,
     "batch": bench_batch.run,
+    "report": bench_report.run,
 }
 
 
@@ -30,12 +31,14 @@ def main(argv: list[str]) -> int:
         print(f"running {name} ...", file=sys.stderr)
         figures += SUITES[name]()
     print(
-        f"{'figure':<28} {'value':>12} {'unit':<18} {'baseline value':>14} {'ratio':>7}  baseline"
+        f"{'figure':<28} {'value':>11} {'+/-%':>5} {'unit':<16} {'baseline':>11} {'+/-%':>5} "
+        f"{'ratio':>7}  baseline (median of n repeats; +/-%: (max - min) / median)"
     )
     for f in figures:
         print(
-            f"{f['name']:<28} {f['value']:>12.4g} {f['unit']:<18} {f['baseline_value']:>14.4g} "
-            f"{f['ratio']:>7.3f}  {f['baseline']}"
+            f"{f['name']:<28} {f['value']:>11.4g} {_spread(f, 'value'):>5} {f['unit']:<16} "
+            f"{f['baseline_value']:>11.4g} {_spread(f, 'baseline'):>5} {f['ratio']:>7.3f}  "
+            f"{f['baseline']}"
         )
     out = Path("outputs/bench/latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +47,11 @@ def main(argv: list[str]) -> int:
     (out.parent / "machine.json").write_text(json.dumps(payload["machine"]) + "\n")
     print(f"written: {out}")
     return 0
+
+
+def _spread(figure: dict, side: str) -> str:
+    pct = figure["params"].get(f"{side}_spread", {}).get("spread_pct")
+    return "" if pct is None else f"{pct:.0f}"
 
 
 if __name__ == "__main__":

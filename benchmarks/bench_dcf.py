@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import polars as pl
 
-from benchmarks.common import figure, median_seconds
+from benchmarks.common import figure, interleaved, rates
 from wfo_kit.dcf import BRIDGE_COLUMNS, dcf_wide, present_value
 
 
@@ -49,18 +51,26 @@ def run(n: int = 1_000_000, years: int = 10) -> list[dict]:
     out = dcf_wide(frame, flow_columns=columns)["enterprise_value"].to_numpy()
     np.testing.assert_allclose(out, horner_dcf(flows, rate, growth), rtol=1e-10)
 
-    end_to_end = median_seconds(lambda: dcf_wide(frame, flow_columns=columns))
-    baseline = median_seconds(lambda: horner_dcf(flows, rate, growth))
-    kernel = median_seconds(lambda: present_value(flows, rate))
-    kernel_base = median_seconds(lambda: horner_pv(flows, rate))
+    times = interleaved(
+        {
+            "end_to_end": lambda: dcf_wide(frame, flow_columns=columns),
+            "baseline": lambda: horner_dcf(flows, rate, growth),
+            "kernel": lambda: present_value(flows, rate),
+            "kernel_base": lambda: horner_pv(flows, rate),
+        },
+        repeats=7,
+    )
+    per_s = {k: rates(n, v) for k, v in times.items()}
     params = {"years": years, "terminal": "gordon"}
     return [
         figure(
             "dcf_end_to_end",
-            value=n / end_to_end,
+            value=statistics.median(per_s["end_to_end"]),
             unit="companies/s",
             baseline="numpy_horner_pv_plus_tv",
-            baseline_value=n / baseline,
+            baseline_value=statistics.median(per_s["baseline"]),
+            value_samples=per_s["end_to_end"],
+            baseline_samples=per_s["baseline"],
             n=n,
             params={
                 **params,
@@ -70,10 +80,12 @@ def run(n: int = 1_000_000, years: int = 10) -> list[dict]:
         ),
         figure(
             "dcf_discount_kernel",
-            value=n / kernel,
+            value=statistics.median(per_s["kernel"]),
             unit="companies/s",
             baseline="numpy_horner_pv",
-            baseline_value=n / kernel_base,
+            baseline_value=statistics.median(per_s["kernel_base"]),
+            value_samples=per_s["kernel"],
+            baseline_samples=per_s["kernel_base"],
             n=n,
             params={**params, "goal": "ratio >= 1/1.2"},
         ),

@@ -1,12 +1,16 @@
 """Publishing: an executed notebook becomes a self-contained HTML report (nbconvert).
 
-plotly.js is embedded once, in the page head, by the ``wfo_report`` template; code is hidden; a
-failed or interrupted run's page says so at the top and shows the stopped cell.
+plotly.js is embedded once, in the page head, by the ``wfo_report`` template, compressed (see
+:data:`PLOTLY_EMBEDDINGS`); code is hidden; a failed or interrupted run's page says so at the top
+and shows the stopped cell.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import lzma
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,56 @@ def html_exporter() -> Any:
     )
 
 
+# How plotly.js (4.8 MB) goes into a report:
+# - "compressed": LZMA, written 7 bits per character, about 1.3 MB; the page inflates it with a
+#   small decoder (templates/wfo_report/plotly_loader.js) and draws the charts once it is loaded.
+#   A browser's own DecompressionStream only knows gzip and deflate: 1.47 MB of deflate is 1.96 MB
+#   as base64, and the page must stay under 2 MB.
+# - "inline": plotly.js as it is, in a script tag (the page before compression; the bench's
+#   baseline for page size and time to charts).
+PLOTLY_EMBEDDINGS = ("compressed", "inline")
+# Raw LZMA1 at the strongest preset: lc=3 lp=0 pb=0 suits text (1.113 MB for plotly.js 4.1.1).
+_LZMA = {"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "lc": 3, "lp": 0, "pb": 0}
+# Never in the packed text: NUL and CR (an HTML parser replaces them) and "<" (it could end the
+# script element). A group of 7 bits with one of these values is written as one two-byte
+# character that carries the next group too, so the text stays exactly 8/7 of the bytes.
+_FORBIDDEN = (0, 13, 60)
+_PACK_VERSION = "lzma7-1"
+
+
+def pack7(data: bytes) -> str:
+    """Write bytes as text, 7 bits per character, none of them NUL, CR or ``<``.
+
+    Characters below 128 carry 7 bits each; a group equal to a forbidden value becomes one
+    character from U+0080 to U+01FF (which value, then the following group). The text is 8/7 of
+    the bytes' length in UTF-8 (base64: 4/3). The page's ``unpack7`` reverses it.
+
+    Examples
+    --------
+    >>> pack7(b"wfo")
+    ';YMp'
+    >>> "<" in pack7(bytes(range(256)))
+    False
+    """
+    import numpy as np
+
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    bits = np.concatenate([bits, np.zeros(-len(bits) % 7, dtype=np.uint8)])
+    groups = bits.reshape(-1, 7).astype(np.uint32) @ (1 << np.arange(6, -1, -1, dtype=np.uint32))
+    codes = groups.copy()
+    keep = np.ones(len(groups), dtype=bool)
+    consumed = -1
+    for i in np.flatnonzero(np.isin(groups, _FORBIDDEN)).tolist():
+        if i == consumed:  # the second group of a two-byte character
+            continue
+        following = int(groups[i + 1]) if i + 1 < len(groups) else 0
+        codes[i] = 128 + 128 * _FORBIDDEN.index(int(groups[i])) + following
+        if i + 1 < len(groups):
+            keep[i + 1] = False
+            consumed = i + 1
+    return codes[keep].astype("<u4").tobytes().decode("utf-32-le")
+
+
 @functools.lru_cache(maxsize=1)
 def _plotly_js() -> str:
     import plotly.offline
@@ -48,15 +102,90 @@ def _plotly_js() -> str:
     return plotly.offline.get_plotlyjs()
 
 
+@functools.lru_cache(maxsize=1)
+def _plotly_packed() -> dict[str, str]:
+    """plotly.js compressed and packed, with what the page's loader needs to inflate it.
+
+    Compressing takes a few seconds, so the result is kept per process and in the user's cache
+    directory (``$XDG_CACHE_HOME/wfo_kit``), keyed by the content of plotly.js and checked by its
+    own hash when read back; a cache that cannot be written is only a slower next process.
+    """
+    raw = _plotly_js().encode("utf-8")
+    digest = hashlib.sha256(raw).hexdigest()[:24]
+    cache = _cache_dir() / f"plotly-{digest}-{_PACK_VERSION}.txt"
+    text = _read_cached(cache)
+    if text is None:
+        packed = compress_script(raw)
+        text = f"{packed['wfo_plotly_packed_size']}\n{packed['wfo_plotly_packed']}"
+        _write_cached(cache, text)
+    size_line, _, packed_text = text.partition("\n")
+    return _loader_resources(packed_text, packed_size=int(size_line), size=len(raw))
+
+
+def compress_script(raw: bytes) -> dict[str, str]:
+    """Template resources for a script compressed as the page's loader expects (LZMA, pack7)."""
+    compressed = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=[_LZMA])
+    return _loader_resources(pack7(compressed), packed_size=len(compressed), size=len(raw))
+
+
+def _loader_resources(packed: str, *, packed_size: int, size: int) -> dict[str, str]:
+    return {
+        "wfo_plotly_packed": packed,
+        "wfo_plotly_packed_size": str(packed_size),
+        "wfo_plotly_size": str(size),
+        "wfo_plotly_lzma": f"{_LZMA['lc']},{_LZMA['lp']},{_LZMA['pb']}",
+        "wfo_plotly_loader": (TEMPLATES / "wfo_report" / "plotly_loader.js").read_text("utf-8"),
+    }
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wfo_kit"
+
+
+def _read_cached(path: Path) -> str | None:
+    """The cached text if its first line is the SHA-256 of the rest, else None."""
+    try:
+        check, _, text = path.read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if hashlib.sha256(text.encode("utf-8")).hexdigest() == check else None
+
+
+def _write_cached(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(hashlib.sha256(text.encode("utf-8")).hexdigest() + "\n" + text, "utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: compress again in the next process
+
+
+def plotly_resources(embedding: str = "compressed") -> dict[str, str]:
+    """Template resources that put plotly.js in a report's head (``PLOTLY_EMBEDDINGS``)."""
+    if embedding == "compressed":
+        return _plotly_packed()
+    if embedding == "inline":
+        return {"wfo_plotly_js": _plotly_js()}
+    msg = f"unknown plotly.js embedding {embedding!r}; choose one of {', '.join(PLOTLY_EMBEDDINGS)}"
+    raise ValueError(msg)
+
+
 def export_html(
-    notebook: Path, target: Path, *, failed: WfoError | None = None, status: str | None = None
+    notebook: Path,
+    target: Path,
+    *,
+    failed: WfoError | None = None,
+    status: str | None = None,
+    plotly_js: str = "compressed",
 ) -> Path:
     """Publish an executed notebook as self-contained HTML (atomic write).
 
-    plotly.js is embedded once, in the page head, only if the notebook has a chart. ``status``
-    (default: failed when ``failed`` is given, else succeeded) puts a FAILED or INTERRUPTED banner
-    at the top. A run that stopped before papermill wrote the notebook, or whose notebook cannot
-    be read back (a disk that filled up mid-write), still gets a page saying why.
+    plotly.js is embedded once, in the page head, only if the notebook has a chart:
+    ``plotly_js`` is one of :data:`PLOTLY_EMBEDDINGS`. ``status`` (default: failed when
+    ``failed`` is given, else succeeded) puts a FAILED or INTERRUPTED banner at the top. A run
+    that stopped before papermill wrote the notebook, or whose notebook cannot be read back (a
+    disk that filled up mid-write), still gets a page saying why.
     """
     status = status or ("failed" if failed else "succeeded")
     nb = _read_notebook(Path(notebook))
@@ -66,7 +195,7 @@ def export_html(
         for cell in nb.cells
         for out in cell.get("outputs", [])
     )
-    resources = {"wfo_plotly_js": _plotly_js() if has_chart else ""}
+    resources = plotly_resources(plotly_js) if has_chart else {}
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
     return write_text(target, body)
 
