@@ -30,7 +30,9 @@ def test_case(
     workdir = tmp_path / "cwd"  # a refused SQL statement names files relative to it
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    code = main(["validate", str(case / "params.yaml"), "--quarantine", str(quarantine_csv)])
+    confine = ["--confine", str(case)] if expected.get("confine") else []
+    args = ["validate", str(case / "params.yaml"), "--quarantine", str(quarantine_csv), *confine]
+    code = main(args)
     out, err = capsys.readouterr()
     # nothing but the audit log (outputs/audit.jsonl, the default output root) lands there
     assert [p.name for p in workdir.iterdir() if p.name != "outputs"] == []

@@ -4,7 +4,8 @@ Each case is a folder with a ``params.yaml``, the broken file(s) it names (the o
 the bundled sample) and ``expected.json``: either the exact one-line error of ``wfo validate``
 (exit 2), or the quarantine rows it must produce (exit 0; ``table`` names the table when no row is
 expected), optionally with ``valuations`` rows (company, method, status, reason) that a load,
-validate and value run must give. ``{dir}`` stands for the case folder.
+validate and value run must give. ``{dir}`` stands for the case folder; ``"confine": true``
+runs ``wfo validate --confine <case folder>``.
 ``SQLITE:`` is a SQLite database with one table ``other``, ``DUCKDB:`` an empty DuckDB database.
 A file whose content is ``SYMLINK:target`` is written as a symbolic link to ``target``; a
 ``params.yaml`` given as bytes is written as they are (binary, UTF-16).
@@ -68,6 +69,11 @@ def refused(url: str, reason: str) -> dict:
     return error(
         f"wfo: error: companies: query refused for SQL source {url}: {reason} (hint: {SQL_HINT})"
     )
+
+
+def confined(line: str) -> dict:
+    """The one-line error of `wfo validate --confine <case folder>`."""
+    return {**error(line), "confine": True}
 
 
 def quarantined(*rows: list) -> dict:
@@ -637,6 +643,60 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
         {"loop.csv": "SYMLINK:loop.csv"},
         params(peers="loop.csv"),
         error("PREFIX:wfo: error: data.peers: cannot resolve {dir}/loop.csv: symbolic link loop"),
+    ),
+    # Confinement (`wfo validate --confine <case folder>`): every path stays inside the folder.
+    "confine-extends-system-file": (
+        {},
+        "extends: /etc/passwd\n",
+        confined(
+            "wfo: error: extends in params.yaml: '/etc/passwd' is an absolute path, refused in "
+            "confinement to {dir} (hint: write paths relative to the parameters file, inside the "
+            "confinement folder)"
+        ),
+    ),
+    "confine-extends-dotdot": (
+        {},
+        "extends: ../../../parameters/default.yaml\n",
+        confined(
+            "wfo: error: extends in params.yaml: '../../../parameters/default.yaml' is a path "
+            "through `..`, refused in confinement to {dir} (hint: write paths relative to the "
+            "parameters file, inside the confinement folder)"
+        ),
+    ),
+    "confine-data-system-file": (
+        {},
+        "data:\n  companies: /etc/hostname\n",
+        confined(
+            "wfo: error: data.companies: '/etc/hostname' is an absolute path, refused in "
+            "confinement to {dir} (hint: write paths relative to the parameters file, inside the "
+            "confinement folder)"
+        ),
+    ),
+    "confine-data-dotdot": (
+        {},
+        "data:\n  companies: ../../../wfo_kit/sample_data/companies.csv\n",
+        confined(
+            "wfo: error: data.companies: '../../../wfo_kit/sample_data/companies.csv' is a path "
+            "through `..`, refused in confinement to {dir} (hint: write paths relative to the "
+            "parameters file, inside the confinement folder)"
+        ),
+    ),
+    "confine-data-link-out": (
+        {"escape.csv": "SYMLINK:/etc/hostname"},
+        "data:\n  companies: escape.csv\n",
+        confined(
+            "PREFIX:wfo: error: data.companies: /etc/hostname is outside the confinement folder "
+            "{dir}"
+        ),
+    ),
+    "confine-notebook-outside": (
+        {},
+        "report:\n  notebook: /usr/share/evil.ipynb\n",
+        confined(
+            "wfo: error: report.notebook: '/usr/share/evil.ipynb' is an absolute path, refused in "
+            "confinement to {dir} (hint: write paths relative to the parameters file, inside the "
+            "confinement folder)"
+        ),
     ),
     "duplicate-key-yaml": (
         {},
