@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import datetime as dt
 import glob
 import json
@@ -435,9 +436,7 @@ def _run_round(
 
             # A fresh run id: an interrupted run's folder is kept as it is, never reused.
             content = job.run_id.rpartition("-")[0]
-            retry.append(
-                Job(job.params_file, make_run_id(content), job.output_root, job.sets, job.confine)
-            )
+            retry.append(dataclasses.replace(job, run_id=make_run_id(content)))
             continue
         else:
             outcome = Outcome(

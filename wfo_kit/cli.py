@@ -556,6 +556,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "started",
             "finished",
             "params_file",
+            "rerun_of",
+            "owner",
             "user",
             "host",
             "timings_seconds",
@@ -563,6 +565,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "quality",
             "steps",
             "inputs_sha256",
+            "inputs_read",
+            "problems",
             "error",
         )
         print(json.dumps({k: manifest.get(k) for k in keep}, indent=2, default=str))
