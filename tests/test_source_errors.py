@@ -279,3 +279,24 @@ def test_readme_error_section_names_exactly_the_classes() -> None:
     section = readme.split("## Errors and exit codes", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`(\w+Error)`", section))
     assert named == error_classes() - {"PlatformError"}
+
+
+def test_wfo_validate_retries_a_locked_source_like_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wfo_kit.cli import main
+
+    db = sqlite_db(tmp_path / "market.db")
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        f"extends: {ROOT / 'parameters' / 'default.yaml'}\n"
+        "data:\n  companies: {url: sqlite:///market.db, table: companies, lock_timeout: 0.1}\n"
+        "pipeline:\n  retry: {attempts: 6, backoff_seconds: 0.2, jitter: 0}\n",
+        encoding="utf-8",
+    )
+    with sqlite_lock(db, hold=1.0) as released:
+        code = main(["validate", str(params), "--quarantine", str(tmp_path / "q.csv")])
+        assert released.is_set()  # it waited for the lock instead of failing at once
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "companies" in out

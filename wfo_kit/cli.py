@@ -334,8 +334,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from wfo_kit.config import given_tables
     from wfo_kit.errors import DataQualityError
-    from wfo_kit.io import load_tables, write_frame
-    from wfo_kit.pipeline import check_quality, check_step_names
+    from wfo_kit.io import write_frame
+    from wfo_kit.pipeline import RunContext, check_quality, check_step_names, run_step
     from wfo_kit.validate import validate_tables
 
     resolved = _resolve(args, notes=True)
@@ -344,9 +344,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in given_tables(config.data))
     for name, where in given_tables(config.data):
         print(f"{name:<{width}}  {where}")
-    checked = validate_tables(
-        load_tables(config.data), validation=config.validation, valuation=config.valuation
-    )
+    # The load step, through the pipeline's wrapper: a locked source is retried as in a run.
+    ctx = run_step(RunContext(config), "load")
+    tables = {k.removeprefix("input_"): f for k, f in ctx.frames.items() if k.startswith("input_")}
+    checked = validate_tables(tables, validation=config.validation, valuation=config.valuation)
     _print_table(checked.quality)
     target = (
         args.quarantine or Path(config.output.root) / f"quarantine-{Path(args.params).stem}.csv"
