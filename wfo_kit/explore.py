@@ -17,7 +17,8 @@ from wfo_kit.blend import blend_values
 from wfo_kit.charts import range_bars
 from wfo_kit.config import ValuationConfig
 from wfo_kit.dcf import enterprise_value_parts, per_share_from_ev
-from wfo_kit.risk import sensitivity_rate_growth, value_range
+from wfo_kit.risk import monte_carlo, scenario_values, sensitivity_rate_growth, value_range
+from wfo_kit.trust import plotly_text
 from wfo_kit.value import prepare_dcf
 
 
@@ -55,10 +56,24 @@ def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
         scale = scenario.cash_flow_scale
     if assumptions.target_margin is not None:
         overrides["target_margin"] = assumptions.target_margin
-    company = company.with_columns(pl.lit(v, pl.Float64).alias(k) for k, v in overrides.items())
     config = valuation.model_copy(update={"rate_source": "given"})
-    valid = {"companies": company, "financials": ctx["financials"]}
-    inputs, _, excluded = prepare_dcf(valid, config)
+
+    def dcf_inputs(values: dict[str, Any]) -> tuple[Any, pl.DataFrame]:
+        assumed = company.with_columns(pl.lit(v, pl.Float64).alias(k) for k, v in values.items())
+        inputs, _, excluded = prepare_dcf(
+            {"companies": assumed, "financials": ctx["financials"]}, config
+        )
+        return inputs, excluded
+
+    inputs, excluded = dcf_inputs(overrides)
+    # Scenarios and the simulation move with the sliders, around the assumptions without the
+    # selected scenario's own shifts (which they would otherwise apply twice).
+    unshifted = {
+        **overrides,
+        "discount_rate": assumptions.discount_rate,
+        "terminal_growth": assumptions.terminal_growth,
+    }
+    base_inputs = inputs if not assumptions.scenario else dcf_inputs(unshifted)[0]
     rows = []
     dcf_value = None
     reason = None
@@ -111,13 +126,44 @@ def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
         if inputs.companies.height
         else pl.DataFrame()
     )
+    scenarios, simulation, draws = _risk(base_inputs, valuation, assumptions.company_id)
     return {
         "dcf": dcf_value,
         "reason": reason,
         "methods": methods,
         "blend": blend,
         "sensitivity": sensitivity,
+        "scenarios": scenarios,
+        "simulation": simulation,
+        "draws": draws,
     }
+
+
+#: Monte Carlo draws that follow the explorer's sliders (the report uses monte_carlo.draws).
+EXPLORER_DRAWS = 2000
+
+
+def _risk(
+    inputs: Any, valuation: ValuationConfig, company_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The company's scenarios, and a Monte Carlo of up to :data:`EXPLORER_DRAWS` draws (its
+    summary and its draws), under the explorer's assumptions; empty frames where not computed."""
+    empty = pl.DataFrame()
+    if not inputs.companies.height:
+        return empty, empty, empty
+    scenarios = (
+        scenario_values(inputs, valuation.scenarios, terminal=valuation.terminal)[0]
+        if valuation.scenarios
+        else empty
+    )
+    if not valuation.monte_carlo.enabled:
+        return scenarios, empty, empty
+    draws = min(valuation.monte_carlo.draws, EXPLORER_DRAWS)
+    config = valuation.monte_carlo.model_copy(update={"draws": draws})
+    simulation, kept = monte_carlo(
+        inputs, config, terminal=valuation.terminal, keep_draws=[company_id]
+    )
+    return scenarios, simulation, kept
 
 
 class Explorer:
@@ -182,6 +228,20 @@ class Explorer:
         )
         self.heat = go.FigureWidget(layout={"title": "Sensitivity: r x g", "height": 380})
         self.heat.add_heatmap(z=[[0]], colorscale="RdYlGn")
+        self.scenario_bars = go.FigureWidget(
+            layout={"title": "Scenarios: value per share", "height": 260, "showlegend": False}
+        )
+        self.scenario_bars.add_bar(x=[], y=[], hoverinfo="text")
+        self.histogram = go.FigureWidget(
+            layout={
+                "title": f"Monte Carlo ({EXPLORER_DRAWS:,} draws): value per share",
+                "height": 260,
+                "showlegend": False,
+                "xaxis": {"title": "value per share"},
+                "yaxis": {"title": "draws"},
+            }
+        )
+        self.histogram.add_histogram(x=[], nbinsx=40)
         controls = [
             self.company,
             self.rate,
@@ -196,6 +256,7 @@ class Explorer:
                 self.status,
                 self.field,
                 self.heat,
+                w.HBox([self.scenario_bars, self.histogram]),
             ]
         )
         self.company.observe(self._company_changed, names="value")
@@ -263,6 +324,18 @@ class Explorer:
                 self.heat.data[0].z = z
                 self.heat.data[0].x = [f"{g:.2%}" for g in growths]
                 self.heat.data[0].y = [f"{r:.2%}" for r in rates]
+        scenarios = result["scenarios"]
+        with self.scenario_bars.batch_update():
+            names = scenarios["scenario"].to_list() if scenarios.height else []
+            self.scenario_bars.data[0].x = [plotly_text(n) for n in names]
+            self.scenario_bars.data[0].y = (
+                scenarios["value_per_share"].to_list() if scenarios.height else []
+            )
+        draws = result["draws"]
+        with self.histogram.batch_update():
+            self.histogram.data[0].x = (
+                draws["value_per_share"].drop_nulls().to_numpy() if draws.height else []
+            )
         text = (
             f"DCF {result['dcf']:,.2f} per share"
             if result["dcf"] is not None
