@@ -10,7 +10,14 @@ import platform
 import sys
 from pathlib import Path
 
-from benchmarks import bench_batch, bench_dcf, bench_report, bench_risk, bench_validate
+from benchmarks import (
+    bench_batch,
+    bench_dcf,
+    bench_explore,
+    bench_report,
+    bench_risk,
+    bench_validate,
+)
 
 SUITES = {
     "dcf": bench_dcf.run,
@@ -18,6 +25,7 @@ SUITES = {
     "validate": bench_validate.run,
     "batch": bench_batch.run,
     "report": bench_report.run,
+    "explore": bench_explore.run,
 }
 
 
