@@ -80,13 +80,12 @@ def bare_report(
 
 
 def per_report(work: Path, repeats: int) -> list[dict]:
-    from jupyter_client.blocking import BlockingKernelClient
     from jupyter_client.manager import KernelManager
     from nbconvert import HTMLExporter
 
     from wfo_kit import publish
     from wfo_kit.config import resolve_config
-    from wfo_kit.kernels import prewarm_kernel
+    from wfo_kit.kernels import prewarm_kernel, run_code
     from wfo_kit.runs import run_report
 
     notebook = publish.notebook_path()
@@ -113,13 +112,7 @@ def per_report(work: Path, repeats: int) -> list[dict]:
         run_report(resolved, params_file="bench", output_root=work / "ours-warm", reuse_kernel=True)
 
     def bare_warm() -> None:
-        client = BlockingKernelClient()
-        client.load_connection_info(km.get_connection_info())
-        client.start_channels()
-        try:
-            client.execute_interactive("%reset -f", timeout=30, store_history=False)
-        finally:
-            client.stop_channels()
+        run_code(km, "%reset -f", timeout=30)  # an empty namespace, as our warm path gives
         bare_report(notebook, folder("bare-warm"), exporter=exporter, km=km)
 
     try:

@@ -171,6 +171,10 @@ def test_report_companies_and_masked_columns_naming_what_does_not_exist() -> Non
          "data.peers.fallback.path", "load_fallback"),
         ({"report": {"companies": ["C001"], "detail_limit": 3}}, "report.detail_limit",
          "report.companies names"),
+        ({"data": {"peers": {"path": "p.csv", "lock_timeout": 5}}},
+         "data.peers.lock_timeout", "only a SQLite source waits for a lock"),
+        ({"data": {"peers": {"url": "duckdb:///m.duckdb", "table": "p", "lock_timeout": 5}}},
+         "data.peers.lock_timeout", "only a SQLite source waits for a lock"),
     ],
 )  # fmt: skip
 def test_configuration_alone_makes_a_setting_inert(
@@ -187,6 +191,11 @@ def test_inert_valuation_settings_count_companies_when_known() -> None:
     ]
     assert (row["applies_to"], row["of"]) == (0, 4)
     assert row["note"].startswith("applies to 0 of 4 companies: terminal is gordon")
+
+
+def test_lock_timeout_of_a_sqlite_source_is_not_noted() -> None:
+    config = Config(data={"peers": {"url": "sqlite:///m.db", "table": "p", "lock_timeout": 5}})
+    assert setting_effects(config, sources={"data.peers.lock_timeout": "--set"}).height == 0
 
 
 def test_a_fallback_that_load_fallback_reads_is_not_noted() -> None:

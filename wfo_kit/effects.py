@@ -271,6 +271,12 @@ def _inert(config: Config) -> list[tuple[str, str]]:
     if "output" not in steps:
         reason = "the output step is not in pipeline.steps: no result tables are written"
         out.append(("output.formats", reason))
+    for name in TABLE_NAMES:  # lock_timeout is SQLite's busy wait: files and DuckDB ignore it
+        node, key = getattr(config.data, name), f"data.{name}"
+        while node is not None:
+            if not (node.url or "").startswith("sqlite:"):
+                out.append((f"{key}.lock_timeout", "only a SQLite source waits for a lock"))
+            node, key = node.fallback, f"{key}.fallback"
     if "load_fallback" not in reachable:
         reason = "only the load_fallback step reads it, and pipeline.steps and fallbacks omit it"
         for name in TABLE_NAMES:

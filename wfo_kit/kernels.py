@@ -97,7 +97,6 @@ MAX_KERNEL_REUSE = 25
 
 
 def _take_kernel(name: str) -> Any:
-    from jupyter_client.blocking import BlockingKernelClient
     from jupyter_client.utils import run_sync
 
     with _WARM_LOCK:
@@ -110,14 +109,24 @@ def _take_kernel(name: str) -> Any:
         run_sync(km.start_kernel)()
         km.wfo_runs = 0
         return km
+    run_code(km, "%reset -f", timeout=30)
+    return km
+
+
+def run_code(km: Any, code: str, *, timeout: float) -> None:
+    """Execute ``code`` on a running kernel through a client of its own, closed afterwards.
+
+    Used to give a reused kernel an empty namespace (``%reset -f``) and to warm one up.
+    """
+    from jupyter_client.blocking import BlockingKernelClient
+
     client = BlockingKernelClient()
     client.load_connection_info(km.get_connection_info())
     client.start_channels()
     try:
-        client.execute_interactive("%reset -f", timeout=30, store_history=False)
+        client.execute_interactive(code, timeout=timeout, store_history=False)
     finally:
         client.stop_channels()
-    return km
 
 
 # Imports, plus one small valuation of the bundled sample: first calls (Pandera building its
@@ -140,17 +149,10 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
     and imports either.
     """
     import papermill  # noqa: F401 - imported now, not during the first run
-    from jupyter_client.blocking import BlockingKernelClient
 
     html_exporter()
     km = _take_kernel(name)
-    client = BlockingKernelClient()
-    client.load_connection_info(km.get_connection_info())
-    client.start_channels()
-    try:
-        client.execute_interactive(PRELOAD, timeout=120, store_history=False)
-    finally:
-        client.stop_channels()
+    run_code(km, PRELOAD, timeout=120)
     km.wfo_runs -= 1  # warming is not a run
     _give_back_kernel(name, km, healthy=True)
 

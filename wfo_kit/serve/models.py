@@ -36,8 +36,8 @@ class RunError(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-class RunSummary(BaseModel):
-    """One run in a listing."""
+class _RunState(BaseModel):
+    """Who and when, for a run in a listing and on its own."""
 
     run_id: str
     status: RunStatusName
@@ -45,6 +45,11 @@ class RunSummary(BaseModel):
     submitted: dt.datetime | None = None
     started: dt.datetime | None = None
     finished: dt.datetime | None = None
+
+
+class RunSummary(_RunState):
+    """One run in a listing."""
+
     seconds: float | None = None
     companies: int | None = None
     valued: int | None = None
@@ -70,15 +75,9 @@ class RunLinks(BaseModel):
     )
 
 
-class RunDetail(BaseModel):
+class RunDetail(_RunState):
     """A run's status and the parts of its manifest an API client needs."""
 
-    run_id: str
-    status: RunStatusName
-    owner: str | None = None
-    submitted: dt.datetime | None = None
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
     content_hash: str | None = None
     rerun_of: str | None = None
     headline: dict[str, Any] | None = None
