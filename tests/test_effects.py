@@ -436,3 +436,9 @@ def test_batch_rate_changes_values_only_with_precedence_and_says_so(
         "valuation.discount_rate differs (0.08 -> 0.12); applies to 0 of 38 companies (both runs)"
         in capsys.readouterr().err
     )
+
+
+def test_a_file_source_with_the_default_lock_timeout_is_not_noted() -> None:
+    # A bare path credits every field of its source to the file, lock_timeout's default included.
+    found = effects({"data": {"peers": "p.csv", "companies": {"path": "c.csv"}}})
+    assert not any(s.endswith("lock_timeout") for s in found)

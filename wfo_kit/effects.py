@@ -28,6 +28,7 @@ from wfo_kit.config import (
     Config,
     Distribution,
     ResolvedConfig,
+    TableSource,
     ValuationConfig,
     _flatten,
     config_wins,
@@ -271,10 +272,14 @@ def _inert(config: Config) -> list[tuple[str, str]]:
     if "output" not in steps:
         reason = "the output step is not in pipeline.steps: no result tables are written"
         out.append(("output.formats", reason))
-    for name in TABLE_NAMES:  # lock_timeout is SQLite's busy wait: files and DuckDB ignore it
+    # lock_timeout is SQLite's busy wait: files and DuckDB ignore it. A source written as a bare
+    # path credits its default lock_timeout to the file too, so only a changed value is noted.
+    default_wait = TableSource.model_fields["lock_timeout"].default
+    for name in TABLE_NAMES:
         node, key = getattr(config.data, name), f"data.{name}"
         while node is not None:
-            if not (node.url or "").startswith("sqlite:"):
+            sqlite = (node.url or "").startswith("sqlite:")
+            if not sqlite and node.lock_timeout != default_wait:
                 out.append((f"{key}.lock_timeout", "only a SQLite source waits for a lock"))
             node, key = node.fallback, f"{key}.fallback"
     if "load_fallback" not in reachable:
