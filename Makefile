@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.wfo-installed
 KERNEL := wfo_kit
-PYTEST_ARGS ?=
+# Two workers, a whole test file on one worker (module fixtures such as a live server stay shared);
+# PYTEST_ARGS= for a serial run.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: setup run test lab bench lint clean
 
