@@ -180,6 +180,8 @@ class DcfInputs:
     regular: bool
     timing: Timing
     model: FlowModel | None = None
+    #: share of year 1's flow counted (a stub under a valuation date); None: whole years
+    first_stub: np.ndarray | None = None
 
     @property
     def rate(self) -> np.ndarray:
@@ -201,6 +203,7 @@ class DcfInputs:
             last_flow=self.last_flow[part],
             last_ebitda=self.last_ebitda[part],
             model=None if self.model is None else self.model.take(part),
+            first_stub=None if self.first_stub is None else self.first_stub[part],
         )
 
     def take(self, mask: np.ndarray) -> DcfInputs:
@@ -214,6 +217,7 @@ class DcfInputs:
             last_flow=self.last_flow[mask],
             last_ebitda=self.last_ebitda[mask],
             model=None if self.model is None else self.model.take(mask),
+            first_stub=None if self.first_stub is None else self.first_stub[mask],
         )
 
 
@@ -585,6 +589,7 @@ def explicit_inputs(
         last_ebitda=ebitda[rows, last] if frame.height else np.zeros(0),
         regular=regular,
         timing=timing,
+        first_stub=None if regular else _stub_of_first(flows, frame),
     )
     return inputs, flows, excluded
 

@@ -325,7 +325,8 @@ def reverse_dcf(
     number); terminal value by Gordon on FCFF_N x (1 + g) at
     each company's own g. Solved for all companies at once by bisection (value rises with x when
     the base flow is positive). Returns (growth, reason): reason 0 solved, 1 no price or base
-    flow not positive, 2 price outside the value range of [low, high].
+    flow not positive, 2 price outside the value range of [low, high]. Under a valuation date
+    the year under way counts only its stub share (``inputs.first_stub``), as in the DCF itself.
     """
     n = inputs.companies.height
     horizon = inputs.companies["horizon"].to_numpy().astype(np.int64)
@@ -333,9 +334,13 @@ def reverse_dcf(
     t = np.arange(1, width + 1, dtype=np.float64)[None, :]
     inside = t <= horizon[:, None]
     exponent = t if lead is None else t + np.asarray(lead, dtype=np.float64)[:, None]
+    share = np.ones((n, width))
+    if inputs.first_stub is not None and width:
+        share[:, 0] = inputs.first_stub  # the year under way at the valuation date is pro-rated
 
     def value(x: np.ndarray) -> np.ndarray:
-        flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** exponent, 0.0)
+        grown = base_flow[:, None] * (1.0 + x[:, None]) ** exponent * share
+        flows = np.where(inside, grown, 0.0)
         rows = np.arange(n)
         shifted = DcfInputs(
             companies=inputs.companies,
@@ -346,6 +351,7 @@ def reverse_dcf(
             last_ebitda=inputs.last_ebitda,
             regular=inputs.regular,
             timing=inputs.timing,
+            first_stub=inputs.first_stub,
         )
         return _per_share(shifted, terminal="gordon")
 
