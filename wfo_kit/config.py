@@ -450,6 +450,22 @@ class ValuationConfig(_Section):
         description="decimal, -1 < x < 1; Gordon growth for companies whose row gives no "
         "terminal_growth",
     )
+    stable_discount_rate: float | None = Field(
+        None,
+        gt=-1,
+        lt=1,
+        description="decimal, -1 < x < 1; the discount rate of the stable phase (Ginzu): held "
+        "at the company's rate through `rate_fade_from_year`, then a straight line to this rate "
+        "by year N; the terminal value uses it in (r - g). A row's stable_discount_rate wins; "
+        "unset and no row value: one rate throughout",
+    )
+    rate_fade_from_year: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="the discount rate is held through this forecast year, then moves linearly "
+        "to the stable rate, reached in year N (with stable_discount_rate)",
+    )
     terminal: Literal["gordon", "exit_multiple"] = Field(
         "gordon", description="terminal value method"
     )

@@ -47,7 +47,7 @@ _DRIVERS = ("revenue_growth", "target_margin", "sales_to_capital", "stable_roc")
 DCF_SETTINGS = (
     "forecast", "rate_source", "discount_rate", "terminal_growth", "terminal", "exit_multiple",
     "timing", "valuation_date", "fiscal_year_end", "wacc", "drivers", "sensitivity", "scenarios",
-    "monte_carlo", "range",
+    "monte_carlo", "range", "stable_discount_rate", "rate_fade_from_year",
 )  # fmt: skip
 
 

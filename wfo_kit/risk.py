@@ -10,6 +10,7 @@ parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.m
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -342,17 +343,8 @@ def reverse_dcf(
         grown = base_flow[:, None] * (1.0 + x[:, None]) ** exponent * share
         flows = np.where(inside, grown, 0.0)
         rows = np.arange(n)
-        shifted = DcfInputs(
-            companies=inputs.companies,
-            flows=flows,
-            times=inputs.times,
-            terminal_time=inputs.terminal_time,
-            last_flow=flows[rows, horizon - 1],
-            last_ebitda=inputs.last_ebitda,
-            regular=inputs.regular,
-            timing=inputs.timing,
-            first_stub=inputs.first_stub,
-        )
+        # the same inputs (rate path, stub, timing) with the solved flows and no driver model
+        shifted = replace(inputs, flows=flows, last_flow=flows[rows, horizon - 1], model=None)
         return _per_share(shifted, terminal="gordon")
 
     usable = np.isfinite(price) & (price > 0) & np.isfinite(base_flow) & (base_flow > 0)

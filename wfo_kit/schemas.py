@@ -59,6 +59,13 @@ class Companies(_Base):
     terminal_growth: Optional[float] = pa.Field(
         nullable=True, gt=-0.5, lt=0.5, description="stable growth, decimal; null: configured"
     )
+    stable_discount_rate: Optional[float] = pa.Field(
+        nullable=True,
+        gt=0,
+        lt=1,
+        description="discount rate of the stable phase (the terminal value's r), decimal; null: "
+        "valuation.stable_discount_rate, else the discount rate throughout",
+    )
     share_price: Optional[float] = pa.Field(
         nullable=True, gt=0, description="market price per share (reverse DCF, market weights)"
     )
@@ -295,6 +302,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "beta": None,
         "discount_rate": None,
         "terminal_growth": None,
+        "stable_discount_rate": None,
         "share_price": None,
         "market_cap": None,
         "exit_multiple": None,

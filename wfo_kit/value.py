@@ -9,7 +9,7 @@ companies whose input row was quarantined), so nothing disappears silently.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -101,8 +101,31 @@ def prepare_dcf(
             fiscal_year_end_md=valuation.fiscal_year_end,
         )
         tables = {"fcff": flows}
+    inputs = with_rate_path(inputs, valuation)
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
     return inputs, tables, pl.concat([gaps, excluded, bad])
+
+
+def with_rate_path(inputs: DcfInputs, valuation: ValuationConfig) -> DcfInputs:
+    """Attach the stable-phase rate (row first, then configuration); none set: one rate."""
+    frame = inputs.companies
+    row = frame["stable_discount_rate"] if "stable_discount_rate" in frame.columns else None
+    if valuation.stable_discount_rate is None and (row is None or row.null_count() == frame.height):
+        return inputs
+    given = pl.lit(valuation.stable_discount_rate, pl.Float64)
+    stable = frame.select(
+        pl.coalesce(
+            pl.col("stable_discount_rate") if row is not None else given,
+            given,
+            pl.col("discount_rate"),
+        ).alias("stable_discount_rate")
+    )["stable_discount_rate"]
+    return replace(
+        inputs,
+        companies=frame.with_columns(stable),
+        stable_rate=stable.fill_null(np.nan).to_numpy(),
+        fade_from=valuation.rate_fade_from_year,
+    )
 
 
 def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
@@ -226,7 +249,8 @@ def _reverse(
         lead=frame["lead"].fill_null(0).to_numpy(),
     )
     # Under an exit multiple a company with r <= g is DCF-valued, but has no Gordon value to solve.
-    no_gordon = ~(inputs.rate > inputs.growth)
+    tv_rate = inputs.rate if inputs.stable_rate is None else inputs.stable_rate
+    no_gordon = ~(tv_rate > inputs.growth)
     code = np.where(no_gordon, 3, code)
     reasons = [
         None,
