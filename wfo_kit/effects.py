@@ -205,6 +205,8 @@ def _inert(config: Config) -> list[tuple[str, str]]:
     for method in ("comparables", "asset"):
         if method not in v.methods:
             out.append((f"valuation.{method}", f"{method} is not in valuation.methods"))
+    if "ddm" not in v.methods and "fcfe" not in v.methods:
+        out.append(("valuation.equity", "neither ddm nor fcfe is in valuation.methods"))
     for method, weight in v.blend.items():
         if method not in v.methods and weight > 0:
             reason = f"{method} is not in valuation.methods (its weight is renormalised away)"
