@@ -40,6 +40,10 @@ _EXPORTS = {
     "read_table": "wfo_kit.io",
     "value_dcf": "wfo_kit.dcf",
     "present_value": "wfo_kit.dcf",
+    "xnpv": "wfo_kit.dated",
+    "xirr": "wfo_kit.dated",
+    "xnpv_frame": "wfo_kit.dated",
+    "xirr_frame": "wfo_kit.dated",
     "run_report": "wfo_kit.runs",
     "WfoError": "wfo_kit.errors",
 }
