@@ -242,8 +242,11 @@ EXPLORE = [
     md("""
 # Valuation explorer
 
-Pick a company and move the assumptions: the DCF, the football field and the sensitivity grid are
-re-valued at once (vectorized; no notebook re-run). Run the cells top to bottom in JupyterLab.
+Pick a company and change its assumptions: the DCF, the football field (with the market price),
+the sensitivity grid, the scenarios and a Monte Carlo are re-valued at once (vectorized; no
+notebook re-run). It opens on exactly the report's numbers: each box holds the company's own
+input (rates in % a year; the arrows step by 0.25 point, any value can be typed), and "Back to the
+report's inputs" restores them. Run the cells top to bottom in JupyterLab.
 """),
     code("""
 import wfo_kit as wfo
