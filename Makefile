@@ -26,8 +26,13 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# JupyterLab at the project root (parameters/, outputs/ and docs/ reachable), showing notebooks/;
+# no positional folder (it would override the root). Jupyter refuses root without --allow-root.
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -177,7 +177,7 @@ def test_every_chart_escapes_untrusted_strings() -> None:
     figures = [
         charts.value_per_share_bars(hostile_ids(valuations), names),
         charts.football_field(hostile_ids(valuations), hostile_ids(ctx["blend"]), names, picked),
-        charts.bridge_waterfall(hostile_ids(bridge), picked[0]),
+        charts.bridge_waterfall(hostile_ids(bridge), names, picked),
         charts.sensitivity_heatmap(hostile_ids(ctx["sensitivity"]), names, picked),
         charts.scenario_bars(
             hostile_ids(scenarios), hostile_ids(ctx["scenario_summary"]), names, picked
@@ -185,7 +185,13 @@ def test_every_chart_escapes_untrusted_strings() -> None:
         charts.simulation_histogram(
             hostile_ids(ctx["simulation_draws"]), hostile_ids(ctx["simulation"]), names, picked
         ),
-        charts.liquidation_waterfall(hostile_ids(liquidation), picked[0]),
+        charts.liquidation_waterfall(hostile_ids(liquidation), names, picked),
+        charts.upside_ranking(
+            wfo.price_against_value(
+                hostile_ids(ctx["blend"]),
+                names.with_columns(pl.lit(10.0).alias("share_price")),
+            )
+        ),
     ]
     for fig in figures:
         strings = _strings(fig.to_plotly_json())

@@ -666,10 +666,22 @@ class OutputConfig(_Section):
 class ReportConfig(_Section):
     title: str = Field("Company valuation report", description="report heading (plain text)")
     companies: list[str] = Field(
-        default_factory=list, description="company ids to detail; empty means all"
+        default_factory=list,
+        description="company ids the detail sections offer in their company picker, in this "
+        "order; empty: the first `detail_limit` valued companies",
     )
     detail_limit: int = Field(
-        5, ge=1, description="with no `companies` given: detail the first N valued companies"
+        40,
+        ge=1,
+        description="with no `companies` given: detail the first N valued companies (each adds "
+        "about 12 KB to report.html; README, Report)",
+    )
+    units: str = Field(
+        "millions",
+        min_length=1,
+        max_length=40,
+        description="unit of the money amounts in the input tables, shown in headers and axis "
+        "titles (per-share amounts are in currency units)",
     )
     masked_columns: list[str] = Field(
         default_factory=list,
