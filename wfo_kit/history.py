@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from wfo_kit.attribution import Attribution, attribute_runs
 from wfo_kit.config import _flatten
 from wfo_kit.errors import ConfigurationError, did_you_mean
 
@@ -184,7 +185,7 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
     manifests = [load_manifest(root, r) for r in (run_a, run_b)]
     frames = []
     for run_id in (run_a, run_b):
-        path = Path(root) / run_id / "results" / "valuations.parquet"
+        path = _run_folder(root, run_id) / "results" / "valuations.parquet"
         frames.append(
             pl.read_parquet(path).select("company_id", "method", "value_per_share")
             if path.is_file()
@@ -239,7 +240,82 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
         schema=["table", "sha256_a", "sha256_b"],
         orient="row",
     )
-    return {"values": values, "parameters": parameters, "inputs": inputs, "effects": effect_frame}
+    return {
+        "values": values,
+        "blend": blend_diff(root, run_a, run_b),
+        "parameters": parameters,
+        "inputs": inputs,
+        "effects": effect_frame,
+    }
+
+
+#: A blended value that moves by at least this much per share counts as changed (one cent).
+CHANGED = 0.005
+
+
+def _recorded_blend(root: Path, run_id: str) -> pl.DataFrame | None:
+    path = _run_folder(root, run_id) / "results" / "blend.parquet"
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def _run_folder(root: Path, run_id: str) -> Path:
+    for folder, manifest in _manifests(root):
+        if manifest.get("run_id") == run_id or folder.name == run_id:
+            return folder
+    return Path(root) / run_id
+
+
+def blend_diff(root: Path, run_a: str, run_b: str) -> pl.DataFrame:
+    """Blended value per share (low, base, high) of each company in two runs, and its change.
+
+    ``changed`` is true where the base moved by a cent or more, or the company has a blended
+    value in one run only.
+    """
+    empty = pl.DataFrame(
+        schema={"company_id": pl.String, "low": pl.Float64, "base": pl.Float64, "high": pl.Float64}
+    )
+    recorded = (_recorded_blend(root, r) for r in (run_a, run_b))
+    a, b = ((empty if f is None else f).select(empty.columns) for f in recorded)
+    joined = a.join(b, on="company_id", how="full", coalesce=True, suffix="_b").rename(
+        {"low": "low_a", "base": "base_a", "high": "high_a"}
+    )
+    change = pl.col("base_b") - pl.col("base_a")
+    return joined.select(
+        "company_id", "base_a", "base_b",
+        change.alias("change"),
+        (pl.col("base_b") / pl.col("base_a") - 1).alias("change_pct"),  # a fraction: 0.05 is 5%
+        "low_a", "low_b", "high_a", "high_b",
+        (
+            (change.abs() >= CHANGED).fill_null(False)
+            | (pl.col("base_a").is_null() != pl.col("base_b").is_null())
+        ).alias("changed"),
+    ).sort("company_id")  # fmt: skip
+
+
+def diff_summary(blend: pl.DataFrame, *, top: int = 5) -> tuple[str, pl.DataFrame]:
+    """One sentence on how many companies moved, and the ``top`` largest moves."""
+    both = blend.filter(pl.col("base_a").is_not_null() & pl.col("base_b").is_not_null())
+    moved = both.filter(pl.col("changed"))
+    only_a = blend.filter(pl.col("base_a").is_not_null() & pl.col("base_b").is_null()).height
+    only_b = blend.filter(pl.col("base_a").is_null() & pl.col("base_b").is_not_null()).height
+    line = (
+        f"{both.height} companies have a blended value in both runs: {moved.height} changed by a "
+        f"cent or more per share, {both.height - moved.height} unchanged; "
+        f"{only_a} only in the first run, {only_b} only in the second"
+    )
+    largest = (
+        moved.sort(pl.col("change").abs(), descending=True)
+        .head(top)
+        .select("company_id", "base_a", "base_b", "change", "change_pct")
+    )
+    return line, largest
+
+
+def diff_attribution(root: Path, run_a: str, run_b: str) -> Attribution:
+    """Each company's change in blended value split into its causes (:mod:`wfo_kit.attribution`)."""
+    manifests = (load_manifest(root, run_a), load_manifest(root, run_b))
+    recorded = (_recorded_blend(root, run_a), _recorded_blend(root, run_b))
+    return attribute_runs(manifests, recorded, (run_a, run_b))
 
 
 def _effects_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
