@@ -20,12 +20,8 @@ from hypothesis import strategies as st
 
 from wfo_kit.attribution import attribute, plan_steps, value_settings
 from wfo_kit.cli import main
-from wfo_kit.config import load_config, resolve_config
+from wfo_kit.config import load_config
 from wfo_kit.io import load_tables
-from wfo_kit.runs import run_report
-
-SAMPLE = Path(__file__).resolve().parent.parent / "wfo_kit" / "sample_data"
-FAST = "  monte_carlo: {enabled: false}\n  sensitivity: {enabled: false}\n"
 
 
 @pytest.fixture(scope="module")
@@ -122,40 +118,7 @@ def test_a_parameter_invalid_alone_is_applied_with_the_next(
 
 
 # --------------------------------------------------------------------------------------------
-# Two real runs (real kernels): wfo diff from their manifests
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    base = tmp_path_factory.mktemp("diff")
-    data = base / "data"
-    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.md"))
-    grown = pl.read_csv(data / "financials.csv").with_columns(
-        pl.when(pl.col("company_id") == "C001")
-        .then(pl.col("revenue", "ebit", "ebitda") * 1.2)
-        .otherwise(pl.col("revenue", "ebit", "ebitda"))
-    )
-    grown.write_csv(data / "financials_v2.csv")
-    tables = "".join(
-        f"  {t}: data/{t}.csv\n" for t in ("companies", "peers", "balance_sheet")
-    )  # fmt: skip
-    (base / "a.yaml").write_text(
-        f"data:\n{tables}  financials: data/financials.csv\nvaluation:\n{FAST}"
-    )
-    (base / "b.yaml").write_text(
-        f"data:\n{tables}  financials: data/financials_v2.csv\nvaluation:\n{FAST}"
-        "  discount_rate: 0.09\n  precedence: [discount_rate]\n"
-        "  blend: {dcf: 0.6, comparables: 0.3, asset: 0.1}\n"
-    )
-    out = base / "out"
-    ids = []
-    for name in ("a", "b"):
-        result = run_report(
-            resolve_config(base / f"{name}.yaml"), output_root=out, reuse_kernel=True
-        )
-        assert result.status == "succeeded", result.error
-        ids.append(result.run_id)
-    return out, ids[0], ids[1]
+# Two real runs (real kernels, tests/conftest.py two_runs): wfo diff from their manifests
 
 
 def test_wfo_diff_summary_attribution_and_html(

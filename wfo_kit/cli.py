@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
     run.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print the report to report.pdf with headless Chromium (report.pdf: true)",
+    )
+    run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -325,6 +330,8 @@ def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
 def cmd_run(args: argparse.Namespace) -> int:
     from wfo_kit.runs import run_report
 
+    if args.pdf:
+        args.sets = [*args.sets, "report.pdf=true"]
     resolved = _resolve(args, notes=True)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_report(
