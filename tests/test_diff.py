@@ -156,6 +156,9 @@ def test_wfo_diff_summary_attribution_and_html(
     html = page.read_text()
     assert 'id="wfo-waterfall"' in html
     assert "input: financials" in html
+    # run B's report.title holds markup: the parameters table shows it as text
+    assert "<b>test</b>" not in html
+    assert "PDF &lt;b&gt;test&lt;/b&gt; portfolio" in html
     assert "http://" not in html.split('id="wfo-plotlyjs"')[0]
     # drawn offline in headless Chromium: the waterfall's SVG with its cause labels
     dom = subprocess.run(
