@@ -176,8 +176,11 @@ def test_wfo_diff_changed_only(
     two_runs: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, a, _ = two_runs
-    assert main(["diff", a, a, "--output", str(out), "--changed-only"]) == 0
+    assert main(["diff", a, a, "--output", str(out), "--changed-only", "--html"]) == 0
     text = capsys.readouterr().out
+    page = out / f"diff-{a}-{a}.html"  # the default file, beside the runs
+    assert text.splitlines()[-1] == f"html: {page}"
+    assert "0 changed by a cent or more" in page.read_text()
     assert "0 changed by a cent or more per share, 38 unchanged" in text
     assert "largest moves" not in text
     assert "C001" not in text  # nothing changed, so no company is listed

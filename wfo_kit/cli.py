@@ -660,13 +660,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.html is not None:
+        import re
+
         from wfo_kit.diff_report import diff_page, write_diff_html
 
-        target = (
-            Path(args.output) / f"diff-{args.run_a}-{args.run_b}.html"
-            if args.html is True
-            else args.html
-        )
+        # A run id is a folder name, but keep the default file name a plain name whatever it is.
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"diff-{args.run_a}-{args.run_b}.html")
+        target = Path(args.output) / name if args.html is True else args.html
         page = diff_page(
             run_a=args.run_a,
             run_b=args.run_b,
