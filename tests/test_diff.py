@@ -64,7 +64,7 @@ CHANGES = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(changes=CHANGES)
 def test_attribution_parts_sum_to_the_total_for_random_changes(
@@ -163,7 +163,7 @@ def test_wfo_diff_summary_attribution_and_html(
     # drawn offline in headless Chromium: the waterfall's SVG with its cause labels
     dom = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+         "--virtual-time-budget=8000", "--dump-dom", page.as_uri()],
         check=True, capture_output=True, text=True, timeout=90,
     ).stdout  # fmt: skip
     drawn = dom.split('id="wfo-waterfall"')[1]

@@ -21,6 +21,10 @@ from wfo_kit.display import TABLE_CSS, html_table
 from wfo_kit.io import write_text
 from wfo_kit.trust import plotly_text, plotly_texts
 
+#: Companies offered in the waterfall's dropdown (largest moves first): one trace each, so the
+#: page stays small for a large portfolio; the table lists every company.
+CHART_LIMIT = 200
+
 
 def attribution_wide(attribution: Attribution) -> pl.DataFrame | None:
     """One row per company: base_a, base_b, change, then one column per cause (in order)."""
@@ -110,7 +114,12 @@ def diff_page(
         )
         if movers.height:
             ids = movers.sort(pl.col("change").abs(), descending=True)["company_id"].to_list()
-            fig = waterfall(attribution.parts, attribution.values, ids)
+            if len(ids) > CHART_LIMIT:
+                blocks.append(
+                    f"<p>The chart offers the {CHART_LIMIT} largest moves of {len(ids)}; the "
+                    "table below lists every company.</p>"
+                )
+            fig = waterfall(attribution.parts, attribution.values, ids[:CHART_LIMIT])
             chart = fig.to_html(full_html=False, include_plotlyjs=False, div_id="wfo-waterfall")
             blocks.append(chart)
         rows = wide.filter(moved(wide)) if changed_only else wide
