@@ -208,13 +208,13 @@ def _states(
     states = [(start, _revalue(tables, settings))]
     pending: list[Step] = []
     steps = plan_steps(tables_a, tables_b, settings_a, settings_b)
+    flat_b = _flatten(settings_b)
     for position, step in enumerate(steps):
         for name in step.tables:
             if name in tables_b:
                 tables[name] = tables_b[name]
             else:
                 tables.pop(name, None)
-        flat_b = _flatten(settings_b)
         for key in step.keys:
             _set_path(settings, key, flat_b.get(key, _MISSING))
         pending.append(step)
@@ -349,6 +349,9 @@ def attribute_runs(
         parts, values = attribute(tables[0], tables[1], settings[0], settings[1])
     except (DataError, ConfigurationError) as exc:
         return Attribution(None, None, exc.message)
+    except PydanticValidationError as exc:  # a configuration this wfo_kit no longer accepts
+        first = str(exc).splitlines()[0]
+        return Attribution(None, None, f"a run's configuration is not valid here: {first}")
     for column, blend, label in zip(("base_a", "base_b"), recorded, labels, strict=True):
         problem = _reproduces(values.select("company_id", column), blend, label)
         if problem:
