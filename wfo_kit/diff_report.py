@@ -39,28 +39,51 @@ def attribution_wide(attribution: Attribution) -> pl.DataFrame | None:
 
 
 def waterfall(parts: pl.DataFrame, values: pl.DataFrame, companies: list[str]) -> Any:
-    """A waterfall per company (run A, each cause, run B), one shown at a time (dropdown)."""
+    """A waterfall per company (run A, each cause, run B), one shown at a time (dropdown).
+
+    The value axis spans each company's own path (run A, every step, run B) with a margin, so a
+    move of a few cents is visible; the dropdown sets it per company.
+    """
     import plotly.graph_objects as go
 
+    chosen = pl.DataFrame({"company_id": companies})
+    rows = chosen.join(values, on="company_id", how="left", maintain_order="left")
+    own_parts = (
+        chosen.join(parts, on="company_id", how="inner", maintain_order="left")
+        .sort("company_id", "step")
+        .partition_by("company_id", as_dict=True, maintain_order=True)
+    )
     fig = go.Figure()
     buttons = []
-    for i, company in enumerate(companies):
-        row = values.filter(pl.col("company_id") == company).row(0, named=True)
-        own = parts.filter(pl.col("company_id") == company).sort("step")
-        labels = ["run A", *plotly_texts(own["cause"]), "run B"]
+    for i, row in enumerate(rows.iter_rows(named=True)):
+        own = own_parts.get((row["company_id"],), parts.clear())
+        changes = own["change"].fill_null(0.0).to_list()
+        path = [row["base_a"] + sum(changes[:k]) for k in range(len(changes) + 1)]
+        low, high = min([*path, row["base_b"]]), max([*path, row["base_b"]])
+        pad = max((high - low) * 0.15, abs(high) * 0.01, 0.05)
+        y_range = [max(low - pad, 0.0) if low >= 0 else low - pad, high + pad]
         fig.add_trace(
             go.Waterfall(
-                x=labels,
-                y=[row["base_a"], *own["change"].fill_null(0.0).to_list(), row["base_b"]],
+                x=["run A", *plotly_texts(own["cause"]), "run B"],
+                y=[row["base_a"], *changes, row["base_b"]],
                 measure=["absolute", *["relative"] * own.height, "total"],
-                name=plotly_text(company),
+                name=plotly_text(row["company_id"]),
                 visible=i == 0,
                 hovertemplate="%{x}: %{y:,.2f} per share<extra></extra>",
+                texttemplate="%{y:,.2f}",  # each bar says its amount: the parts and the values
+                textposition="outside",
+                cliponaxis=False,
             )
         )
-        visible = [j == i for j in range(len(companies))]
+        if i == 0:
+            fig.update_yaxes(range=y_range)
+        visible = [j == i for j in range(rows.height)]
         buttons.append(
-            {"label": plotly_text(company), "method": "update", "args": [{"visible": visible}]}
+            {
+                "label": plotly_text(row["company_id"]),
+                "method": "update",
+                "args": [{"visible": visible}, {"yaxis.range": y_range}],
+            }
         )
     fig.update_layout(
         title="Change in blended value per share, by cause",
