@@ -271,48 +271,55 @@ output_root = "outputs"
         "parameters",
     ),
     code("""
-import plotly.express as px
-import polars as pl
+from pathlib import Path
+
+from IPython.display import HTML, display
 
 from wfo_kit import display as show
-from wfo_kit.history import run_history, step_durations
+from wfo_kit import history
 
 show.setup()
 show.heading("Run history", 1)
-runs = run_history(output_root)
-steps = step_durations(output_root)
-show.note(f"{runs.height} runs under {output_root}")
+runs = history.run_history(output_root)
+steps = history.step_durations(output_root)
+trends = history.value_trends(output_root)
+show.note(f"{runs.height} runs under {Path(output_root).name}/; times in UTC")
 """),
     md("""
 ## Runs per day and outcome
 """),
     code("""
 if runs.height:
-    per_day = (
-        runs.with_columns(pl.col("started").dt.date().alias("day"))
-        .group_by("day", "status").len().sort("day")
-    )
-    show.show(px.bar(per_day, x="day", y="len", color="status",
-                     title="Runs per day"))
-    rates = runs.group_by("status").len().with_columns(
-        (pl.col("len") / pl.col("len").sum()).alias("share"))
-    show.table(rates)
+    show.show(history.runs_per_day_figure(runs))
+    show.table(runs.group_by("status").len("runs").sort("runs", descending=True),
+               caption="Runs by outcome")
+"""),
+    md("""
+## Runs
+Each run links to its report (links are relative to this page, beside the run folders).
+"""),
+    code("""
+if runs.height:
+    display(HTML(history.runs_table_html(runs, history_file=Path(output_root) / "history.html")))
+"""),
+    md("""
+## Values across runs
+"""),
+    code("""
+if trends.height:
+    show.show(history.value_trend_figure(trends))
+else:
+    show.note("No succeeded run with a blend table yet.")
 """),
     md("""
 ## Step durations, data quality and throughput
 """),
     code("""
 if steps.height:
-    show.show(px.box(steps, x="step", y="seconds", points="all",
-                     title="Step durations (seconds)"))
-if runs.filter(pl.col("quality_score").is_not_null()).height:
-    ordered = runs.sort("started").filter(pl.col("quality_score").is_not_null())
-    show.show(px.line(ordered, x="started", y="quality_score", markers=True,
-                      title="Data quality score over time"))
-    show.show(px.line(ordered, x="started", y="companies_per_second", markers=True,
-                      title="Throughput (companies per second, whole run)"))
-show.table(runs.select("run_id", "status", "started", "seconds", "companies", "valued",
-                       "quality_score", "error"), rows=200)
+    show.show(history.step_figure(steps))
+if runs.filter(runs["quality_score"].is_not_null()).height:
+    show.show(history.quality_figure(runs))
+    show.show(history.throughput_figure(runs))
 """),
 ]
 

@@ -52,7 +52,7 @@ def masked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root,
         f"extends: {ROOT / 'parameters' / 'default.yaml'}\n"
         "report:\n  masked_columns: [name]\n"
-        "output:\n  formats: [parquet, csv, json]\n",
+        "output:\n  formats: [parquet, csv, json, xlsx]\n",
     )
 
 
@@ -102,6 +102,13 @@ def test_masked_values_appear_in_no_file_of_the_run_folder(masked_run: Path) -> 
         for column, dtype in frame.schema.items():
             if dtype == pl.String:
                 assert not frame[column].is_in(secrets).any(), (path.name, column)
+    # So is the xlsx workbook (a zip): every text cell of every sheet.
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(masked_run / "results" / "results.xlsx", read_only=True)
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows(values_only=True):
+            assert not set(row) & set(secrets), sheet.title
     dcf = pl.read_parquet(masked_run / "results" / "dcf_detail.parquet")
     assert set(dcf["name"].drop_nulls()) == {"***"}
     assert (dcf["value_per_share"].drop_nulls() > 0).all()  # only the masked column changes

@@ -658,8 +658,10 @@ class OutputConfig(_Section):
         description="folder that receives one sub-folder per run; relative to the parameters "
         "file that sets it (the default, `outputs`, is relative to the working directory)",
     )
-    formats: list[Literal["parquet", "csv", "json"]] = Field(
-        default_factory=lambda: ["parquet"], description="result table formats"
+    formats: list[Literal["parquet", "csv", "json", "xlsx"]] = Field(
+        default_factory=lambda: ["parquet"],
+        description="result table formats: a file per table (parquet, csv, json), or one "
+        "workbook results.xlsx with a sheet per table (xlsx)",
     )
 
 
@@ -696,6 +698,11 @@ class ReportConfig(_Section):
         "bundled one. Relative to the parameters file; inside the confinement folder if any",
     )
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
+    pdf: bool = Field(
+        False,
+        description="also print the report to report.pdf with headless Chromium (`wfo run "
+        "--pdf`; the browser from WFO_CHROMIUM or chromium on the PATH)",
+    )
 
     @model_validator(mode="after")
     def _company_id_stays(self) -> ReportConfig:

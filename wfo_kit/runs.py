@@ -216,6 +216,10 @@ def run_report(
     check_kernel(config.report.kernel)
     if config.report.notebook:
         check_notebook(Path(config.report.notebook))
+    if config.report.pdf:
+        from wfo_kit.pdf import find_chromium
+
+        find_chromium()  # no browser: say so before anything runs
     hashes = input_hashes(resolved)
     content = content_hash(resolved, hashes)
     try:
@@ -285,6 +289,8 @@ def run_report(
         export_html(executed, partial / "report.html", failed=record.error)
         record.timings["export"] = time.perf_counter() - tick
         emit("step_finished", step="publish", seconds=record.timings["export"])
+        if config.report.pdf and record.error is None:
+            record.error = _print_pdf(partial, record, say=say, emit=emit)
         record.status = "failed" if record.error else "succeeded"
     except (KeyboardInterrupt, SystemExit) as exc:
         record.status = "interrupted"
@@ -319,6 +325,23 @@ def run_report(
             raise escaping
         raise record.error from escaping
     return RunResult(run_id, final, record.status, final / "report.html", record.error)
+
+
+def _print_pdf(partial: Path, record: _RunRecord, *, say: Any, emit: Any) -> WfoError | None:
+    """report.html printed to report.pdf (``report.pdf: true``); the error that failed it."""
+    from wfo_kit.pdf import print_pdf
+
+    say("printing report.pdf")
+    emit("step_started", step="pdf")
+    tick = time.perf_counter()
+    try:
+        print_pdf(partial / "report.html", partial / "report.pdf")
+    except WfoError as exc:
+        emit("step_failed", step="pdf", error=exc.to_dict())
+        return exc
+    record.timings["pdf"] = time.perf_counter() - tick
+    emit("step_finished", step="pdf", seconds=record.timings["pdf"])
+    return None
 
 
 MANIFEST = "manifest.json"
