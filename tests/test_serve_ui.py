@@ -56,103 +56,7 @@ def sample_data(root: Path) -> Path:
     return data
 
 
-# ------------------------------------------------------------------------- the model and the form
-
-
-def model_leaves(model: type[BaseModel], prefix: str = "", stack: tuple = ()) -> set[str]:
-    """Every leaf setting of a pydantic model, walked through its Python types (not the JSON
-    schema the form is built from): a nested model is a section unless met again inside itself."""
-    leaves = set()
-    for name, info in model.model_fields.items():
-        key = f"{prefix}{name}"
-        annotation = info.annotation
-        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-        options = [a for a in typing.get_args(annotation) if a is not type(None)] if union else []
-        options = options or [annotation]  # a list or mapping of models is one value
-        models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
-        if len(options) == 1 and len(models) == 1 and models[0] not in stack:
-            leaves |= model_leaves(models[0], key + ".", (*stack, models[0]))
-        else:
-            leaves.add(key)
-    return leaves
-
-
-def test_every_leaf_field_of_config_is_in_the_form() -> None:
-    keys = [f.key for f in configform.form_fields()]
-    assert len(keys) == len(set(keys))
-    assert set(keys) == model_leaves(Config, stack=(Config,))
-    sections = {s.key: s for s in configform.form_sections()}
-    assert list(sections) == list(Config.model_fields)  # folded as in the model, in its order
-    wacc = next(s for s in sections["valuation"].sections if s.key == "valuation.wacc")
-    risk_free = next(f for f in wacc.fields if f.key == "valuation.wacc.risk_free")
-    assert risk_free.kind == "number"
-    assert risk_free.default == 0.04
-    assert risk_free.unit == "decimal (0.09 = 9 %)"
-    assert "risk-free rate" in risk_free.description
-    by_key = {f.key: f for f in configform.form_fields()}
-    assert by_key["valuation.terminal"].options == ("gordon", "exit_multiple")
-    assert by_key["valuation.methods"].kind == "choices"
-    assert by_key["valuation.scenarios"].kind == "yaml"
-    assert by_key["data.companies.fallback"].kind == "yaml"  # a table source inside itself
-    assert by_key["valuation.discount_rate"].nullable
-
-
-def test_a_form_becomes_a_document_with_field_errors(tmp_path: Path) -> None:
-    data = sample_data(tmp_path)
-    form = {
-        "data.companies.path": ["companies.csv"],
-        "data.financials.path": ["financials.csv"],
-        "valuation.terminal_growth": ["0.025"],
-        "valuation.discount_rate": ["null"],
-        "valuation.methods": ["", "dcf", "asset"],
-        "valuation.comparables.multiples": ["", "ev_ebitda"],  # the default: not written
-        "valuation.sensitivity.enabled": ["false"],
-        "valuation.blend": ["{dcf: 0.6, asset: 0.4}"],
-        "report.title": ["A <b>title</b>"],
-        "valuation.wacc.risk_free": [""],  # empty: the default
-    }
-    document, errors = configform.document_from_form(form)
-    assert errors == []
-    assert document == {
-        "data": {"companies": {"path": "companies.csv"}, "financials": {"path": "financials.csv"}},
-        "valuation": {
-            "discount_rate": None,
-            "methods": ["dcf", "asset"],
-            "terminal_growth": 0.025,
-            "blend": {"dcf": 0.6, "asset": 0.4},
-            "sensitivity": {"enabled": False},
-        },
-        "report": {"title": "A <b>title</b>"},
-    }
-    check = configform.check_form(form, data)
-    assert check.valid, check.errors
-    assert check.effective["valuation.terminal_growth"] == {"value": 0.025, "source": "this form"}
-    assert check.effective["valuation.wacc.risk_free"] == {"value": 0.04, "source": "default"}
-    assert check.effective["data.companies.path"]["value"] == str(data / "companies.csv")
-    assert check.effective["output.root"]["source"] == "server (confinement)"
-    assert "terminal_growth: 0.025" in configform.to_yaml(check.document)
-
-    bad = {
-        **form,
-        "valuation.terminal_growth": ["abc"],
-        "valuation.drivers.years": ["2.5"],
-        "valuation.timing": ["sometimes"],
-    }
-    assert {e.field for e in configform.check_form(bad, data).errors} == {
-        "valuation.terminal_growth",
-        "valuation.drivers.years",
-        "valuation.timing",
-    }
-    beyond = configform.check_form({**form, "valuation.wacc.risk_free": ["3"]}, data)
-    assert [e.field for e in beyond.errors] == ["valuation.wacc.risk_free"]
-    assert "less than or equal to 0.5" in beyond.errors[0].message
-    outside = configform.check_form({**form, "data.peers.path": ["../../etc/passwd"]}, data)
-    assert [e.field for e in outside.errors] == ["data.peers.path"]
-    assert str(data) not in outside.errors[0].message
-    assert sorted(p.name for p in data.glob(".wfo-serve-*")) == []  # nothing left behind
-
-
-# -------------------------------------------------------------- HTTP: an in-process uvicorn server
+# -------------------------------------------- HTTP: the pages of a `wfo serve` process on loopback
 
 
 @dataclass
@@ -161,9 +65,10 @@ class Local:
     out: Path
     data: Path
     tokens: dict[str, str]
+    tls: ssl.SSLContext
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, verify=self.tls, timeout=30)
 
     def sign_in(self, name: str, token: str | None = None) -> httpx.Client:
         client = self.client()
@@ -192,31 +97,9 @@ def read_audit_until(out: Path, until: typing.Callable[[list[dict]], bool]) -> l
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
-    """The app on a real socket, no TLS, no worker started (nothing here runs a valuation)."""
-    import uvicorn
-
-    from wfo_kit.serve.app import create_app
-    from wfo_kit.serve.settings import ServeSettings
-
-    root = tmp_path_factory.mktemp("ui")
-    data, out = sample_data(root), root / "out"
-    tokens = {name: add_user(out / "users.json", name, role) for name, role in USERS.items()}
-    settings = ServeSettings(output_root=out, data_root=data, prewarm=False)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        yield Local(f"http://127.0.0.1:{port}", out, data, tokens)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+def local(served: Served) -> Local:
+    """The `wfo serve` process of the Chromium test: these tests run while its worker warms up."""
+    return Local(served.url, served.out, served.data, served.tokens, served.tls)
 
 
 def cookie_header(response: httpx.Response, name: str) -> str:
@@ -240,6 +123,7 @@ def test_sign_in_cookie_flags_and_the_csp(local: Local) -> None:
         csrf = cookie_header(login, webauth.LOGIN_CSRF_COOKIE)
         assert "HttpOnly" in csrf
         assert "SameSite=strict" in csrf
+        assert "Secure" in csrf
         static = client.get("/ui/static/app.js")
         assert static.status_code == 200
         assert "innerHTML" not in static.text.replace("never innerHTML", "")
@@ -263,14 +147,14 @@ def test_sign_in_cookie_flags_and_the_csp(local: Local) -> None:
         assert signed.status_code == 303
         assert signed.headers["location"] == "/ui/history"
         session = cookie_header(signed, webauth.SESSION_COOKIE)
-        for flag in ("HttpOnly", "SameSite=strict", "Path=/", f"Max-Age={8 * 3600}"):
+        for flag in ("HttpOnly", "SameSite=strict", "Path=/", f"Max-Age={8 * 3600}", "Secure"):
             assert flag in session
-        assert "Secure" not in session  # plain HTTP here; the Chromium test checks TLS
         assert local.tokens["alice"] not in session
         runs = client.get("/ui/runs")
         assert runs.status_code == 200
         assert runs.headers["content-security-policy"].startswith("default-src 'none'")
         assert runs.headers["x-frame-options"] == "DENY"
+        assert runs.headers["strict-transport-security"] == "max-age=31536000"
         assert 'id="whoami">alice (analyst)' in runs.text
 
     with local.client() as again:  # an offsite `next` is not followed
@@ -315,9 +199,10 @@ def test_failed_sign_ins_are_throttled_and_audited(local: Local) -> None:
     with local.client() as client:
         token = CSRF.search(client.get("/ui/login").text)[1]
         wrong = local.tokens["bob"][:-3] + "abc"  # the right token id, a wrong secret
-        for _ in range(webauth.MAX_FAILURES_PER_NAME):
+        for attempt in range(webauth.MAX_FAILURES_PER_NAME):
+            guess = wrong if attempt == 0 else f"guess-{attempt}"  # one Argon2 check is enough
             response = client.post(
-                "/ui/login", data={"name": "bob", "token": wrong, "csrf_token": token}
+                "/ui/login", data={"name": "bob", "token": guess, "csrf_token": token}
             )
             assert response.status_code == 401
         throttled = client.post(
@@ -508,6 +393,102 @@ def test_wfo_audit_and_the_audit_page(local: Local, capsys: pytest.CaptureFixtur
     assert "sign-in: POST /ui/login" in rows[0]
 
 
+# ------------------- the model and the form (after the server started: they run while it warms up)
+
+
+def model_leaves(model: type[BaseModel], prefix: str = "", stack: tuple = ()) -> set[str]:
+    """Every leaf setting of a pydantic model, walked through its Python types (not the JSON
+    schema the form is built from): a nested model is a section unless met again inside itself."""
+    leaves = set()
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = info.annotation
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = [a for a in typing.get_args(annotation) if a is not type(None)] if union else []
+        options = options or [annotation]  # a list or mapping of models is one value
+        models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(options) == 1 and len(models) == 1 and models[0] not in stack:
+            leaves |= model_leaves(models[0], key + ".", (*stack, models[0]))
+        else:
+            leaves.add(key)
+    return leaves
+
+
+def test_every_leaf_field_of_config_is_in_the_form() -> None:
+    keys = [f.key for f in configform.form_fields()]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == model_leaves(Config, stack=(Config,))
+    sections = {s.key: s for s in configform.form_sections()}
+    assert list(sections) == list(Config.model_fields)  # folded as in the model, in its order
+    wacc = next(s for s in sections["valuation"].sections if s.key == "valuation.wacc")
+    risk_free = next(f for f in wacc.fields if f.key == "valuation.wacc.risk_free")
+    assert risk_free.kind == "number"
+    assert risk_free.default == 0.04
+    assert risk_free.unit == "decimal (0.09 = 9 %)"
+    assert "risk-free rate" in risk_free.description
+    by_key = {f.key: f for f in configform.form_fields()}
+    assert by_key["valuation.terminal"].options == ("gordon", "exit_multiple")
+    assert by_key["valuation.methods"].kind == "choices"
+    assert by_key["valuation.scenarios"].kind == "yaml"
+    assert by_key["data.companies.fallback"].kind == "yaml"  # a table source inside itself
+    assert by_key["valuation.discount_rate"].nullable
+
+
+def test_a_form_becomes_a_document_with_field_errors(tmp_path: Path) -> None:
+    data = sample_data(tmp_path)
+    form = {
+        "data.companies.path": ["companies.csv"],
+        "data.financials.path": ["financials.csv"],
+        "valuation.terminal_growth": ["0.025"],
+        "valuation.discount_rate": ["null"],
+        "valuation.methods": ["", "dcf", "asset"],
+        "valuation.comparables.multiples": ["", "ev_ebitda"],  # the default: not written
+        "valuation.sensitivity.enabled": ["false"],
+        "valuation.blend": ["{dcf: 0.6, asset: 0.4}"],
+        "report.title": ["A <b>title</b>"],
+        "valuation.wacc.risk_free": [""],  # empty: the default
+    }
+    document, errors = configform.document_from_form(form)
+    assert errors == []
+    assert document == {
+        "data": {"companies": {"path": "companies.csv"}, "financials": {"path": "financials.csv"}},
+        "valuation": {
+            "discount_rate": None,
+            "methods": ["dcf", "asset"],
+            "terminal_growth": 0.025,
+            "blend": {"dcf": 0.6, "asset": 0.4},
+            "sensitivity": {"enabled": False},
+        },
+        "report": {"title": "A <b>title</b>"},
+    }
+    check = configform.check_form(form, data)
+    assert check.valid, check.errors
+    assert check.effective["valuation.terminal_growth"] == {"value": 0.025, "source": "this form"}
+    assert check.effective["valuation.wacc.risk_free"] == {"value": 0.04, "source": "default"}
+    assert check.effective["data.companies.path"]["value"] == str(data / "companies.csv")
+    assert check.effective["output.root"]["source"] == "server (confinement)"
+    assert "terminal_growth: 0.025" in configform.to_yaml(check.document)
+
+    bad = {
+        **form,
+        "valuation.terminal_growth": ["abc"],
+        "valuation.drivers.years": ["2.5"],
+        "valuation.timing": ["sometimes"],
+    }
+    assert {e.field for e in configform.check_form(bad, data).errors} == {
+        "valuation.terminal_growth",
+        "valuation.drivers.years",
+        "valuation.timing",
+    }
+    beyond = configform.check_form({**form, "valuation.wacc.risk_free": ["3"]}, data)
+    assert [e.field for e in beyond.errors] == ["valuation.wacc.risk_free"]
+    assert "less than or equal to 0.5" in beyond.errors[0].message
+    outside = configform.check_form({**form, "data.peers.path": ["../../etc/passwd"]}, data)
+    assert [e.field for e in outside.errors] == ["data.peers.path"]
+    assert str(data) not in outside.errors[0].message
+    assert sorted(p.name for p in data.glob(".wfo-serve-*")) == []  # nothing left behind
+
+
 # ------------------------------------------------------------- Chromium against `wfo serve` (TLS)
 
 
@@ -517,6 +498,7 @@ class Served:
     out: Path
     data: Path
     tokens: dict[str, str]
+    tls: ssl.SSLContext
 
 
 @pytest.fixture(scope="module")
@@ -540,14 +522,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, (root / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", verify=tls, timeout=5).status_code == 200:
-                    break
+            try:  # listening; its worker warms up while the browser signs in and fills the form
+                httpx.get(f"{url}/healthz", verify=tls, timeout=5)
+                break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the server did not get ready in 120 s"
+            assert time.monotonic() < deadline, "the server did not listen in 120 s"
             time.sleep(0.3)
-        yield Served(url, out, data, tokens)
+        yield Served(url, out, data, tokens, tls)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -677,6 +659,7 @@ def test_a_whole_session_in_chromium(served: Served, chromium: str) -> None:
             assert sorted(p.name for p in served.out.iterdir()) == before
         finally:
             hostile.shutdown()
+            hostile.server_close()
 
         # a viewer sees no launch button; a forged POST from their session is refused
         viewer = browser.new_context(ignore_https_errors=True)
@@ -710,7 +693,7 @@ def test_a_whole_session_in_chromium(served: Served, chromium: str) -> None:
     reads = [a for a in audit if a.get("event") == "read" and a.get("run_id") == run_id]
     assert ("alice", "report") in {(a["api_user"], a["what"]) for a in reads}
     refused = [a for a in audit if a.get("url") == "/ui/runs" and a.get("status") == 403]
-    assert {a["api_user"] for a in refused} == {"vic"}
+    assert "vic" in {a["api_user"] for a in refused}
     manifest = json.loads((served.out / run_id / "manifest.json").read_text())
     assert manifest["owner"] == "alice"
     assert manifest["config"]["report"]["title"] == HOSTILE
