@@ -7,6 +7,7 @@ a run title shown as text; a cross-site form post refused."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 from pydantic import BaseModel
 
@@ -271,6 +273,13 @@ def csrf_and_roles(local: Local, alice: httpx.Client, vic: httpx.Client) -> None
     assert alice.get("/ui/users").status_code == 403
     assert alice.get("/ui/audit").status_code == 403
     assert vic.post("/ui/config/validate", data={"csrf_token": vic_csrf}).status_code == 403
+    cancel = vic.post("/ui/runs/20991231T000000-api-000000/cancel", data={"csrf_token": vic_csrf})
+    assert cancel.status_code == 403
+    assert cancel.json()["type"] == "urn:wfo:problem:forbidden"
+    missing = alice.post(
+        "/ui/runs/20991231T000000-api-000000/cancel", data={"csrf_token": alice_csrf}
+    )
+    assert missing.status_code == 404
     # the token in a header (the live validation's fetch) works as well as in the form
     checked = alice.post(
         "/ui/config/validate", data=form, headers={webauth.CSRF_HEADER: alice_csrf}
@@ -645,6 +654,18 @@ def test_a_whole_session_in_chromium(served: Served, chromium: str) -> None:
         expect(row.locator(".status")).to_have_text("succeeded")
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#bold, #img").count() == 0
+
+        # its result tables, the comparison (with itself: every table identical), the history
+        table = context.request.get(f"{served.url}/ui/runs/{run_id}/results/valuations.csv")
+        assert table.status == 200
+        on_disk = pl.read_parquet(served.out / run_id / "results" / "valuations.parquet")
+        assert pl.read_csv(io.BytesIO(table.body())).shape == on_disk.shape
+        page.goto(f"{served.url}/ui/compare?a={run_id}&b={run_id}")
+        statuses = page.locator("#tables tbody td:nth-child(2)").all_text_contents()
+        assert "valuations" in page.locator("#tables").inner_text()
+        assert set(statuses) == {"identical"}
+        page.goto(f"{served.url}/ui/history")
+        expect(page.locator("#history")).to_contain_text(run_id)
         assert errors == []
 
         # a cross-site form post (another origin, the user signed in here) is refused
