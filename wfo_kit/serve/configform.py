@@ -328,8 +328,24 @@ def check_form(form: Mapping[str, list[str]], data_root: Path) -> FormCheck:
             resolved = submissions.resolve(path, data_root)
     except WfoError as exc:
         return FormCheck(document, tuple(errors_of(exc)))
-    config = mask_secrets(resolved.config.model_dump(mode="json"))
+    config = _without_root(mask_secrets(resolved.config.model_dump(mode="json")), data_root)
     return FormCheck(document, (), effective_values(config, resolved.sources))
+
+
+DATA_ROOT_LABEL = "<data root>"
+
+
+def _without_root(value: Any, data_root: Path) -> Any:
+    """The effective values as a user sees them: paths under the data root relative to it (the
+    page never shows the server's folders, as problem details do not)."""
+    root = str(Path(data_root).resolve())
+    if isinstance(value, dict):
+        return {k: _without_root(v, data_root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_root(v, data_root) for v in value]
+    if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+        return DATA_ROOT_LABEL + value[len(root) :]
+    return value
 
 
 def to_yaml(document: dict[str, Any]) -> str:

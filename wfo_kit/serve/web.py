@@ -260,15 +260,20 @@ async def login(request: Request) -> Response:
         f"client:{client}": webauth.MAX_FAILURES_PER_CLIENT,
     }
     wait = throttle.retry_after(limits)
-    if wait:
-        raise Problem(
-            429,
-            "too-many-sign-ins",
-            "Too many failed sign-ins",
-            "too many failed sign-ins for this name or from this address; try again later",
-            hint=f"retry after {wait} s",
-            headers={"Retry-After": str(wait)},
+    if wait:  # refused without checking the token: guessing gets no faster than the limit
+        response = page(
+            request,
+            "login.html",
+            signed=None,
+            status=429,
+            login_csrf=request.cookies.get(webauth.LOGIN_CSRF_COOKIE, ""),
+            error=f"Too many failed sign-ins for this name or from this address: "
+            f"try again in {wait} s.",
+            name=name,
+            next_page=_next_page((form.get("next") or [""])[-1]),
         )
+        response.headers["Retry-After"] = str(wait)
+        return response
     verifier = request.app.state.verifier
     user = await run_in_threadpool(webauth.sign_in, verifier, name, token)
     if user is None:

@@ -8,6 +8,10 @@ function followRun(el) {
   const poll = async () => {
     try {
       const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 401) {
+        window.location.reload(); // the session ended: the page sends to the sign-in form
+        return;
+      }
       if (response.ok) {
         const body = await response.json();
         if (body.status !== el.textContent) {
