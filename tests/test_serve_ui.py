@@ -458,6 +458,8 @@ def test_a_form_becomes_a_document_with_field_errors(tmp_path: Path) -> None:
         "valuation.blend": ["{dcf: 0.6, asset: 0.4}"],
         "report.title": ["A <b>title</b>"],
         "valuation.wacc.risk_free": [""],  # empty: the default
+        "valuation.monte_carlo.cash_flow_scale": ["null"],  # an optional model switched off
+        "valuation.monte_carlo.cash_flow_scale.dist": ["lognorm"],  # ignored: it is off
     }
     document, errors = configform.document_from_form(form)
     assert errors == []
@@ -469,6 +471,7 @@ def test_a_form_becomes_a_document_with_field_errors(tmp_path: Path) -> None:
             "terminal_growth": 0.025,
             "blend": {"dcf": 0.6, "asset": 0.4},
             "sensitivity": {"enabled": False},
+            "monte_carlo": {"cash_flow_scale": None},
         },
         "report": {"title": "A <b>title</b>"},
     }
@@ -476,6 +479,18 @@ def test_a_form_becomes_a_document_with_field_errors(tmp_path: Path) -> None:
     assert check.valid, check.errors
     assert check.effective["valuation.terminal_growth"] == {"value": 0.025, "source": "this form"}
     assert check.effective["valuation.wacc.risk_free"] == {"value": 0.04, "source": "default"}
+    assert check.effective["valuation.monte_carlo.cash_flow_scale.dist"] == {
+        "value": None,
+        "source": "this form",
+    }
+    unsettable = [
+        s.key for top in configform.form_sections() for s in top.walk_sections() if s.can_unset
+    ]
+    assert unsettable == [
+        "valuation.monte_carlo.discount_rate_shift",
+        "valuation.monte_carlo.terminal_growth_shift",
+        "valuation.monte_carlo.cash_flow_scale",
+    ]
     assert check.effective["data.companies.path"]["value"] == "<data root>/companies.csv"
     assert str(data) not in json.dumps(check.effective)
     assert check.effective["output.root"]["source"] == "server (confinement)"
@@ -722,3 +737,39 @@ def test_a_whole_session_in_chromium(served: Served, chromium: str) -> None:
     assert manifest["owner"] == "alice"
     assert manifest["config"]["report"]["title"] == HOSTILE
     assert manifest["config"]["valuation"]["terminal_growth"] == 0.021
+
+
+def test_audit_entries_of_every_kind(tmp_path: Path) -> None:
+    from wfo_kit.audit import filter_entries, format_entries, parse_since, read_audit
+    from wfo_kit.runs import append_audit
+
+    path = tmp_path / "audit.jsonl"
+    append_audit(path, command="run", run_id="r1", params_file="p.yaml", outcome="failed")
+    append_audit(
+        path, command="users", arguments=["users", "add", "x"], outcome="succeeded", exit_code=0
+    )
+    append_audit(
+        path,
+        command="serve",
+        event="sign-in",
+        method="POST",
+        url="/ui/login",
+        api_user=None,
+        attempted_user="eve",
+        client="10.0.0.9",
+        status=401,
+        outcome="refused",
+    )
+    with path.open("a") as handle:
+        handle.write("{not json\n")
+    entries, bad = read_audit(path)
+    assert bad == 1
+    assert [e.action for e in entries] == ["wfo run", "wfo users add x", "sign-in: POST /ui/login"]
+    assert [e.who for e in filter_entries(entries, failed=True)][-1] == "eve"
+    assert len(filter_entries(entries, failed=True)) == 2  # the failed run, the refused sign-in
+    assert filter_entries(entries, user="eve") == entries[2:]
+    assert filter_entries(entries, since=parse_since("2999-01-01")) == []
+    assert len(filter_entries(entries, since=parse_since("5m"))) == 3
+    line = format_entries(entries[2:])[0]
+    assert line.endswith("refused    sign-in: POST /ui/login  HTTP 401  10.0.0.9")
+    assert read_audit(tmp_path / "none.jsonl") == ([], 0)

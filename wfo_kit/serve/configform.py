@@ -65,10 +65,15 @@ class FormSection:
     description: str
     fields: tuple[FormField, ...] = ()
     sections: tuple[FormSection, ...] = field(default_factory=tuple)
+    #: An optional model set by default (a Monte Carlo driver): the form can switch it off.
+    can_unset: bool = False
 
     @property
     def label(self) -> str:
         return self.key.rpartition(".")[2] or "configuration"
+
+    def walk_sections(self) -> list[FormSection]:
+        return [self, *(s for sub in self.sections for s in sub.walk_sections())]
 
     def walk(self) -> list[FormField]:
         """Every field of this section and its sub-sections, in form order."""
@@ -148,7 +153,13 @@ def _section(
             sub = _section(dotted, target, defs, defaults, (*stack, ref))
             described = prop.get("description") or target.get("description") or ""
             sections.append(
-                FormSection(dotted, " ".join(described.split()), sub.fields, sub.sections)
+                FormSection(
+                    dotted,
+                    " ".join(described.split()),
+                    sub.fields,
+                    sub.sections,
+                    can_unset=nullable and defaults.get(dotted) is not None,
+                )
             )
             continue
         description = " ".join((prop.get("description") or target.get("description") or "").split())
@@ -249,19 +260,36 @@ def document_from_form(
     """
     document: dict[str, Any] = {}
     errors = []
+    unset = [
+        s.key
+        for top in form_sections()
+        for s in top.walk_sections()
+        if s.can_unset and UNSET_SUFFIX in form.get(s.key, [])
+    ]
+    for key in unset:
+        _put(document, key, None)
     for spec in form_fields():
+        if any(spec.key.startswith(key + ".") for key in unset):
+            continue
         try:
             given, value = _value(spec, form.get(spec.key, []))
         except ValueError as exc:
             errors.append(FieldError(spec.key, str(exc)))
             continue
         if given:
-            *parents, leaf = spec.key.split(".")
-            node = document
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+            _put(document, spec.key, value)
     return document, errors
+
+
+UNSET_SUFFIX = "null"
+
+
+def _put(document: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = document
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
 
 
 def _field_of(loc: list[str], keys: set[str]) -> str:
@@ -298,6 +326,10 @@ def effective_values(config: dict[str, Any], sources: dict[str, str]) -> dict[st
     out = {}
     for spec in form_fields():
         below = [s for k, s in sources.items() if k == spec.key or k.startswith(spec.key + ".")]
+        parent = spec.key
+        while not below and "." in parent:  # a whole section set at once (null, a bare path)
+            parent = parent.rpartition(".")[0]
+            below = [sources[parent]] if parent in sources else []
         chosen = next((s for s in below if s != "default"), below[0] if below else "default")
         out[spec.key] = {"value": flat.get(spec.key), "source": _source_label(chosen)}
     return out
