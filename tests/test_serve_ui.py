@@ -774,3 +774,18 @@ def test_audit_entries_of_every_kind(tmp_path: Path) -> None:
     line = format_entries(entries[2:])[0]
     assert line.endswith("refused    sign-in: POST /ui/login  HTTP 401  10.0.0.9")
     assert read_audit(tmp_path / "none.jsonl") == ([], 0)
+
+
+def test_a_session_cookie_is_signed_and_expires() -> None:
+    secret, other = b"k" * 32, b"o" * 32
+    session = webauth.Session("alice", "0123456789ab", int(time.time()), "sid")
+    cookie = webauth.sign_session(secret, session)
+    assert webauth.read_session(secret, cookie) == session
+    assert webauth.read_session(other, cookie) is None  # another server's secret
+    assert webauth.read_session(secret, cookie + "x") is None
+    assert webauth.read_session(secret, "garbage") is None
+    late = session.issued + webauth.SESSION_SECONDS + 1
+    assert webauth.read_session(secret, cookie, now=late) is None
+    assert webauth.csrf_token(secret, session) != webauth.csrf_token(
+        secret, webauth.Session("alice", "0123456789ab", session.issued, "another")
+    )

@@ -45,7 +45,14 @@ class AuditEntry:
 
 def parse_since(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """``2026-11-28``, ``2026-11-28T10:00`` (UTC unless given) or a span back: ``30m``, ``12h``,
-    ``7d``, ``2w``."""
+    ``7d``, ``2w``.
+
+    >>> now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+    >>> parse_since("12h", now=now).isoformat()
+    '2026-11-28T00:00:00+00:00'
+    >>> parse_since("2026-11-01").isoformat()
+    '2026-11-01T00:00:00+00:00'
+    """
     now = now or dt.datetime.now(dt.UTC)
     span = _SPAN.match(text.strip())
     if span:

@@ -100,7 +100,13 @@ class FormCheck:
 
 
 def unit_of(description: str) -> str | None:
-    """The unit a setting's description states, if any."""
+    """The unit a setting's description states, if any.
+
+    >>> unit_of("pre-tax cost of debt, decimal, 0 <= x < 1")
+    'decimal (0.09 = 9 %)'
+    >>> unit_of("tries in all, the first included") is None
+    True
+    """
     return next((unit for pattern, unit in UNITS if re.search(pattern, description)), None)
 
 
@@ -389,7 +395,11 @@ def to_yaml(document: dict[str, Any]) -> str:
 
 
 def display(value: Any) -> str:
-    """A value as the form shows it (defaults and effective values): YAML flow style."""
+    """A value as the form shows it (defaults and effective values): YAML flow style.
+
+    >>> display(None), display(True), display(0.02), display({"dcf": 0.5, "asset": 0.5})
+    ('null', 'true', '0.02', '{dcf: 0.5, asset: 0.5}')
+    """
     import yaml
 
     if value is None:
