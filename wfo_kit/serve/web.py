@@ -236,15 +236,43 @@ def _set_cookie(
     )
 
 
+def _field(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[-1]
+
+
+def _login_again(
+    request: Request, form: dict[str, list[str]], *, status: int, error: str
+) -> HTMLResponse:
+    """The sign-in page once more, with why the last try did not sign in."""
+    return page(
+        request,
+        "login.html",
+        signed=None,
+        status=status,
+        login_csrf=request.cookies.get(webauth.LOGIN_CSRF_COOKIE, ""),
+        error=error,
+        name=_field(form, "name").strip()[:64],
+        next_page=_next_page(_field(form, "next")),
+    )
+
+
+def _signed_response(request: Request, user: User, target: str) -> Response:
+    """Where the user goes once signed in, carrying a new session (never an old one's id)."""
+    response = RedirectResponse(target, status_code=303)
+    cookie = webauth.sign_session(_secret(request), webauth.new_session(user))
+    _set_cookie(request, response, webauth.SESSION_COOKIE, cookie, max_age=webauth.SESSION_SECONDS)
+    _set_cookie(request, response, webauth.LOGIN_CSRF_COOKIE, "", max_age=0)
+    return response
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Sign in with a user name and that user's API token."""
+    """Sign in with a user name and that user's API token (audited, throttled)."""
     form = await _form(request)
-    name = (form.get("name") or [""])[-1].strip()[:64]
-    token = (form.get("token") or [""])[-1]
+    name = _field(form, "name").strip()[:64]
     request.state.audit = {"event": "sign-in", "attempted_user": name}
     if not webauth.same(
-        (form.get(webauth.CSRF_FIELD) or [""])[-1], request.cookies.get(webauth.LOGIN_CSRF_COOKIE)
+        _field(form, webauth.CSRF_FIELD), request.cookies.get(webauth.LOGIN_CSRF_COOKIE)
     ):
         raise Problem(
             403,
@@ -261,47 +289,21 @@ async def login(request: Request) -> Response:
     }
     wait = throttle.retry_after(limits)
     if wait:  # refused without checking the token: guessing gets no faster than the limit
-        response = page(
-            request,
-            "login.html",
-            signed=None,
-            status=429,
-            login_csrf=request.cookies.get(webauth.LOGIN_CSRF_COOKIE, ""),
-            error=f"Too many failed sign-ins for this name or from this address: "
-            f"try again in {wait} s.",
-            name=name,
-            next_page=_next_page((form.get("next") or [""])[-1]),
+        error = (
+            f"Too many failed sign-ins for this name or from this address: try again in {wait} s."
         )
+        response = _login_again(request, form, status=429, error=error)
         response.headers["Retry-After"] = str(wait)
         return response
     verifier = request.app.state.verifier
-    user = await run_in_threadpool(webauth.sign_in, verifier, name, token)
+    user = await run_in_threadpool(webauth.sign_in, verifier, name, _field(form, "token"))
     if user is None:
         throttle.failed(*limits)
-        login_csrf = request.cookies.get(webauth.LOGIN_CSRF_COOKIE, "")
-        return page(
-            request,
-            "login.html",
-            signed=None,
-            status=401,
-            login_csrf=login_csrf,
-            error="That name and token do not match an active user.",
-            name=name,
-            next_page=_next_page((form.get("next") or [""])[-1]),
-        )
+        error = "That name and token do not match an active user."
+        return _login_again(request, form, status=401, error=error)
     throttle.clear(f"name:{name}")
     request.state.user = user
-    session = webauth.new_session(user)
-    response = RedirectResponse(_next_page((form.get("next") or [""])[-1]), status_code=303)
-    _set_cookie(
-        request,
-        response,
-        webauth.SESSION_COOKIE,
-        webauth.sign_session(_secret(request), session),
-        max_age=webauth.SESSION_SECONDS,
-    )
-    _set_cookie(request, response, webauth.LOGIN_CSRF_COOKIE, "", max_age=0)
-    return response
+    return _signed_response(request, user, _next_page(_field(form, "next")))
 
 
 @router.post("/logout")
