@@ -182,6 +182,15 @@ def test_sign_in_cookie_flags_and_the_csp(local: Local) -> None:
         assert other.get("/ui/runs").status_code == 303  # a changed payload: not signed in
         other.cookies.set(webauth.SESSION_COOKIE, value)
         assert other.get("/ui/runs").status_code == 200  # the cookie itself is the session
+    with local.client() as owner:  # signing out ends the session, copies of the cookie too
+        owner.cookies.set(webauth.SESSION_COOKIE, value)
+        csrf = CSRF.search(owner.get("/ui/runs").text)[1]
+        out = owner.post("/ui/logout", data={"csrf_token": csrf})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/ui/login"
+    with local.client() as copy:
+        copy.cookies.set(webauth.SESSION_COOKIE, value)
+        assert copy.get("/ui/runs").status_code == 303
 
 
 def test_sign_in_needs_the_double_submit_token(local: Local) -> None:

@@ -92,7 +92,7 @@ def _secret(request: Request) -> bytes:
 def _signed_in(request: Request) -> tuple[User, webauth.Session] | None:
     secret = _secret(request)
     session = webauth.read_session(secret, request.cookies.get(webauth.SESSION_COOKIE))
-    if session is None:
+    if session is None or request.app.state.web_signed_out.ended(session):
         return None
     user = webauth.session_user(request.app.state.verifier, session)
     if user is None:
@@ -310,6 +310,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, signed: WebUser) -> Response:
     await checked_form(request, signed)
     request.state.audit = {"event": "sign-out"}
+    await run_in_threadpool(request.app.state.web_signed_out.end, signed[1])
     response = RedirectResponse("/ui/login", status_code=303)
     _set_cookie(request, response, webauth.SESSION_COOKIE, "", max_age=0)
     return response
@@ -781,6 +782,8 @@ def install(app: FastAPI) -> None:
     """Add the pages to the application: the router, the static files, the sign-in redirect."""
     app.state.web_secret = None
     app.state.web_throttle = webauth.Throttle()
+    root = app.state.settings.output_root
+    app.state.web_signed_out = webauth.SignedOut(root / webauth.SIGNED_OUT_FILE)
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 

@@ -124,6 +124,44 @@ def sign_in(verifier: TokenVerifier, name: str, token: str) -> User | None:
     return user if user is not None and user.name == name else None
 
 
+SIGNED_OUT_FILE = "web-signed-out.txt"
+
+
+class SignedOut:
+    """Sessions ended by signing out, in ``<outputs>/web-signed-out.txt`` (one ``<session id>
+    <expiry>`` a line; every instance sharing the outputs folder reads it): a copied session
+    cookie is no use after its user signed out. Re-read when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._ended: set[str] = set()
+
+    def end(self, session: Session) -> None:
+        line = f"{session.sid} {session.issued + SESSION_SECONDS}\n".encode("ascii")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)  # one write on an appending file: lines never interleave
+        finally:
+            os.close(fd)
+
+    def ended(self, session: Session) -> bool:
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            if stamp != self._stamp:
+                now = time.time()
+                lines = self.path.read_text(encoding="ascii", errors="replace").splitlines()
+                pairs = (line.split(" ", 1) for line in lines if " " in line)
+                self._ended = {sid for sid, until in pairs if until.isdigit() and int(until) > now}
+                self._stamp = stamp
+            return session.sid in self._ended
+
+
 class Throttle:
     """Failed sign-ins per key (a name, a client address) in a sliding window."""
 
