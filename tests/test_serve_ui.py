@@ -798,3 +798,38 @@ def test_a_session_cookie_is_signed_and_expires() -> None:
     assert webauth.csrf_token(secret, session) != webauth.csrf_token(
         secret, webauth.Session("alice", "0123456789ab", session.issued, "another")
     )
+
+
+def test_pages_of_broken_and_older_runs(local: Local) -> None:
+    """A run folder whose manifest cannot be read, and one from an older version (fewer keys):
+    listed and shown, never a 500."""
+    broken, older = "20200101T000000-broken-000001", "20200101T000000-older-000002"
+    (local.out / broken).mkdir()
+    (local.out / broken / "manifest.json").write_text("{not json")
+    (local.out / older).mkdir()
+    (local.out / older / "manifest.json").write_text(
+        json.dumps(
+            {
+                "run_id": older,
+                "status": "failed",
+                "started": "2020-01-01T00:00:00+00:00",
+                "steps": [{"step": "load"}],
+                "quality": [{"table": "companies"}],
+                "error": {"message": "<i>it broke</i>"},
+            }
+        )
+    )
+    with closing(local.sign_in("vic")) as vic:
+        listing = vic.get("/ui/runs")
+        assert listing.status_code == 200
+        assert f'data-run="{broken}"' in listing.text
+        assert "unreadable" in listing.text
+        for run_id in (broken, older):
+            page = vic.get(f"/ui/runs/{run_id}")
+            assert page.status_code == 200, page.text
+        assert "&lt;i&gt;it broke&lt;/i&gt;" in vic.get(f"/ui/runs/{older}").text
+        report = vic.get(f"/ui/runs/{older}/report")
+        assert report.status_code == 200
+        assert "its report is published when it ends" in report.text
+        assert vic.get("/ui/history").status_code == 200
+        assert vic.get("/ui/runs/no-such-run").status_code == 404

@@ -69,7 +69,8 @@ def _environment() -> Any:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value is text in HTML, whatever it holds
-        undefined=jinja2.StrictUndefined,
+        # A key an older or broken manifest lacks shows as nothing rather than failing the page.
+        undefined=jinja2.ChainableUndefined,
     )
     env.globals["display"] = configform.display
     return env
