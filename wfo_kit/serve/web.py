@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from wfo_kit.errors import WfoError
 from wfo_kit.serve import configform, webauth
 from wfo_kit.serve.auth import can
-from wfo_kit.serve.deps import RunId, not_found
+from wfo_kit.serve.deps import RunId
 from wfo_kit.serve.problems import Problem
 from wfo_kit.serve.users import ROLES, User
 
@@ -462,7 +462,13 @@ def result_file(request: Request, run_id: RunId, name: str, signed: WebUser) -> 
     from wfo_kit.serve.results import _NAME, get_result
 
     if not _NAME.match(name):
-        raise not_found(run_id)
+        raise Problem(
+            404,
+            "table-not-found",
+            "No such result table",
+            "a result table is named TABLE.csv, TABLE.parquet or TABLE.json",
+            field="name",
+        )
     response = get_result(run_id, name, signed[0], request.app.state.settings)
     response.headers["Content-Disposition"] = f'attachment; filename="{run_id}-{name}"'
     _audit_read(request, signed[0], run_id, f"results/{name}")
