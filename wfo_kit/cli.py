@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from wfo_kit import __version__
+from wfo_kit.audit import add_parser as add_audit_parser
+from wfo_kit.audit import cmd_audit
 from wfo_kit.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -190,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(show)
     show.add_argument("--sources", action="store_true", help="say where each value came from")
     add_serve_parsers(commands, _Parser)  # `wfo serve`, `wfo users`
+    add_audit_parser(commands)  # `wfo audit`
     return parser
 
 
@@ -744,6 +747,7 @@ COMMANDS = {
     "rerun": cmd_rerun,
     "serve": cmd_serve,
     "users": cmd_users,
+    "audit": cmd_audit,
 }
 
 

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from wfo_kit import __version__
-from wfo_kit.serve import config, health, problems, results, runs
+from wfo_kit.serve import config, health, problems, results, runs, web
 from wfo_kit.serve.auth import require
 from wfo_kit.serve.runqueue import RunQueue
 from wfo_kit.serve.settings import ServeSettings
@@ -79,6 +79,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     problems.install(app)
     for module in (runs, results, config, health):
         app.include_router(module.router)
+    web.install(app)  # the web pages under /ui (sessions, CSRF, the configuration form)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
     def openapi() -> dict[str, Any]:
