@@ -66,7 +66,7 @@ class Cluster:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
         return httpx.Client(base_url=self.servers[server].url, headers=headers, timeout=60)
 
-    def launch(self, name: str, *, queue: int = 8) -> Instance:
+    def launch(self, name: str, *, queue: int = 5) -> Instance:
         port = free_port()
         wfo = Path(sys.executable).parent / "wfo"
         command = [str(wfo), "serve", "--port", str(port), "--output", str(self.out)]
@@ -122,6 +122,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         shared.wait_ready("b")
         yield shared
     finally:
+        for instance in shared.servers.values():  # all at once: each waits for its worker
+            if instance.process.poll() is None:
+                instance.process.send_signal(signal.SIGINT)
         for instance in shared.servers.values():
             stop(instance)
     for instance in shared.servers.values():
@@ -187,13 +190,13 @@ def assert_ran_once(out: Path, run_ids: list[str]) -> None:
 
 @e2e
 def test_a_killed_server_loses_no_accepted_run(cluster: Cluster) -> None:
-    """Five runs through server a; a is killed (SIGKILL to it and its worker) while one of them
+    """Four runs through server a; a is killed (SIGKILL to it and its worker) while one of them
     runs; b goes on, a is started again: the run a was executing ends interrupted with the
     reason, every other one succeeds, none runs twice, and both servers list the same runs."""
     a = cluster.servers["a"]
     with cluster.client("a") as client:
         run_ids = []
-        for _ in range(5):
+        for _ in range(4):
             response = client.post("/runs", content=FAST, headers=YAML)
             assert response.status_code == 202, response.text
             assert response.json()["status"] in ("queued", "running")
@@ -347,19 +350,25 @@ def test_schemathesis_against_the_openapi_schema(cluster: Cluster) -> None:
     ]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
+    def fuzz(operation: object) -> None:
+        @given(case=operation.as_strategy())  # type: ignore[attr-defined]
         @settings(
-            max_examples=6,
+            max_examples=4,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def check(case: object, operation: object = operation) -> None:
-            case.call_and_validate(base_url=url, headers=headers, checks=checks)  # type: ignore[attr-defined]
+        def check(case: object) -> None:
+            response = case.call_and_validate(base_url=url, headers=headers, checks=checks)  # type: ignore[attr-defined]
+            seen[response.status_code] += 1
 
         check()
+
+    seen: collections.Counter = collections.Counter()
+    for operation in operations:
+        fuzz(operation)
+    assert sum(seen.values()) >= 3 * len(operations)
+    assert seen[200] + seen[202] > 0, seen  # valid requests were generated too, not only refusals
 
 
 @e2e
@@ -367,7 +376,7 @@ def test_under_load(cluster: Cluster) -> None:
     """Fifty submissions at once over both servers and a stream of reads from four clients: no
     5xx; beyond the queue bound 429 with Retry-After; every accepted run ends succeeded or
     failed with its reason, once; the servers' memory stays bounded (RSS growth < 150 MB)."""
-    names = ("b", "a2")
+    names = ("b", "a2" if "a2" in cluster.servers else "a")  # a2: a, started again
     rss_before = {n: cluster.servers[n].rss_kb() for n in names}
     statuses: collections.Counter = collections.Counter()
     accepted: list[str] = []
@@ -404,12 +413,12 @@ def test_under_load(cluster: Cluster) -> None:
         list(pool.map(submit, range(50)))
         with cluster.client("b") as client:
             runs = wait_all(client, list(accepted), timeout=150)
-        while time.monotonic() - started < 20:
+        while time.monotonic() - started < 15:  # reads go on for 15 s at least
             time.sleep(0.2)
         stop_reading.set()
         reads = sum(f.result() for f in readers)
     assert not [s for s in statuses if s >= 500], statuses
-    assert statuses[202] == len(accepted) >= 8
+    assert statuses[202] == len(accepted) >= 5
     assert statuses[202] + statuses[429] == 50
     assert statuses[429] > 0
     for run in runs.values():
