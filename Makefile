@@ -7,7 +7,7 @@ STAMP := $(VENV)/.wfo-installed
 KERNEL := wfo_kit
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lab bench lint clean
+.PHONY: setup run test lab bench lint clean serve
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The API on the sample data (a copy the server may write submissions beside), on 127.0.0.1:8000.
+# The first start adds an admin user and prints its token, once; later starts print no token.
+serve: setup
+	@mkdir -p outputs/serve-data
+	@cp -n wfo_kit/sample_data/*.csv outputs/serve-data/
+	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=. notebooks/

@@ -430,3 +430,68 @@ def test_under_load(cluster: Cluster) -> None:
     for name in names:
         assert rss_after[name] - rss_before[name] < 150 * 1024, (rss_before, rss_after)
     print(f"load: {len(accepted)} accepted, {statuses[429]} refused (429), {reads} reads, RSS KB {rss_before} -> {rss_after}")
+
+
+@e2e
+def test_docs_are_served_without_any_outside_host(cluster: Cluster) -> None:
+    """/docs and every asset it loads come from the server itself; the schema needs a token."""
+    import re
+
+    url = cluster.servers["b"].url
+    page = httpx.get(f"{url}/docs")
+    assert page.status_code == 200
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    references = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(references) == 4
+    init = ""
+    for reference in references:
+        assert reference.startswith("/docs/assets/"), reference  # no scheme, no host: this origin
+        asset = httpx.get(f"{url}{reference}")
+        assert asset.status_code == 200, reference
+        init = asset.text if reference.endswith("docs-init.js") else init
+    assert "validatorUrl: null" in init
+    assert not re.search(r"https?://", page.text + init)
+    assert httpx.get(f"{url}/openapi.json").status_code == 401
+    assert httpx.get(f"{url}/docs/assets/..%2Fapp.py").status_code == 404
+
+
+def test_first_admin_token_is_printed_once(tmp_path: Path) -> None:
+    """`make serve`'s `--first-admin`: an empty users file gets an admin whose token is printed
+    (it verifies); a users file with a user gets no new user and no token printed."""
+    from tests.conftest import ROOT
+    from wfo_kit.serve.users import TokenVerifier, load_users
+
+    recipe = (ROOT / "Makefile").read_text().split("\nserve: setup\n", 1)[1].split("\n\n", 1)[0]
+    assert "wfo serve --data-root outputs/serve-data --output outputs --first-admin admin" in recipe
+    out = tmp_path / "out"
+    wfo = Path(sys.executable).parent / "wfo"
+    command = [str(wfo), "serve", "--port", str(free_port()), "--output", str(out)]
+    command += ["--data-root", str(tmp_path), "--first-admin", "admin"]
+
+    def start() -> tuple[str, str]:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        assert process.stderr is not None
+        lines = []
+        while not (line := process.stderr.readline().decode()).startswith("wfo serve:"):
+            assert line, lines
+            lines.append(line)
+        os.killpg(process.pid, signal.SIGKILL)  # the banner is printed: the users file is done
+        stdout, stderr = process.communicate(timeout=30)
+        return stdout.decode(), "".join(lines) + line + stderr.decode()
+
+    printed, said = start()
+    token = printed.strip()
+    assert token.startswith("wfo_")
+    assert "admin (admin), the first user" in said
+    (admin,) = load_users(out / "users.json")
+    assert (admin.name, admin.role) == ("admin", "admin")
+    user = TokenVerifier(out / "users.json").verify(token)
+    assert user is not None
+    assert user.role == "admin"
+    printed, said = start()
+    assert printed == ""  # never an existing user's token
+    assert "the first user" not in said
+    assert len(load_users(out / "users.json")) == 1

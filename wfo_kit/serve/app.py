@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from wfo_kit import __version__
-from wfo_kit.serve import config, health, history, problems, results, runs
+from wfo_kit.serve import config, docs, health, history, problems, results, runs
 from wfo_kit.serve.auth import require
 from wfo_kit.serve.index import RunIndex
 from wfo_kit.serve.runqueue import RunQueue
@@ -72,7 +72,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         description="Company valuation runs over HTTP: submit parameters, follow the run, read "
         "its report and result tables. Bearer tokens on every route but /healthz.",
         lifespan=lifespan,
-        docs_url=None,  # the interactive docs load assets from a CDN: a later slice serves them
+        docs_url=None,  # FastAPI's page loads its assets from a CDN: /docs is served by docs.py
         redoc_url=None,
         openapi_url=None,  # served below, behind authentication
     )
@@ -80,7 +80,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.verifier = TokenVerifier(users_path(settings.output_root, settings.users_file))
     app.state.index = RunIndex(settings.output_root)
     problems.install(app)
-    for module in (runs, results, config, history, health):
+    for module in (runs, results, config, history, health, docs):
         app.include_router(module.router)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
