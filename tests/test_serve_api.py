@@ -50,7 +50,9 @@ class Instance:
 
     def rss_kb(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+        return int(
+            next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]
+        )
 
 
 @dataclass
@@ -159,9 +161,9 @@ def running_under(out: Path, server_pid: int) -> str | None:
         except (OSError, ValueError):
             continue
         pid = manifest.get("pid")
-        if manifest.get("status") == "running" and isinstance(pid, int):
-            if parent_pid(pid) == server_pid and (folder / "log.jsonl").is_file():
-                return manifest["run_id"]
+        running = manifest.get("status") == "running" and isinstance(pid, int)
+        if running and parent_pid(pid) == server_pid and (folder / "log.jsonl").is_file():
+            return manifest["run_id"]
     return None
 
 
@@ -319,7 +321,12 @@ def test_validate_uploaded_data_returns_quality_and_quarantine(cluster: Cluster)
         assert body["quarantine_total"] >= len(rows)
         plain = client.post("/validate", content=FAST, headers=YAML).json()  # data root only
         assert {q["table"] for q in plain["quality"]} >= {"companies", "financials"}
-        assert client.post("/validate", content=FAST, headers=YAML, params={"check_data": False}).json()["data_checked"] is False
+        assert (
+            client.post(
+                "/validate", content=FAST, headers=YAML, params={"check_data": False}
+            ).json()["data_checked"]
+            is False
+        )
     with cluster.client("b", "vic") as viewer:
         assert viewer.post("/validate", content=FAST, headers=YAML).status_code == 403
     assert sorted(p.name for p in cluster.data.iterdir()) == before  # nothing left behind
@@ -350,6 +357,7 @@ def test_schemathesis_against_the_openapi_schema(cluster: Cluster) -> None:
     ]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
+
     def fuzz(operation: object) -> None:
         @given(case=operation.as_strategy())  # type: ignore[attr-defined]
         @settings(
@@ -383,7 +391,9 @@ def test_under_load(cluster: Cluster) -> None:
     lock = threading.Lock()
     stop_reading = threading.Event()
     with cluster.client("b") as probe:
-        finished = next(i["run_id"] for i in probe.get("/runs", params={"status": "succeeded"}).json()["items"])
+        finished = next(
+            i["run_id"] for i in probe.get("/runs", params={"status": "succeeded"}).json()["items"]
+        )
 
     def submit(i: int) -> None:
         with cluster.client(names[i % 2]) as client:
@@ -429,7 +439,10 @@ def test_under_load(cluster: Cluster) -> None:
     rss_after = {n: cluster.servers[n].rss_kb() for n in names}
     for name in names:
         assert rss_after[name] - rss_before[name] < 150 * 1024, (rss_before, rss_after)
-    print(f"load: {len(accepted)} accepted, {statuses[429]} refused (429), {reads} reads, RSS KB {rss_before} -> {rss_after}")
+    print(
+        f"load: {len(accepted)} accepted, {statuses[429]} refused (429), {reads} reads, "
+        f"RSS KB {rss_before} -> {rss_after}"
+    )
 
 
 @e2e

@@ -56,6 +56,7 @@ def _slots(request: Request) -> threading.BoundedSemaphore:
     summary="Validate parameters and data",
 )
 async def validate(
+    *,
     request: Request,
     _user: Validator,
     settings: Settings,

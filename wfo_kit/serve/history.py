@@ -21,7 +21,9 @@ RunQuery = Annotated[str, Query(pattern=RUN_ID_PATTERN, description="a run id")]
 @router.get(
     "/diff", response_model=RunDiff, responses=responses(401, 403, 404, 409, 422), summary="Diff"
 )
-async def diff_runs(a: RunQuery, b: RunQuery, _user: Reader, settings: Settings, index: Index) -> RunDiff:
+async def diff_runs(
+    a: RunQuery, b: RunQuery, _user: Reader, settings: Settings, index: Index
+) -> RunDiff:
     """Compare two finished runs: each result table exactly (identical, different with the first
     difference, or missing), the value per share per company and method, and the parameters and
     inputs that differ."""

@@ -245,7 +245,10 @@ class RunQueue:
                 for pid in self._worker_pids():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-            self._pool.shutdown(wait=not not_done, cancel_futures=True)
+            if isinstance(self._pool, cf.ProcessPoolExecutor):
+                self._pool.shutdown(wait=not not_done, cancel_futures=True)
+            else:  # a Dask client's executor: its runs are the cluster's to finish
+                self._pool.shutdown(wait=False)
         if self._client is not None:
             self._client.close()
         for ticket in active:  # whatever did not end by itself is recorded here
@@ -418,7 +421,7 @@ class RunQueue:
             claim.update(host=platform.node(), pid=os.getpid())
             try:
                 write_json(partial / "manifest.json", claim)
-            except Exception:  # noqa: BLE001 - the run is ours: it ends below, with the reason
+            except Exception:  # the run is ours all the same: its end is recorded with the reason
                 log.exception("run %s: cannot write its claim", run_id)
             submitted = manifest.get("submitted")
             ticket = Ticket(
@@ -437,7 +440,7 @@ class RunQueue:
         with self._cond:
             if self._broken:  # a worker died: a fresh pool for the runs to come
                 old, self._pool, self._broken = self._pool, self._new_pool(), False
-                if old is not None:
+                if isinstance(old, cf.ProcessPoolExecutor):
                     old.shutdown(wait=False, cancel_futures=True)
             pool = self._pool
         assert pool is not None

@@ -192,6 +192,7 @@ async def submit_run(
     summary="Run a run again",
 )
 def rerun_run(
+    *,
     request: Request,
     response: Response,
     run_id: RunId,

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from wfo_kit.config import TABLE_NAMES
 from wfo_kit.errors import did_you_mean
 from wfo_kit.serve.problems import Problem
-from wfo_kit.serve.submissions import SUFFIX_BY_MEDIA_TYPE, SPOOL_PREFIX, suffix_for
+from wfo_kit.serve.submissions import SUFFIX_BY_MEDIA_TYPE, suffix_for
 
 UPLOADS = ".wfo-uploads"
 MULTIPART = "multipart/form-data"
@@ -59,14 +59,16 @@ async def read_submission(request: Request, *, max_part_bytes: int) -> Submissio
             max_part_size=max_part_bytes,
         )
     except Exception as exc:  # starlette's MultiPartException and parser errors
-        raise _bad(f"cannot read the multipart body: {exc}") from exc
+        detail = f"cannot read the multipart body: {exc}"
+        raise _bad(detail) from exc
     document: bytes | None = None
     suffix = ".yaml"
     files: dict[str, tuple[str, bytes]] = {}
     for name, value in form.multi_items():
         if name == PARAMETERS_FIELD:
             if document is not None:
-                raise _bad("more than one `parameters` part", field=name)
+                detail = "more than one `parameters` part"
+                raise _bad(detail, field=name)
             if isinstance(value, UploadFile):
                 suffix = _document_suffix(value)
                 document = await value.read()
@@ -78,17 +80,22 @@ async def read_submission(request: Request, *, max_part_bytes: int) -> Submissio
             msg = f"unknown part {name!r}{did_you_mean(name, known)}"
             raise _bad(msg, field=name, hint=f"parts: {', '.join(known)}")
         if not isinstance(value, UploadFile):
-            raise _bad(f"part {name!r} must be a file upload", field=name)
+            detail = f"part {name!r} must be a file upload"
+            raise _bad(detail, field=name)
         if name in files:
-            raise _bad(f"table {name!r} uploaded twice", field=name)
+            detail = f"table {name!r} uploaded twice"
+            raise _bad(detail, field=name)
         files[name] = (_data_suffix(name, value.filename), await value.read())
     await form.close()
     if document is None and not files:
-        raise _bad("a multipart submission needs a `parameters` part or a data file")
+        detail = "a multipart submission needs a `parameters` part or a data file"
+        raise _bad(detail)
     return Submission(document, suffix, files)
 
 
-def write_submission(data_root: Path, run_id: str, submission: Submission) -> tuple[Path, list[Path]]:
+def write_submission(
+    data_root: Path, run_id: str, submission: Submission
+) -> tuple[Path, list[Path]]:
     """Write the submission under the data root; return the parameters file to resolve and
     every path written (to remove when the submission is refused or only validated)."""
     from wfo_kit.serve.submissions import spool
@@ -129,11 +136,6 @@ def remove(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def server_names(run_id: str) -> list[str]:
-    """Names of the files a submission writes, as messages must not show them."""
-    return [f"{SPOOL_PREFIX}{run_id}-body{s}" for s in set(SUFFIX_BY_MEDIA_TYPE.values())]
-
-
 def _document_suffix(upload: UploadFile) -> str:
     if upload.content_type and upload.content_type.partition(";")[0] in SUFFIX_BY_MEDIA_TYPE:
         return suffix_for(upload.content_type)
@@ -143,15 +145,14 @@ def _document_suffix(upload: UploadFile) -> str:
 def _data_suffix(table: str, filename: str | None) -> str:
     suffix = Path(filename or "").suffix.lower()
     if suffix not in DATA_SUFFIXES:
-        raise _bad(
-            f"table {table!r}: a data file is .csv or .parquet, not {suffix or 'no suffix'!r}",
-            field=table,
-            status=415,
-        )
+        detail = f"table {table!r}: a data file is .csv or .parquet, not {suffix or 'no suffix'!r}"
+        raise _bad(detail, field=table, status=415)
     return DATA_SUFFIXES[suffix]
 
 
-def _bad(detail: str, *, field: str | None = None, hint: str | None = None, status: int = 422) -> Problem:
+def _bad(
+    detail: str, *, field: str | None = None, hint: str | None = None, status: int = 422
+) -> Problem:
     title = "Unsupported media type" if status == 415 else "Invalid submission"
     kind = "unsupported-media-type" if status == 415 else "invalid-submission"
     return Problem(status, kind, title, detail, field=field, hint=hint)
