@@ -508,3 +508,89 @@ def test_first_admin_token_is_printed_once(tmp_path: Path) -> None:
     assert printed == ""  # never an existing user's token
     assert "the first user" not in said
     assert len(load_users(out / "users.json")) == 1
+
+
+@e2e
+def test_runs_execute_on_a_dask_cluster(tmp_path: Path) -> None:
+    """`wfo serve --scheduler`: submissions run in the Dask cluster's worker processes (a
+    LocalCluster on loopback), not in local workers; they end succeeded, with their report."""
+    from distributed import Client, LocalCluster
+
+    from tests.builders import notebook
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    notebook(data / "fine.ipynb", "x = 41 + 1\nprint(x)")
+    token = add_user(out / "users.json", "alice", "analyst")
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as dask_cluster:
+        with Client(dask_cluster.scheduler_address) as dask_client:
+            worker_pids = set(dask_client.run(os.getpid).values())
+        port = free_port()
+        command = [str(Path(sys.executable).parent / "wfo"), "serve", "--port", str(port)]
+        command += ["--output", str(out), "--data-root", str(data)]
+        command += ["--scheduler", dask_cluster.scheduler_address]
+        log = tmp_path / "server.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen(
+                command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        served = Cluster(out, data, {"alice": token})
+        served.servers["d"] = Instance(f"http://127.0.0.1:{port}", process, log)
+        try:
+            served.wait_ready("d", timeout=60)
+            with served.client("d") as client:
+                ids = []
+                for growth in ("0.01", "0.02"):
+                    document = f"report:\n  notebook: fine.ipynb\nvaluation:\n  terminal_growth: {growth}\n"
+                    response = client.post("/runs", content=document, headers=YAML)
+                    assert response.status_code == 202, response.text
+                    ids.append(response.json()["run_id"])
+                runs = wait_all(client, ids, timeout=120)
+                assert {r["status"] for r in runs.values()} == {"succeeded"}, runs
+                assert client.get(f"/runs/{ids[0]}/report").status_code == 200
+        finally:
+            stop(served.servers["d"])
+    for run_id in ids:
+        manifest = json.loads((out / run_id / "manifest.json").read_text())
+        assert manifest["pid"] in worker_pids  # executed by the Dask worker
+    assert "dask scheduler" in log.read_text().lower()
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_run_between_claim_and_rename_is_not_reported_incomplete(tmp_path: Path) -> None:
+    """The two instants of every run a poller can catch in its .partial folder (just claimed;
+    final manifest written, rename pending) read as starting and running, not incomplete; a
+    partial run whose process is gone reads as incomplete, with the reason."""
+    import platform
+
+    from wfo_kit.serve.index import RunIndex
+
+    here = {"host": platform.node(), "pid": os.getpid()}
+    gone = {"host": platform.node(), "pid": 2**22 + 17}  # above the default pid_max: no process
+    cases = {
+        "claimed": ({"status": "queued", **gone}, "starting"),
+        "finishing": ({"status": "succeeded", **here}, "running"),
+        "running": ({"status": "running", **here}, "running"),
+        "orphan": ({"status": "running", **gone}, "incomplete"),
+        "ended-orphan": ({"status": "failed", **gone}, "incomplete"),
+    }
+    for run_id, (manifest, _) in cases.items():
+        folder = tmp_path / f".{run_id}.partial"
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({"run_id": run_id, **manifest}))
+    (tmp_path / ".waiting.queued").mkdir()
+    (tmp_path / ".waiting.queued" / "manifest.json").write_text('{"run_id": "waiting"}')
+    (tmp_path / "bench").mkdir()  # not a run folder
+    index = RunIndex(tmp_path)
+    rows = {row["run_id"]: row for row in index.rows()}
+    assert set(rows) == {*cases, "waiting"}
+    assert rows["waiting"]["status"] == "queued"
+    for run_id, (_, expected) in cases.items():
+        assert rows[run_id]["status"] == expected, run_id
+        found = index.find(run_id)
+        assert found is not None
+        assert found[1]["status"] == expected
+    assert "its process is gone" in rows["orphan"]["error"]
+    assert index.find("nope") is None

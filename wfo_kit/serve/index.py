@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from wfo_kit.history import _partial_state, history_row
+from wfo_kit.history import _alive, _partial_state, history_row
 
 Kind = Literal["queued", "partial", "final"]
 SUFFIXES: dict[str, Kind] = {".queued": "queued", ".partial": "partial"}
@@ -60,6 +60,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
         reason = f"manifest.json cannot be read: {type(exc).__name__}: {exc}"
         return {"status": "unreadable", "error": {"message": reason}}
     return manifest
+
+
+def live_state(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The state of a run still in its ``.partial`` folder, as a client polling it should see it.
+
+    Two moments of every run are not failures: just claimed (its folder renamed from
+    ``.queued``, the claim not written yet: ``starting``) and just ended (its final manifest
+    written, the folder about to be renamed: still ``running`` while its process lives). Else as
+    :func:`wfo_kit.history.run_history` says (``running``, or ``incomplete`` with the reason).
+    """
+    status = manifest.get("status")
+    if status == "queued":
+        return {**manifest, "status": "starting"}
+    ended = status in ("succeeded", "failed", "interrupted")
+    if ended and _alive(manifest.get("pid"), manifest.get("host")):
+        return {**manifest, "status": "running"}
+    return _partial_state(manifest)
 
 
 class RunIndex:
@@ -140,7 +157,7 @@ class RunIndex:
             manifest = {"status": "queued"}
         manifest.setdefault("run_id", entry.run_id)
         if entry.kind == "partial":
-            manifest = _partial_state(manifest)  # alive or not: never cached
+            manifest = live_state(manifest)  # alive or not: never cached
         elif entry.kind == "queued":
             manifest["status"] = "queued"
         row = history_row(entry.folder, manifest)
