@@ -543,7 +543,8 @@ def test_runs_execute_on_a_dask_cluster(tmp_path: Path) -> None:
             with served.client("d") as client:
                 ids = []
                 for growth in ("0.01", "0.02"):
-                    document = f"report:\n  notebook: fine.ipynb\nvaluation:\n  terminal_growth: {growth}\n"
+                    document = "report:\n  notebook: fine.ipynb\nvaluation:\n"
+                    document += f"  terminal_growth: {growth}\n"
                     response = client.post("/runs", content=document, headers=YAML)
                     assert response.status_code == 202, response.text
                     ids.append(response.json()["run_id"])
