@@ -595,3 +595,15 @@ def test_a_run_between_claim_and_rename_is_not_reported_incomplete(tmp_path: Pat
         assert found[1]["status"] == expected
     assert "its process is gone" in rows["orphan"]["error"]
     assert index.find("nope") is None
+
+    # The listing is reused while the folder is unchanged (and settled), never once it changed.
+    past = time.time() - 60
+    os.utime(tmp_path, (past, past))
+    assert len(index.rows()) == len(rows)
+    assert index._listing is not None  # cached: the folder's time is over a second old
+    (tmp_path / "claimed.json").write_text("{}")  # not a run: the folder changed all the same
+    os.replace(tmp_path / ".waiting.queued", tmp_path / ".waiting.partial")
+    (tmp_path / ".waiting.partial" / "manifest.json").write_text(
+        json.dumps({"run_id": "waiting", "status": "running", **here})
+    )
+    assert {row["run_id"]: row["status"] for row in index.rows()}["waiting"] == "running"

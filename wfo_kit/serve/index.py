@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -86,6 +87,8 @@ class RunIndex:
         self.root = Path(root)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], dict[str, Any], dict[str, Any]]] = {}
+        self._listing: list[tuple[RunEntry, dict[str, Any]]] | None = None
+        self._listing_stamp: int | None = None
 
     def manifest(self, entry: RunEntry) -> dict[str, Any] | None:
         """The run's manifest (its live state for a ``.partial`` run); None if the folder moved."""
@@ -105,9 +108,45 @@ class RunIndex:
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per run (:func:`wfo_kit.history.history_row`, plus ``submitted``), waiting
-        runs first in the order they will run, then the others newest first."""
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        runs first in the order they will run, then the others newest first.
+
+        The listing of the output folder is reused while the folder's modification time stays
+        the same (a run appearing, moving on or being removed changes it) and is over a second
+        old (so that two changes within one tick of the file system's clock are never merged);
+        only ``.partial`` runs, whose manifests change in place, are read again each time.
+        """
+        try:
+            stamp = os.stat(self.root).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        settled = time.time_ns() - stamp > 1_000_000_000
+        with self._lock:
+            listing = self._listing if settled and self._listing_stamp == stamp else None
+        if listing is None:
+            listing = self._scan()
+            with self._lock:
+                self._listing, self._listing_stamp = (listing, stamp) if settled else (None, None)
+        rows = []
+        for entry, row in listing:
+            if entry.kind == "partial":
+                found = self._read(entry)
+                if found is None:
+                    continue  # it moved on since the listing: the next listing shows it
+                row = found[1]
+            rows.append(row)
+        queued = sorted(
+            (r for r in rows if r["status"] == "queued"), key=lambda r: str(r["submitted"] or "")
+        )
+        others = sorted(
+            (r for r in rows if r["status"] != "queued"),
+            key=lambda r: (r["started"] is not None, r["started"] or 0, r["run_id"]),
+            reverse=True,
+        )
+        return [*queued, *others]
+
+    def _scan(self) -> list[tuple[RunEntry, dict[str, Any]]]:
+        """Every run folder with its row, manifests read only when they changed."""
+        listing: list[tuple[RunEntry, dict[str, Any]]] = []
         try:
             names = [e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
@@ -118,20 +157,12 @@ class RunIndex:
                 continue
             found = self._read(entry, require_manifest=entry.kind == "final")
             if found is not None:
-                seen.add(str(entry.folder))
-                rows.append(found[1])
+                listing.append((entry, found[1]))
+        seen = {str(entry.folder) for entry, _ in listing}
         with self._lock:
             for key in set(self._cache) - seen:
                 del self._cache[key]
-        queued = sorted(
-            (r for r in rows if r["status"] == "queued"), key=lambda r: str(r["submitted"] or "")
-        )
-        others = sorted(
-            (r for r in rows if r["status"] != "queued"),
-            key=lambda r: (r["started"] is not None, r["started"] or 0, r["run_id"]),
-            reverse=True,
-        )
-        return [*queued, *others]
+        return listing
 
     def _read(
         self, entry: RunEntry, *, require_manifest: bool = False
