@@ -232,9 +232,12 @@ class RunQueue:
         are asked to stop and end interrupted, with their report."""
         with self._cond:
             self._stopping = True
-            active = list(self._active.values())
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=5)  # no run is claimed from now on
+        with self._cond:
+            active = list(self._active.values())
+        for ticket in active:
+            ticket.cancelled_by = ticket.cancelled_by or "the server stopping"
         for ticket in active:
             with contextlib.suppress(LookupError):
                 self._signal(ticket, wait=0.0)
@@ -253,7 +256,6 @@ class RunQueue:
             self._client.close()
         for ticket in active:  # whatever did not end by itself is recorded here
             if ticket.run_id in self._active:
-                ticket.cancelled_by = ticket.cancelled_by or "the server stopping"
                 self._finish(ticket, None, "the server stopped during the run")
 
     def recover(self) -> list[str]:
