@@ -28,7 +28,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import SAMPLE
-from tests.test_serve import FAST, YAML, free_port
+from tests.test_serve import FAST, SLOW, YAML, free_port
 from wfo_kit.serve.users import add_user
 
 e2e = pytest.mark.e2e
@@ -230,6 +230,44 @@ def test_a_killed_server_loses_no_accepted_run(cluster: Cluster) -> None:
     assert set(run_ids) <= set(seen_by_b)
     assert_ran_once(cluster.out, run_ids)
     assert audit_starts(cluster.out)[run_ids[-1]] == 1
+
+
+@e2e
+def test_a_run_is_cancelled_through_the_other_server(cluster: Cluster) -> None:
+    """A run executing on one server is stopped through the other: a cancel request in the
+    shared folder, acted on by the server running it; the run ends interrupted, with its
+    report, and the request is gone."""
+    live = [
+        n
+        for n in ("b", "a2", "a")
+        if n in cluster.servers and cluster.servers[n].process.poll() is None
+    ]
+    with cluster.client(live[0]) as client:
+        response = client.post("/runs", content=SLOW, headers=YAML)
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+    deadline = time.monotonic() + 90
+    runner = None
+    while runner is None:
+        assert time.monotonic() < deadline, "the run never started"
+        runner = next(
+            (
+                n
+                for n in live
+                if running_under(cluster.out, cluster.servers[n].process.pid) == run_id
+            ),
+            None,
+        )
+        time.sleep(0.05)
+    other = next(n for n in live if n != runner)
+    with cluster.client(other, "ada") as admin:
+        stopping = admin.post(f"/runs/{run_id}/cancel")
+        assert stopping.json() == {"run_id": run_id, "status": "cancelling"}, stopping.text
+        (run,) = wait_all(admin, [run_id], timeout=60).values()
+        assert run["status"] == "interrupted"
+        assert "INTERRUPTED" in admin.get(f"/runs/{run_id}/report").text
+    assert not (cluster.out / f".{run_id}.cancel").exists()
+    assert_ran_once(cluster.out, [run_id])
 
 
 def form(parameters: str | None, **tables: tuple[str, bytes]) -> dict:

@@ -285,6 +285,8 @@ class RunQueue:
         status, host = manifest.get("status"), manifest.get("host")
         if host is not None and host != platform.node():
             return False
+        if status in ("succeeded", "failed", "interrupted"):
+            return False  # it ended; only its rename failed: `wfo runs` shows it incomplete
         if status == "running":
             return not _alive(manifest.get("pid"), host)
         try:  # claimed, its claim manifest not written yet (or its claimer died meanwhile)
@@ -393,15 +395,14 @@ class RunQueue:
         last_sweep = time.monotonic()
         while True:
             with self._cond:
-                while not self._stopping and len(self._active) >= self.workers:
-                    self._cond.wait(timeout=POLL_SECONDS)
                 if self._stopping:
                     return
-            self._cancel_requests()
+                full = len(self._active) >= self.workers
+            self._cancel_requests()  # also while every worker is busy: that is when they come
             if time.monotonic() - last_sweep > SWEEP_SECONDS:
                 last_sweep = time.monotonic()
                 self.recover()
-            ticket = self._claim_next()
+            ticket = None if full else self._claim_next()
             if ticket is None:
                 with self._cond:
                     if not self._stopping:
