@@ -97,10 +97,12 @@ class Cluster:
             time.sleep(0.3)
 
 
-def stop(instance: Instance) -> None:
+def stop(instance: Instance, *, signalled: bool = False) -> None:
+    """Ctrl-C (once: a second one makes uvicorn quit at once), then wait for a clean exit."""
     if instance.process.poll() is not None:
         return
-    instance.process.send_signal(signal.SIGINT)
+    if not signalled:
+        instance.process.send_signal(signal.SIGINT)
     try:
         instance.process.wait(timeout=40)
     except subprocess.TimeoutExpired:
@@ -128,7 +130,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             if instance.process.poll() is None:
                 instance.process.send_signal(signal.SIGINT)
         for instance in shared.servers.values():
-            stop(instance)
+            stop(instance, signalled=True)
     for instance in shared.servers.values():
         if instance is not shared.killed.get("instance"):
             assert "Traceback" not in instance.log.read_text(), instance.log.read_text()
@@ -561,7 +563,11 @@ def test_runs_execute_on_a_dask_cluster(tmp_path: Path) -> None:
     notebook(data / "fine.ipynb", "x = 41 + 1\nprint(x)")
     token = add_user(out / "users.json", "alice", "analyst")
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",  # its HTTP server on loopback, on a free port
     ) as dask_cluster:
         with Client(dask_cluster.scheduler_address) as dask_client:
             worker_pids = set(dask_client.run(os.getpid).values())
