@@ -9,7 +9,7 @@ KERNEL := wfo_kit
 # PYTEST_ARGS= for a serial run.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: setup run test lab bench lint clean
+.PHONY: setup run test lab bench lint clean serve
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The API on the sample data (a copy the server may write submissions beside), on 127.0.0.1:8000.
+# The first start adds an admin user and prints its token, once; later starts print no token.
+serve: setup
+	@mkdir -p outputs/serve-data
+	@cp -n wfo_kit/sample_data/*.csv outputs/serve-data/
+	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin
 
 # JupyterLab at the project root (parameters/, outputs/ and docs/ reachable), showing notebooks/;
 # no positional folder (it would override the root). Jupyter refuses root without --allow-root.

@@ -108,36 +108,37 @@ def _alive(pid: object, host: object) -> bool:
     return True
 
 
+def history_row(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """One run's row of :func:`run_history` (its columns: :data:`HISTORY_SCHEMA`)."""
+    started = _parse_time(manifest.get("started"))
+    finished = _parse_time(manifest.get("finished"))
+    seconds = (finished - started).total_seconds() if started and finished else None
+    quality = manifest.get("quality") or []
+    rows_in = sum(q.get("rows_in", 0) for q in quality)
+    rows_valid = sum(q.get("rows_valid", 0) for q in quality)
+    headline = manifest.get("headline") or {}
+    companies = headline.get("companies")
+    error = manifest.get("error") or {}
+    return {
+        "run_id": manifest.get("run_id", folder.name),
+        "status": manifest.get("status"),
+        "started": started,
+        "finished": finished,
+        "seconds": seconds,
+        "params_file": manifest.get("params_file"),
+        "owner": manifest.get("owner"),
+        "companies": companies,
+        "valued": headline.get("valued"),
+        "quality_score": rows_valid / rows_in if rows_in else None,
+        "companies_per_second": companies / seconds if companies and seconds else None,
+        "error": error.get("message"),
+        "path": str(folder),
+    }
+
+
 def run_history(root: Path, *, status: str | None = None) -> pl.DataFrame:
     """One row per run folder under ``root`` (newest first)."""
-    rows = []
-    for folder, manifest in _manifests(root):
-        started = _parse_time(manifest.get("started"))
-        finished = _parse_time(manifest.get("finished"))
-        seconds = (finished - started).total_seconds() if started and finished else None
-        quality = manifest.get("quality") or []
-        rows_in = sum(q.get("rows_in", 0) for q in quality)
-        rows_valid = sum(q.get("rows_valid", 0) for q in quality)
-        headline = manifest.get("headline") or {}
-        companies = headline.get("companies")
-        error = manifest.get("error") or {}
-        rows.append(
-            {
-                "run_id": manifest.get("run_id", folder.name),
-                "status": manifest.get("status"),
-                "started": started,
-                "finished": finished,
-                "seconds": seconds,
-                "params_file": manifest.get("params_file"),
-                "owner": manifest.get("owner"),
-                "companies": companies,
-                "valued": headline.get("valued"),
-                "quality_score": rows_valid / rows_in if rows_in else None,
-                "companies_per_second": companies / seconds if companies and seconds else None,
-                "error": error.get("message"),
-                "path": str(folder),
-            }
-        )
+    rows = [history_row(folder, manifest) for folder, manifest in _manifests(root)]
     frame = pl.DataFrame(rows, schema=HISTORY_SCHEMA)
     if status:
         frame = frame.filter(pl.col("status") == status)

@@ -175,6 +175,35 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
     return partial
 
 
+QUEUED_SUFFIX = ".queued"
+
+
+def claim_queued_run(root: Path, run_id: str) -> Path | None:
+    """Take a queued run (``root/.<run_id>.queued``, written by ``wfo serve``) for execution.
+
+    The queued folder is renamed to ``.<run_id>.partial``: ``rename`` is atomic, so of several
+    processes claiming one run (servers sharing an output folder) exactly one gets the folder and
+    the others get None. The run then goes on as one claimed by :func:`claim_run_folder`.
+    """
+    partial = root / f".{run_id}.partial"
+    try:
+        if partial.exists() or (root / run_id).exists():
+            return None
+        os.rename(root / f".{run_id}{QUEUED_SUFFIX}", partial)
+    except OSError:  # gone (another claimer won), or the target appeared meanwhile
+        return None
+    return partial
+
+
+def _claimed_folder(root: Path, run_id: str) -> Path:
+    """The ``.partial`` folder a run's caller claimed already (see :func:`claim_queued_run`)."""
+    partial = root / f".{run_id}.partial"
+    if not partial.is_dir():
+        msg = f"run {run_id!r} was not claimed under {root} (no .{run_id}.partial folder)"
+        raise InfrastructureError(msg, hint="claim the run before running it")
+    return partial
+
+
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
@@ -198,6 +227,7 @@ def run_report(
     verbose: bool = False,
     rerun_of: str | None = None,
     owner: str | None = None,
+    claimed: bool = False,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -210,6 +240,7 @@ def run_report(
     folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
     as incomplete, and raises :class:`~wfo_kit.errors.InfrastructureError` (exit code 3).
     ``owner`` (the API user who submitted the run to ``wfo serve``) goes into its manifest.
+    ``claimed``: the caller already holds ``.<run_id>.partial`` (:func:`claim_queued_run`).
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
@@ -228,7 +259,7 @@ def run_report(
         msg = f"cannot use the output folder {output_root or config.output.root}: {exc}"
         raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
     run_id = run_id or make_run_id(default_run_prefix(content))
-    partial = claim_run_folder(root, run_id)
+    partial = _claimed_folder(root, run_id) if claimed else claim_run_folder(root, run_id)
     started = dt.datetime.now(dt.UTC)
     record = _RunRecord(
         run_id=run_id,
@@ -538,21 +569,17 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def rerun(
+def rerun_config(
     output_root: Path,
     run_id: str,
     *,
     accept_changed_inputs: bool = False,
     confine: str | Path | None = None,
-    log: Any = None,
-    progress: bool = False,
-) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
-    """Execute a run again from its manifest: the same effective configuration and sources.
+) -> tuple[ResolvedConfig, dict[str, tuple[str | None, str | None]], str | None]:
+    """What :func:`rerun` executes: run ``run_id``'s configuration and sources, checked.
 
-    The inputs are hashed again first; if any changed since the run, the rerun is refused with
-    the tables named (a :class:`~wfo_kit.errors.DataError`, exit code 2) unless
-    ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
-    (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
+    Returns the configuration, the inputs that changed since the run (table -> (old hash, new
+    hash)) and the run's parameters file. Raises as :func:`rerun` does.
     """
     from wfo_kit.config import MASK, Config, SecurityConfig, check_confined
     from wfo_kit.history import load_manifest
@@ -560,6 +587,7 @@ def rerun(
     root = Path(output_root).resolve()
     manifest = load_manifest(root, run_id)
     if not isinstance(manifest.get("config"), dict) or manifest.get("status") in (
+        "queued",
         "running",
         "incomplete",
         "unreadable",
@@ -592,9 +620,32 @@ def rerun(
         raise DataError(
             msg, hint="pass --accept-changed-inputs to value the current data and compare"
         )
+    return resolved, changed, manifest.get("params_file")
+
+
+def rerun(
+    output_root: Path,
+    run_id: str,
+    *,
+    accept_changed_inputs: bool = False,
+    confine: str | Path | None = None,
+    log: Any = None,
+    progress: bool = False,
+) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
+    """Execute a run again from its manifest: the same effective configuration and sources.
+
+    The inputs are hashed again first; if any changed since the run, the rerun is refused with
+    the tables named (a :class:`~wfo_kit.errors.DataError`, exit code 2) unless
+    ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
+    (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
+    """
+    root = Path(output_root).resolve()
+    resolved, changed, params_file = rerun_config(
+        root, run_id, accept_changed_inputs=accept_changed_inputs, confine=confine
+    )
     result = run_report(
         resolved,
-        params_file=manifest.get("params_file"),
+        params_file=params_file,
         output_root=root,
         log=log,
         progress=progress,
