@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.wfo-installed
 KERNEL := wfo_kit
 PYTEST_ARGS ?=
+SERVE_ARGS ?=
 
 .PHONY: setup run test lab bench lint clean serve
 
@@ -28,8 +29,8 @@ test: setup
 # The first start adds an admin user and prints its token, once; later starts print no token.
 serve: setup
 	@mkdir -p outputs/serve-data
-	@cp -n wfo_kit/sample_data/*.csv outputs/serve-data/
-	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin
+	@test -f outputs/serve-data/companies.csv || cp wfo_kit/sample_data/*.csv outputs/serve-data/
+	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin $(SERVE_ARGS)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=. notebooks/
