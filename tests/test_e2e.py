@@ -74,6 +74,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = Path(result.stdout.strip().splitlines()[-1])
     assert report.name == "report.html"
     assert report.parent.parent == out
+    # the one run-id scheme of `wfo run` and `wfo batch`: <UTC time>-<file stem>-<hash>-<suffix>
+    assert re.fullmatch(r"\d{8}T\d{6}-params-[0-9a-f]{8}-[0-9a-f]{6}", report.parent.name)
     return report.parent
 
 

@@ -143,9 +143,32 @@ def make_run_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
-def default_run_prefix(content: str) -> str:
-    """``<UTC time>-<content hash>``: run folders sort by time and group by content."""
-    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{content[:8]}"
+def default_run_prefix(content: str, *, label: str = "run") -> str:
+    """``<UTC time>-<label>-<content hash, 8 digits>``, the one scheme of ``wfo run`` and
+    ``wfo batch`` (with :func:`make_run_id`'s random suffix): run folders sort by time, say which
+    parameters file they ran (``label``, its stem) and group by content.
+
+    Examples
+    --------
+    >>> default_run_prefix("0d1ae7d3ffff", label="bear")[15:]
+    '-bear-0d1ae7d3'
+    """
+    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{run_label(label)}-{content[:8]}"
+
+
+def run_label(name: str | None) -> str:
+    """A parameters file's stem as a run id shows it: letters, digits, ``_`` and ``.`` kept,
+    anything else (``-`` included, the id's separator) as ``_``; ``run`` when there is none.
+
+    Examples
+    --------
+    >>> run_label("my scenario-2"), run_label(None)
+    ('my_scenario_2', 'run')
+    """
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9_.]", "_", name or "")[:40].strip(".")
+    return cleaned or "run"
 
 
 def claim_run_folder(root: Path, run_id: str) -> Path:
@@ -223,7 +246,8 @@ def run_report(
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python < 3.13)
         msg = f"cannot use the output folder {output_root or config.output.root}: {exc}"
         raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
-    run_id = run_id or make_run_id(default_run_prefix(content))
+    label = Path(params_file).stem if params_file else None
+    run_id = run_id or make_run_id(default_run_prefix(content, label=label))
     partial = claim_run_folder(root, run_id)
     started = dt.datetime.now(dt.UTC)
     record = _RunRecord(
