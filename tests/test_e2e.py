@@ -378,6 +378,13 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
             round((page.evaluate("() => performance.now()") - start) / len(picked)),
         )
         axes_after = page.evaluate(AXIS_TITLES)
+        # the company bar stays at the top of the window down to the last detail section
+        page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].pop().scrollIntoView()"
+        )
+        bar_top = page.evaluate(
+            "() => document.getElementById('wfo-picker').getBoundingClientRect().top"
+        )
         browser.close()
     assert [u for u in requests if not u.startswith("file://")] == []
     assert errors == []
@@ -419,6 +426,7 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
             assert set(table["rows"]) <= {cid}
             assert table["rows"] or table["none"]
         assert sum(bool(t["rows"]) for t in company["tables"]) >= 3, cid  # DCF/comparables/assets
+    assert 0 <= bar_top < 5, bar_top
     # 3. every axis of every chart has a title (with units), before and after switching
     for chart in axes + axes_after:
         assert all(title for _axis, title in chart["axes"]), chart

@@ -409,6 +409,11 @@ PICKER_SCRIPT = """
   "use strict";
   var picker = document.getElementById("wfo-company-picker");
   if (!picker) return;
+  // Sticky only within its parent: lift the bar out of its output cell to the page's main
+  // column, so that it stays at the top of the window through every detail section.
+  var bar = document.getElementById("wfo-picker");
+  var cell = bar && bar.closest(".jp-Cell");
+  if (cell && cell.parentNode) cell.parentNode.insertBefore(bar, cell);
   function charts(id) {
     if (!window.Plotly || !window.Plotly.update) return;
     document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
@@ -431,6 +436,8 @@ PICKER_SCRIPT = """
       });
       var none = box.querySelector(".wfo-none");
       if (none) none.hidden = shown > 0;
+      var table = box.querySelector("table");
+      if (table) table.hidden = shown === 0;
     });
     document.querySelectorAll("[data-wfo-company-name]").forEach(function (el) {
       el.textContent = picker.options[picker.selectedIndex].text;
