@@ -35,3 +35,13 @@ def chromium() -> str:
             pytest.fail("chromium is required here (WFO_REQUIRE_BROWSER is set) but not installed")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_ctx() -> object:
+    """The bundled sample loaded, validated and valued once per session (read-only: tests that
+    change frames make their own)."""
+    from wfo_kit.config import load_config
+    from wfo_kit.pipeline import RunContext, run_pipeline
+
+    return run_pipeline(RunContext(load_config()), ["load", "validate", "value"])

@@ -7,14 +7,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from wfo_kit.config import load_config
 from wfo_kit.explore import Assumptions, revalue
-from wfo_kit.pipeline import RunContext, run_pipeline
+from wfo_kit.pipeline import RunContext
 
 
 @pytest.fixture(scope="module")
-def ctx() -> RunContext:
-    return run_pipeline(RunContext(load_config()), ["load", "validate", "value"])
+def ctx(sample_ctx: RunContext) -> RunContext:
+    return sample_ctx
 
 
 def test_revalue_at_the_company_own_rates_reproduces_the_pipeline(ctx: RunContext) -> None:

@@ -12,13 +12,13 @@ import wfo_kit as wfo
 from wfo_kit import charts
 from wfo_kit import display as show
 from wfo_kit.config import ReportConfig, load_config
-from wfo_kit.pipeline import RunContext, run_pipeline
+from wfo_kit.pipeline import RunContext
 from wfo_kit.summary import currency_units, headline, price_against_value, simulation_note
 
 
 @pytest.fixture(scope="module")
-def ctx() -> RunContext:
-    return run_pipeline(RunContext(load_config()), ["load", "validate", "value"])
+def ctx(sample_ctx: RunContext) -> RunContext:
+    return sample_ctx
 
 
 @pytest.fixture(scope="module")
