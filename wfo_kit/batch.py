@@ -443,8 +443,9 @@ def _run_round(
             )
         elif status in (None, "interrupted"):
             # A fresh run id: an interrupted run's folder is kept as it is, never reused.
-            content = content_id(Path(job.params_file), job.sets, job.confine)
-            retry.append(dataclasses.replace(job, run_id=new_run_id(content)))
+            from wfo_kit.runs import renewed_run_id
+
+            retry.append(dataclasses.replace(job, run_id=renewed_run_id(job.run_id)))
             continue
         else:
             outcome = Outcome(

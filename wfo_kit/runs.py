@@ -156,6 +156,19 @@ def default_run_prefix(content: str, *, label: str = "run") -> str:
     return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{run_label(label)}-{content[:8]}"
 
 
+def renewed_run_id(run_id: str) -> str:
+    """A fresh id for the same label and content (a retried run: the old folder is kept).
+
+    Examples
+    --------
+    >>> renewed_run_id("20261128T205845-bear-0d1ae7d3-3b6f0f")[15:-7]
+    '-bear-0d1ae7d3'
+    """
+    _time, _, rest = run_id.partition("-")
+    label, _, content = rest.rpartition("-")[0].rpartition("-")
+    return make_run_id(default_run_prefix(content, label=label))
+
+
 def run_label(name: str | None) -> str:
     """A parameters file's stem as a run id shows it: letters, digits, ``_`` and ``.`` kept,
     anything else (``-`` included, the id's separator) as ``_``; ``run`` when there is none.
