@@ -148,7 +148,7 @@ def test_sigint_keeps_finished_runs_and_a_second_invocation_finishes(tmp_path: P
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for one finished run, then interrupt
-        if any((p / "manifest.json").is_file() for p in out.glob("slow*")):
+        if any((p / "manifest.json").is_file() for p in out.glob("[0-9]*-slow*")):
             break
         time.sleep(0.2)
     time.sleep(1.0)

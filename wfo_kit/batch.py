@@ -102,7 +102,7 @@ def succeeded_run(root: Path, content: str) -> Path | None:
 
     stem, _, full_hash = content.rpartition("-")
     # run ids are <time>-<stem>-<hash, 8 digits>-<suffix> (wfo_kit.runs.default_run_prefix)
-    pattern = f"*-{glob.escape(run_label(stem))}-{full_hash[:8]}-*/manifest.json"
+    pattern = f"[0-9]*-{glob.escape(run_label(stem))}-{full_hash[:8]}-*/manifest.json"
     for manifest_path in sorted(root.glob(pattern)):
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

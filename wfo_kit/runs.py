@@ -170,18 +170,18 @@ def renewed_run_id(run_id: str) -> str:
 
 
 def run_label(name: str | None) -> str:
-    """A parameters file's stem as a run id shows it: letters, digits, ``_`` and ``.`` kept,
-    anything else (``-`` included, the id's separator) as ``_``; ``run`` when there is none.
+    """A parameters file's stem as a run id shows it: letters, digits and ``_`` kept, anything
+    else (``-``, the id's separator, and ``.``: a run id is a name, never a path) as ``_``, at
+    most 40 characters; ``run`` when there is none.
 
     Examples
     --------
-    >>> run_label("my scenario-2"), run_label(None)
-    ('my_scenario_2', 'run')
+    >>> run_label("my scenario-2.v1"), run_label(None)
+    ('my_scenario_2_v1', 'run')
     """
     import re
 
-    cleaned = re.sub(r"[^A-Za-z0-9_.]", "_", name or "")[:40].strip(".")
-    return cleaned or "run"
+    return re.sub(r"[^A-Za-z0-9_]", "_", name or "")[:40] or "run"
 
 
 def claim_run_folder(root: Path, run_id: str) -> Path:
