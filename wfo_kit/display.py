@@ -60,6 +60,7 @@ def figure_bundle(fig: Any) -> dict[str, Any]:
 
         shown = go.Figure(fig)
         shown.layout.updatemenus = ()
+        shown.layout.margin.t = 60  # no room needed for the dropdown under the title
     div = pio.to_html(
         shown, full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOT_CONFIG
     )
