@@ -318,6 +318,9 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "implied_fcff_growth": ("Market-implied FCFF growth (reverse DCF)", "pct_year"),
     "forecast_fcff_growth": ("Forecast FCFF growth", "pct_year"),
     "methods_missing": ("Methods that could not value it", ""),
+    "blend_low": ("Blended low per share", "per_share"),
+    "blend_base": ("Blended value per share", "per_share"),
+    "blend_high": ("Blended high per share", "per_share"),
     "methods_used": ("Methods and weights used", ""),
     "discount_rate": ("Discount rate", "pct"),
     "terminal_growth": ("Terminal growth", "pct_year"),
@@ -371,6 +374,20 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+_ACRONYMS = {
+    "dcf": "DCF",
+    "ev": "EV",
+    "ebitda": "EBITDA",
+    "ebit": "EBIT",
+    "fcff": "FCFF",
+    "nav": "NAV",
+    "wacc": "WACC",
+    "pv": "PV",
+    "roc": "ROC",
+    "id": "id",
+}
+
+
 def column_label(column: str, *, currency: str = "", units: str = "millions") -> str:
     """A column's header: words with the unit.
 
@@ -383,11 +400,13 @@ def column_label(column: str, *, currency: str = "", units: str = "millions") ->
     >>> column_label("terminal_share")
     'Terminal value share of EV (%)'
     >>> column_label("dcf_per_share", currency="")
-    'Dcf per share (company currency)'
+    'DCF per share (company currency)'
     """
     words, kind = COLUMN_LABELS.get(column, (None, None))
     if words is None:
-        words = column.replace("_", " ").strip().capitalize()
+        parts = column.replace("_", " ").strip().split(" ")
+        words = " ".join(_ACRONYMS.get(w, w) for w in parts)
+        words = words[:1].upper() + words[1:]
         if column.endswith("per_share"):
             kind = "per_share"
         elif column.isdigit():
