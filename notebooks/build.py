@@ -93,6 +93,7 @@ if valued:
     show.show(charts.upside_ranking(prices))
     show.table(wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names), config.report,
                rows=10_000, caption="Value per share by method and blended range")
+    show.show(charts.value_per_share_bars(ctx["valuations"], names))  # one currency at a time
 """),
     md("""
 ## Company detail

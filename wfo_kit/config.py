@@ -676,7 +676,7 @@ class ReportConfig(_Section):
         40,
         ge=1,
         description="with no `companies` given: detail the first N valued companies (each adds "
-        "about 12 KB to report.html; README, Report)",
+        "about 10 KB to report.html; README, Reading the report)",
     )
     units: str = Field(
         "millions",
