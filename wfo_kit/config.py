@@ -410,6 +410,48 @@ class EquityConfig(_Section):
     )
 
 
+class DiagnosticsConfig(_Section):
+    """Traffic-light thresholds of the DCF diagnostics (table ``diagnostics``)."""
+
+    roic_spread_green: float = Field(0.02, gt=-1, lt=1, description="ROIC - r at or above: green")
+    roic_spread_amber: float = Field(0.0, gt=-1, lt=1, description="ROIC - r at or above: amber")
+    terminal_share_green: float = Field(
+        0.75, ge=0, le=1, description="PV(TV) / EV at or below: green"
+    )
+    terminal_share_amber: float = Field(
+        0.85, ge=0, le=1, description="PV(TV) / EV at or below: amber"
+    )
+    spread_green: float = Field(0.03, ge=0, lt=1, description="r - g at or above: green")
+    spread_amber: float = Field(0.015, ge=0, lt=1, description="r - g at or above: amber")
+    peer_multiple_tolerance: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="implied EV/EBITDA within the peers' quartiles: green; within this share "
+        "beyond them (q1 / (1 + x) .. q3 x (1 + x)): amber",
+    )
+    growth_gap_green: float = Field(
+        0.01, ge=0, lt=1, description="|g - reinvestment rate x ROIC| at or below: green"
+    )
+    growth_gap_amber: float = Field(
+        0.03, ge=0, lt=1, description="|g - reinvestment rate x ROIC| at or below: amber"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DiagnosticsConfig:
+        pairs = [
+            ("roic_spread", self.roic_spread_amber <= self.roic_spread_green),
+            ("terminal_share", self.terminal_share_green <= self.terminal_share_amber),
+            ("spread", self.spread_amber <= self.spread_green),
+            ("growth_gap", self.growth_gap_green <= self.growth_gap_amber),
+        ]
+        for name, ok in pairs:
+            if not ok:
+                msg = f"diagnostics.{name}_amber must be looser than {name}_green"
+                raise ValueError(msg)
+        return self
+
+
 class RangeConfig(_Section):
     """How the DCF low/high for the football field is taken."""
 
@@ -468,6 +510,7 @@ class ValuationConfig(_Section):
         "its sector's",
     )
     equity: EquityConfig = Field(default_factory=lambda: EquityConfig())
+    diagnostics: DiagnosticsConfig = Field(default_factory=lambda: DiagnosticsConfig())
     forecast: Literal["explicit", "drivers"] = Field(
         "explicit",
         description="explicit: forecast rows in financials; drivers: growth, margin, reinvestment",

@@ -180,6 +180,11 @@ class Financials(_Base):
     fcff: Optional[float] = pa.Field(
         nullable=True, description="free cash flow to the firm if given; else computed, money"
     )
+    invested_capital: Optional[float] = pa.Field(
+        nullable=True,
+        description="diagnostics: invested capital at the year end (operating assets - operating "
+        "liabilities), money; ROIC of year t uses year t - 1's",
+    )
     interest_expense: Optional[float] = pa.Field(
         nullable=True,
         description="fcfe: interest expense, before tax, money; null: 0 for a company with no debt",
@@ -245,6 +250,42 @@ class Valuations(_Base):
     value_per_share: Optional[float] = pa.Field(nullable=True, description="money per share")
     low: Optional[float] = pa.Field(nullable=True, description="low end of the range, per share")
     high: Optional[float] = pa.Field(nullable=True, description="high end of the range, per share")
+
+
+class Diagnostics(_Base):
+    """One row per DCF-valued company and check: a traffic light (docs/conventions.md)."""
+
+    company_id: str = pa.Field(description="company")
+    check: str = pa.Field(
+        isin=[
+            "exit_multiple_vs_peers",
+            "growth_consistency",
+            "roic_vs_wacc",
+            "spread",
+            "terminal_share",
+        ],
+        description="the check",
+    )
+    value: Optional[float] = pa.Field(nullable=True, description="the figure checked, decimal")
+    light: str = pa.Field(isin=["green", "amber", "red", "grey"], description="the verdict")
+    rule: str = pa.Field(description="the thresholds, in words")
+    note: Optional[str] = pa.Field(nullable=True, description="why grey: the missing input")
+
+
+class Accuracy(_Base):
+    """Model value / market price per method (``blend``: the blended base) and sector (``all``)."""
+
+    method: str = pa.Field(description="valuation method, or blend")
+    sector: str = pa.Field(description="sector, or all")
+    companies: int = pa.Field(ge=0, description="companies with a price and a positive value")
+    not_positive: int = pa.Field(ge=0, description="companies with a price and a value <= 0")
+    median_ratio: Optional[float] = pa.Field(nullable=True, description="median value / price")
+    median_abs_log_error: Optional[float] = pa.Field(
+        nullable=True, ge=0, description="median |ln(value / price)|"
+    )
+    share_within_20pct: Optional[float] = pa.Field(
+        nullable=True, ge=0, le=1, description="share with 0.8 <= value / price <= 1.2"
+    )
 
 
 class Blend(_Base):
@@ -355,6 +396,8 @@ INPUT_SCHEMAS: dict[str, type[_Base]] = {
 OUTPUT_SCHEMAS: dict[str, type[_Base]] = {
     "valuations": Valuations,
     "blend": Blend,
+    "diagnostics": Diagnostics,
+    "accuracy": Accuracy,
     "sensitivity": Sensitivity,
     "scenarios": Scenarios,
     "simulation": Simulation,
@@ -400,6 +443,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "depreciation": None,
         "capex": None,
         "change_nwc": None,
+        "invested_capital": None,
         "interest_expense": None,
         "net_borrowing": None,
     },

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from wfo_kit.accuracy import accuracy_table
 from wfo_kit.assets import value_assets
 from wfo_kit.blend import blend_values
 from wfo_kit.comparables import value_comparables
@@ -28,6 +29,7 @@ from wfo_kit.dcf import (
     fcff_expr,
     with_defaults,
 )
+from wfo_kit.diagnostics import diagnostics_table
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.effects import apply_precedence, apply_recovery_precedence
 from wfo_kit.equity import fcfe_tables, value_ddm
@@ -406,6 +408,14 @@ def value_companies(
     )
     out["valuations"] = valuations
     out["blend"] = blend_values(valuations, weights=valuation.blend)
+    out["accuracy"] = accuracy_table(valuations, out["blend"], valid["companies"])
+    if "dcf_detail" in out:
+        out["diagnostics"] = diagnostics_table(
+            out["dcf_detail"],
+            financials=valid["financials"],
+            peers=out.get("comparables_detail"),
+            config=valuation.diagnostics,
+        )
     return out
 
 
