@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
 
@@ -382,6 +383,21 @@ class MonteCarloConfig(_Section):
     )
 
 
+def known_methods() -> tuple[str, ...]:
+    """Built-in method names, then plug-ins (registered in code or installed entry points)."""
+    from wfo_kit.plugins import METHOD_GROUP, plugin_names
+
+    return (*METHOD_NAMES, *(n for n in plugin_names(METHOD_GROUP) if n not in METHOD_NAMES))
+
+
+def _method_name(name: str) -> str:
+    known = known_methods()
+    if name not in known:
+        kind, template = "unknown_name", "unknown name {input}"
+        raise PydanticCustomError(kind, template, {"input": name, "expected": ", ".join(known)})
+    return name
+
+
 class EquityConfig(_Section):
     """Equity-side models (methods ddm and fcfe); a company row's own column wins."""
 
@@ -498,12 +514,13 @@ class ValuationConfig(_Section):
         "[discount_rate]: the configured value wins for those assumptions only",
     )
 
-    methods: list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]] = Field(
+    methods: list[Annotated[str, AfterValidator(_method_name)]] = Field(
         default_factory=lambda: list(DEFAULT_METHODS),
         description="valuation methods to run: dcf (FCFF), comparables, asset, ddm (dividend "
-        "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity)",
+        "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity), or a plug-in's "
+        "name (wfo_kit.register_method, or entry-point group wfo_kit.methods)",
     )
-    routes: dict[str, list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]]] = Field(
+    routes: dict[str, list[Annotated[str, AfterValidator(_method_name)]]] = Field(
         default_factory=dict,
         description="company_id or sector -> the only methods that value it, e.g. {Banks: [ddm, "
         "fcfe]}: a bank is then excluded from dcf with the reason; a company_id key wins over "
@@ -645,9 +662,9 @@ class ValuationConfig(_Section):
                     f"them to methods"
                 )
                 raise ValueError(msg)
-        unknown = set(self.blend) - set(METHOD_NAMES)
+        unknown = set(self.blend) - set(known_methods())
         if unknown:
-            msg = f"blend weights name unknown methods {sorted(unknown)}; known: {METHOD_NAMES}"
+            msg = f"blend weights name unknown methods {sorted(unknown)}; known: {known_methods()}"
             raise ValueError(msg)
         if any(w < 0 for w in self.blend.values()):
             msg = "blend weights must not be negative"
@@ -1381,7 +1398,7 @@ def _config_error(exc: PydanticValidationError) -> ConfigurationError:
         msg = f"unknown configuration key {dotted!r}{did_you_mean(loc[-1], known)}"
         hint = f"known keys here: {', '.join(sorted(known))}"
         return ConfigurationError(msg, column=dotted, hint=hint, details=exc.errors())
-    if first["type"] == "literal_error" and isinstance(first.get("input"), str):
+    if first["type"] in ("literal_error", "unknown_name") and isinstance(first.get("input"), str):
         expected = [
             e.strip(" '") for e in str(first["ctx"]["expected"]).replace(" or ", ", ").split(",")
         ]

@@ -33,8 +33,9 @@ from wfo_kit.diagnostics import diagnostics_table
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.effects import apply_precedence, apply_recovery_precedence
 from wfo_kit.equity import fcfe_tables, value_ddm
-from wfo_kit.errors import ConfigurationError
+from wfo_kit.errors import ConfigurationError, did_you_mean
 from wfo_kit.frames import format_text
+from wfo_kit.plugins import METHOD_GROUP, plugin, plugin_names
 from wfo_kit.rates import wacc_gaps, with_discount_rates
 from wfo_kit.risk import (
     monte_carlo,
@@ -230,6 +231,18 @@ METHODS: dict[str, Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodRe
 }
 
 
+def method_function(
+    name: str,
+) -> Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodResult]:
+    """The method called ``name``: built-in, else a plug-in (registered in code or installed)."""
+    function = METHODS.get(name) or plugin(METHOD_GROUP, name)
+    if function is None:
+        known = [*METHODS, *plugin_names(METHOD_GROUP)]
+        msg = f"unknown valuation method {name!r}{did_you_mean(name, known)}"
+        raise ConfigurationError(msg, column="valuation.methods", hint="known: " + ", ".join(known))
+    return function
+
+
 def route_exclusions(
     companies: pl.DataFrame, *, routes: dict[str, list[str]], method: str
 ) -> pl.DataFrame:
@@ -395,7 +408,7 @@ def value_companies(
     out: dict[str, pl.DataFrame] = {}
     rows = []
     for method in valuation.methods:
-        result = _routed(METHODS[method](valid, valuation), valid, valuation, method)
+        result = _routed(method_function(method)(valid, valuation), valid, valuation, method)
         out.update(result.tables)
         if result.inputs is not None:
             out.update(risk_tables(result.inputs, valid, valuation))
