@@ -426,6 +426,24 @@ class EquityConfig(_Section):
     )
 
 
+class TaxConfig(_Section):
+    """Ginzu-style taxes on explicit forecasts (optional; docs/conventions.md)."""
+
+    carry_forward_losses: bool = Field(
+        False,
+        description="carry net operating losses forward for every company: a loss adds to the "
+        "NOL, later profits are taxed only beyond it (a row's nol column turns it on for that "
+        "company, from that starting NOL); false: a loss is taxed at the rate (a tax credit)",
+    )
+    fade_from_year: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="a row's effective_tax_rate holds through this year, then moves linearly to "
+        "its marginal tax_rate, reached in year N",
+    )
+
+
 class DiagnosticsConfig(_Section):
     """Traffic-light thresholds of the DCF diagnostics (table ``diagnostics``)."""
 
@@ -528,6 +546,7 @@ class ValuationConfig(_Section):
     )
     equity: EquityConfig = Field(default_factory=lambda: EquityConfig())
     diagnostics: DiagnosticsConfig = Field(default_factory=lambda: DiagnosticsConfig())
+    taxes: TaxConfig = Field(default_factory=lambda: TaxConfig())
     forecast: Literal["explicit", "drivers"] = Field(
         "explicit",
         description="explicit: forecast rows in financials; drivers: growth, margin, reinvestment",

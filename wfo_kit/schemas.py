@@ -87,6 +87,19 @@ class Companies(_Base):
     stable_roc: Optional[float] = pa.Field(
         nullable=True, gt=0, description="driver mode: return on capital in stable growth"
     )
+    effective_tax_rate: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        lt=1,
+        description="explicit forecasts: effective tax rate of the early years, moving to "
+        "tax_rate (valuation.taxes.fade_from_year); null: tax_rate throughout",
+    )
+    nol: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="explicit forecasts: net operating loss carried forward at the base year, "
+        "money; given (0 included): losses are carried forward for this company",
+    )
     cost_of_equity: Optional[float] = pa.Field(
         nullable=True,
         gt=0,
@@ -423,6 +436,8 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "target_margin": None,
         "sales_to_capital": None,
         "stable_roc": None,
+        "effective_tax_rate": None,
+        "nol": None,
         "cost_of_equity": None,
         "stable_cost_of_equity": None,
         "dividend_per_share": None,

@@ -21,6 +21,7 @@ from wfo_kit.comparables import value_comparables
 from wfo_kit.config import ValuationConfig
 from wfo_kit.dcf import (
     DcfInputs,
+    TaxPath,
     base_years,
     bridge_table,
     dcf_detail,
@@ -103,11 +104,24 @@ def prepare_dcf(
             timing=valuation.timing,
             valuation_date=valuation.valuation_date,
             fiscal_year_end_md=valuation.fiscal_year_end,
+            taxes=tax_path(companies, valuation),
         )
         tables = {"fcff": flows}
     inputs = with_rate_path(inputs, valuation)
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
     return inputs, tables, pl.concat([gaps, excluded, bad])
+
+
+def tax_path(companies: pl.DataFrame, valuation: ValuationConfig) -> TaxPath | None:
+    """The Ginzu tax settings when any applies (configured, or a row's nol/effective rate)."""
+    rows = [c for c in ("nol", "effective_tax_rate") if c in companies.columns]
+    given = any(companies[c].null_count() < companies.height for c in rows)
+    if not (valuation.taxes.carry_forward_losses or given):
+        return None  # today's FCFF at the marginal rate, exactly
+    return TaxPath(
+        carry_forward=valuation.taxes.carry_forward_losses,
+        fade_from=valuation.taxes.fade_from_year,
+    )
 
 
 def with_rate_path(inputs: DcfInputs, valuation: ValuationConfig) -> DcfInputs:
@@ -191,6 +205,7 @@ def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> M
         timing=valuation.timing,
         valuation_date=valuation.valuation_date,
         fiscal_year_end_md=valuation.fiscal_year_end,
+        taxes=tax_path(companies, valuation),
     )
     equity_path = valuation.model_copy(
         update={"stable_discount_rate": None, "rate_fade_from_year": valuation.rate_fade_from_year}
