@@ -113,7 +113,7 @@ def test_unknown_names_list_the_known_ones_plugins_included(registered: object) 
         resolve_config(None, sets=["valuation.methods=[dcf, cash_nwo]"], environ={})
     assert exc.value.one_line() == (
         "unknown name 'cash_nwo' at valuation.methods.1 (did you mean 'cash_now'?) "
-        "(hint: known names: dcf, comparables, asset, ddm, fcfe, cash_now)"
+        "(hint: known names: dcf, comparables, asset, ddm, fcfe, dated, cash_now)"
     )
     with pytest.raises(ValueError, match="built-in method"):
         wfo.register_method("dcf", _cash_method)

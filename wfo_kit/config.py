@@ -93,7 +93,7 @@ class TableSource(_Section):
         return self
 
 
-TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet")
+TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet", "dated_flows")
 #: Tables without which nothing can be valued; the others only feed their method.
 REQUIRED_TABLES = ("companies", "financials")
 
@@ -104,7 +104,11 @@ def sample_data() -> dict[str, str]:
     >>> sorted(sample_data())
     ['balance_sheet', 'companies', 'financials', 'peers']
     """
-    return {name: str(SAMPLE_DIR / f"{name}.csv") for name in TABLE_NAMES}
+    return {
+        name: str(SAMPLE_DIR / f"{name}.csv")
+        for name in TABLE_NAMES
+        if (SAMPLE_DIR / f"{name}.csv").is_file()  # the sample has no dated flows
+    }
 
 
 class DataConfig(_Section):
@@ -120,6 +124,10 @@ class DataConfig(_Section):
     )
     balance_sheet: TableSource | None = Field(
         None, description="balance-sheet items; not given: the asset method values none"
+    )
+    dated_flows: TableSource | None = Field(
+        None,
+        description="cash flows on dates (deal-style); not given: the dated method values none",
     )
 
 
@@ -172,7 +180,7 @@ class ValidationConfig(_Section):
     )
 
 
-METHOD_NAMES = ("dcf", "comparables", "asset", "ddm", "fcfe")
+METHOD_NAMES = ("dcf", "comparables", "asset", "ddm", "fcfe", "dated")
 #: the methods run when valuation.methods is not set (the equity models are chosen explicitly)
 DEFAULT_METHODS = ("dcf", "comparables", "asset")
 #: A shift added to a rate or a growth rate (decimal).

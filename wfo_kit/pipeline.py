@@ -171,7 +171,7 @@ RESULT_TABLES = (
     "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
     "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
     "reverse_dcf", "quarantine", "quality", "warnings", "setting_effects",
-    "ddm_detail", "fcfe_detail", "fcfe", "diagnostics", "accuracy",
+    "ddm_detail", "fcfe_detail", "fcfe", "diagnostics", "accuracy", "dated_detail",
 )  # fmt: skip
 
 

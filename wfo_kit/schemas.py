@@ -11,6 +11,7 @@ column or row (contiguous forecast years, discount rate above growth, ...) live 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Optional
 
 import pandera.polars as pa
@@ -209,6 +210,17 @@ class Financials(_Base):
     )
 
 
+class DatedFlows(_Base):
+    """Optional: cash flows on dates, for deal-style valuations (method ``dated``)."""
+
+    company_id: str = pa.Field(description="company the flow belongs to")
+    date: dt.date = pa.Field(description="date of the flow (ISO, e.g. 2026-06-30)")
+    amount: float = pa.Field(
+        description="free cash flow to the firm on that date, money (an exit or terminal value "
+        "is one more dated flow)"
+    )
+
+
 class Peers(_Base):
     """Comparable companies, matched to targets by sector."""
 
@@ -404,6 +416,7 @@ INPUT_SCHEMAS: dict[str, type[_Base]] = {
     "financials": Financials,
     "peers": Peers,
     "balance_sheet": BalanceSheet,
+    "dated_flows": DatedFlows,
 }
 
 OUTPUT_SCHEMAS: dict[str, type[_Base]] = {

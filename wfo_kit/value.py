@@ -19,6 +19,7 @@ from wfo_kit.assets import value_assets
 from wfo_kit.blend import blend_values
 from wfo_kit.comparables import value_comparables
 from wfo_kit.config import ValuationConfig
+from wfo_kit.dated import xnpv_frame
 from wfo_kit.dcf import (
     DcfInputs,
     TaxPath,
@@ -26,6 +27,7 @@ from wfo_kit.dcf import (
     bridge_table,
     dcf_detail,
     drop_unvaluable,
+    equity_bridge,
     explicit_inputs,
     fcff_expr,
     with_defaults,
@@ -230,6 +232,60 @@ def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> M
     )
 
 
+def dated_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    """EV = XNPV of the company's dated flows at its discount rate, from the valuation date
+    (``valuation.valuation_date``, else each company's first flow date); equity by the bridge."""
+    if "dated_flows" not in valid:
+        return _all_excluded(valid, "no dated_flows table given (data.dated_flows)")
+    companies = with_discount_rates(
+        apply_precedence(valid["companies"].sort("company_id"), valuation=valuation),
+        valuation=valuation,
+    )
+    flows = valid["dated_flows"].join(companies.select("company_id"), on="company_id", how="semi")
+    rates = companies.select("company_id", pl.col("discount_rate").alias("rate"))
+    pv = xnpv_frame(flows, rate=rates, valuation_date=valuation.valuation_date)
+    none = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
+    excluded = pl.concat(
+        [
+            pv.filter(pl.col("xnpv").is_null()).select("company_id", "reason"),
+            none.select("company_id", pl.lit("no rows in dated_flows").alias("reason")),
+        ]
+    )
+    detail = (
+        pv.filter(pl.col("xnpv").is_not_null())
+        .join(companies, on="company_id", how="left")
+        .with_columns(pl.col("xnpv").alias("enterprise_value"))
+        .pipe(equity_bridge)
+    )
+    # range: the same flows at r + / - range.rate_delta
+    delta = valuation.range.rate_delta
+    bounds = [
+        xnpv_frame(
+            flows,
+            rate=rates.with_columns(pl.col("rate") + shift),
+            valuation_date=valuation.valuation_date,
+        ).select("company_id", pl.col("xnpv").alias(name))
+        for name, shift in (("_ev_low", delta), ("_ev_high", -delta))
+    ]
+    for bound in bounds:
+        detail = detail.join(bound, on="company_id", how="left")
+    # the bridge per share: value per share = EV / shares + bridge / shares
+    per_share = pl.col("value_per_share") - pl.col("enterprise_value") / pl.col("shares_diluted")
+    valued = detail.select(
+        "company_id",
+        "enterprise_value",
+        "equity_value",
+        "value_per_share",
+        (pl.col("_ev_low") / pl.col("shares_diluted") + per_share).alias("low"),
+        (pl.col("_ev_high") / pl.col("shares_diluted") + per_share).alias("high"),
+    ).sort("company_id")
+    return MethodResult(
+        valued=valued,
+        excluded=excluded,
+        tables={"dated_detail": detail.drop("_ev_low", "_ev_high")},
+    )
+
+
 def _all_excluded(valid: dict[str, pl.DataFrame], reason: str) -> MethodResult:
     return MethodResult(
         valued=pl.DataFrame(schema={"company_id": pl.String}),
@@ -243,6 +299,7 @@ METHODS: dict[str, Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodRe
     "asset": asset_method,
     "ddm": ddm_method,
     "fcfe": fcfe_method,
+    "dated": dated_method,
 }
 
 
