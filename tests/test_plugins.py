@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 import wfo_kit as wfo
-from tests.builders import companies, fcff_rows, financials
+from tests.builders import companies, fcff_rows, financials, notebook
 from wfo_kit.config import ValuationConfig, resolve_config
 from wfo_kit.errors import ConfigurationError
 from wfo_kit.plugins import _REGISTERED, METHOD_GROUP, STEP_GROUP
@@ -138,11 +138,26 @@ def _install(where: Path) -> dict[str, str]:
     return env
 
 
+# A lean report notebook (report.notebook): the pipeline and nothing else, to keep the test fast;
+# the plug-in is resolved by name both in `wfo run` (configuration) and in the notebook's kernel.
+LEAN_REPORT = """
+import wfo_kit as wfo
+config = wfo.Config.model_validate({"data": data, "validation": validation,
+    "valuation": valuation, "output": output, "report": report, "pipeline": pipeline})
+ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None, interactive=False,
+                    sources=sources or None)
+wfo.run_steps(ctx)
+wfo.finish_run(ctx)
+"""
+
+
 def test_an_installed_plugin_runs_through_wfo_run(tmp_path: Path, wfo_bin: str) -> None:
     env = _install(tmp_path)
+    notebook(tmp_path / "lean.ipynb", LEAN_REPORT)
     params = tmp_path / "plugin.yaml"
     params.write_text(
         f"extends: {ROOT / 'parameters' / 'default.yaml'}\n"
+        "report:\n  notebook: lean.ipynb\n"
         "valuation:\n  methods: [dcf, cash_per_share]\n"
         "  blend: {dcf: 0.5, cash_per_share: 0.5}\n"
         "  monte_carlo: {enabled: false}\n  scenarios: []\n"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from wfo_kit.frames import group_mean
+
 #: the band of "within 20 %": 0.8 <= value / price <= 1.2
 BAND = 0.20
 
@@ -59,14 +61,18 @@ def accuracy_table(
         pl.col("ratio").is_null().sum().cast(pl.Int64).alias("not_positive"),
         pl.col("ratio").median().alias("median_ratio"),
         pl.col("abs_log_error").median().alias("median_abs_log_error"),
-        pl.col("ratio")
-        .is_between(1 - BAND, 1 + BAND)
-        .filter(pl.col("ratio").is_not_null())
-        .mean()
-        .alias("share_within_20pct"),
+        group_mean(pl.col("ratio").is_between(1 - BAND, 1 + BAND).cast(pl.Float64)).alias(
+            "share_within_20pct"
+        ),
     ]
-    by_sector = joined.group_by("method", "sector").agg(stats)
-    overall = joined.group_by("method").agg(stats).with_columns(pl.lit("all").alias("sector"))
+    # rows in a fixed order, groups in order of appearance: the same on any thread count
+    joined = joined.sort("method", "sector", "company_id")
+    by_sector = joined.group_by("method", "sector", maintain_order=True).agg(stats)
+    overall = (
+        joined.group_by("method", maintain_order=True)
+        .agg(stats)
+        .with_columns(pl.lit("all").alias("sector"))
+    )
     return (
         pl.concat([overall.select(by_sector.columns), by_sector])
         .with_columns((pl.col("sector") != "all").alias("_order"))
