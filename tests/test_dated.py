@@ -19,7 +19,7 @@ import pytest
 import wfo_kit as wfo
 from tests.builders import companies, financials
 from wfo_kit.config import ValuationConfig
-from wfo_kit.dated import xirr, xirr_frame, xnpv, xnpv_frame, year_fractions
+from wfo_kit.dated import irr_matrix, xirr, xirr_frame, xnpv, xnpv_frame, year_fractions
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
 
@@ -216,3 +216,12 @@ def test_dated_method_by_hand() -> None:
 
 def fcff_rows_one(company: str) -> dict:
     return {"company_id": company, "year": 2026, "is_forecast": True, "fcff": 1.0}
+
+
+def test_xirr_falls_back_to_bisection_and_says_when_there_is_no_root() -> None:
+    amounts = np.array([[-100.0, 0.0, 0.0, 1e6], [-1.0, 3.0, -2.5, 0.0]])
+    times = np.array([[0.0, 1.0, 2.0, 3.0]] * 2)
+    # one Newton step cannot converge: the bracketed bisection finds (10^4)^(1/3) - 1
+    rate = irr_matrix(amounts, times, iterations=1)
+    assert rate[0] == pytest.approx(1e4 ** (1 / 3) - 1, rel=1e-9)
+    assert np.isnan(rate[1])  # -1 + 3x - 2.5x^2 has no real root
