@@ -228,6 +228,17 @@ show.table(
     "companies (effect.*), input hashes, versions, step timings",
 )
 """),
+    md("""
+## Model diagnostics and accuracy
+"""),
+    code("""
+for name, caption in (
+    ("diagnostics", "DCF traffic lights (thresholds: valuation.diagnostics)"),
+    ("accuracy", "Model value / market price by method and sector"),
+):
+    if name in ctx.frames:
+        show.table(ctx[name], config.report, rows=1000, caption=caption)
+"""),
 ]
 
 
