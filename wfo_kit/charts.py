@@ -444,7 +444,7 @@ def upside_ranking(summary: pl.DataFrame) -> Any:
     fig.add_vline(x=0, line_color="#444444", line_width=1)
     fig.update_layout(
         title="Upside (or downside) of blended value against market price",
-        xaxis_title="Blended value against market price (%; range: blended low to high)",
+        xaxis_title="Blended value vs market price (%, low to high)",
         yaxis_title="Company",
         height=max(320, 22 * len(labels) + 140),
         showlegend=False,

@@ -398,6 +398,12 @@ def known_methods() -> tuple[str, ...]:
     return (*METHOD_NAMES, *(n for n in plugin_names(METHOD_GROUP) if n not in METHOD_NAMES))
 
 
+def _known_methods_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema lists the method names known when it is made (plug-ins included), so the
+    configuration form offers them as choices and clients see them."""
+    schema["items"] = {**schema.get("items", {}), "enum": list(known_methods())}
+
+
 def _method_name(name: str) -> str:
     known = known_methods()
     if name not in known:
@@ -545,6 +551,7 @@ class ValuationConfig(_Section):
         description="valuation methods to run: dcf (FCFF), comparables, asset, ddm (dividend "
         "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity), or a plug-in's "
         "name (wfo_kit.register_method, or entry-point group wfo_kit.methods)",
+        json_schema_extra=_known_methods_in_schema,
     )
     routes: dict[str, list[Annotated[str, AfterValidator(_method_name)]]] = Field(
         default_factory=dict,

@@ -447,7 +447,7 @@ def runs_per_day_figure(runs: pl.DataFrame) -> Any:
     per_day = (
         runs.filter(pl.col("started").is_not_null())
         .with_columns(pl.col("started").dt.date().alias("day"))
-        .group_by("day", "status")
+        .group_by("day", "status", maintain_order=True)
         .agg(pl.len().alias("runs"))
         .sort("day", "status")
     )

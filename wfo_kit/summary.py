@@ -236,7 +236,7 @@ def _growths(
     )
     base_year = (
         financials.filter(~pl.col("is_forecast"))
-        .group_by("company_id")
+        .group_by("company_id", maintain_order=True)
         .agg(pl.col("year").max().alias("base_year"))
     )
     years = (pl.col("last_year") - pl.col("base_year")).cast(pl.Float64)
