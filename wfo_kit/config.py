@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
+from wfo_kit.opsconfig import LoggingConfig, NotifyConfig
 
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
 ENV_PREFIX = "WFO_"
@@ -688,6 +689,8 @@ class Config(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 # --------------------------------------------------------------------------------------------

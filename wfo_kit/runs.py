@@ -43,6 +43,7 @@ from wfo_kit.errors import (
 )
 from wfo_kit.io import write_json
 from wfo_kit.kernels import check_kernel, check_notebook, execute_notebook
+from wfo_kit.notify import check_confined_channels
 from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
 from wfo_kit.pipeline import check_step_names
 from wfo_kit.publish import export_html
@@ -213,6 +214,7 @@ def run_report(
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
+    check_confined_channels(resolved.sources, confined=config.security.confine is not None)
     check_kernel(config.report.kernel)
     if config.report.notebook:
         check_notebook(Path(config.report.notebook))
@@ -302,6 +304,8 @@ def run_report(
     else:
         error = record.error.to_dict() if record.error else None
         emit("run_failed", status=record.status, error=error)
+    if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
+        record.notifications = _notify(root, partial, record, emit)
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
@@ -340,6 +344,7 @@ class _RunRecord:
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notifications: dict[str, Any] | None = None
 
     def manifest(self, folder: Path) -> dict[str, Any]:
         metrics = _read_json(folder / "metrics.json") or {"steps": None, "quality": None}
@@ -372,7 +377,48 @@ class _RunRecord:
             else [],
             "error": error.to_dict() | {"details": error.details} if error else None,
             "problems": list(self.problems),
+            "notifications": self.notifications,
         }
+
+
+def _notify(
+    root: Path, partial: Path, record: _RunRecord, emit: Callable[..., None]
+) -> dict[str, Any] | None:
+    """Send the run's notification (:mod:`wfo_kit.notify`); every outcome is logged, none raises."""
+    from wfo_kit.notify import gather_facts, notify_run
+
+    config = record.resolved.config
+    try:
+        facts = gather_facts(
+            partial,
+            root=root,
+            run_id=record.run_id,
+            status=record.status,
+            error=record.error.one_line() if record.error else None,
+            config=mask_secrets(config.model_dump(mode="json")),
+        )
+        outcome = notify_run(
+            config.notify,
+            facts,
+            run_id=record.run_id,
+            report=partial / "report.html",
+            final_report=root / record.run_id / "report.html",
+        )
+    except Exception as exc:
+        outcome = {
+            "fired": [],
+            "deliveries": [],
+            "notes": [],
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        emit("notification_failed", channel=None, error=outcome["error"])
+        return outcome
+    for delivery in outcome["deliveries"]:
+        event = "notification_sent" if delivery["ok"] else "notification_failed"
+        emit(event, **delivery)
+    for note in outcome["notes"]:
+        emit("notification_note", note=note)
+    return outcome if (outcome["fired"] or outcome["notes"]) else None
 
 
 def _first_fatal(problems: list[str]) -> str:
