@@ -64,6 +64,31 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="write Prometheus metrics of the run(s) to PATH (node exporter textfile format, "
+        "e.g. /var/lib/node_exporter/wfo.prom), atomically",
+    )
+
+
+def _write_metrics(path: Path | None, root: Path, run_ids: list[str]) -> None:
+    """The runs' metrics file; a failure to write it is a note, never the command's failure."""
+    if path is None:
+        return
+    try:
+        from wfo_kit.metrics_export import run_manifests, write_metrics_file
+
+        write_metrics_file(path, run_manifests(root, run_ids))
+    except ImportError:
+        print("wfo: note: --metrics-file needs prometheus_client (pip install 'wfo_kit[ops]')",
+              file=sys.stderr)  # fmt: skip
+    except OSError as exc:
+        print(f"wfo: note: metrics not written to {path}: {exc.strerror or exc}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wfo",
@@ -87,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(run)
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
+    _add_metrics_option(run)
     run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -115,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     batch.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--force", action="store_true", help="re-run runs that already succeeded")
+    _add_metrics_option(batch)
     batch.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
     batch.add_argument(
         "--set",
@@ -315,6 +342,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=progress,
         verbose=args.verbose,
     )
+    _write_metrics(args.metrics_file, result.run_dir.parent, [result.run_id])
     if result.error is not None:
         log = result.run_dir / "log.jsonl"
         print(
@@ -418,6 +446,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 130
     if tty:
         sys.stderr.write("\n")
+    ran = [o.run_id for o in outcomes if o.status in ("succeeded", "failed")]
+    _write_metrics(args.metrics_file, args.output, ran)
     _print_outcomes(outcomes)
     for outcome in outcomes:
         _print_notes(_batch_notes(outcome, args), prefix=f"{Path(outcome.params_file).name}: ")

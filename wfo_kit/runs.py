@@ -254,6 +254,7 @@ def run_report(
     emit("run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or "")
     executed = partial / "valuation.ipynb"
     escaping: BaseException | None = None
+    usage = _Usage.now()
     try:
         say(f"run {run_id}: executing the notebook")
         emit("step_started", step="report")
@@ -304,6 +305,7 @@ def run_report(
     else:
         error = record.error.to_dict() if record.error else None
         emit("run_failed", status=record.status, error=error)
+    record.resources = usage.since()
     if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
         record.notifications = _notify(root, partial, record, emit)
     final = _close_run(root, partial, record, problems)
@@ -345,6 +347,7 @@ class _RunRecord:
     timings: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notifications: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
 
     def manifest(self, folder: Path) -> dict[str, Any]:
         metrics = _read_json(folder / "metrics.json") or {"steps": None, "quality": None}
@@ -378,6 +381,41 @@ class _RunRecord:
             "error": error.to_dict() | {"details": error.details} if error else None,
             "problems": list(self.problems),
             "notifications": self.notifications,
+            "resources": self.resources,
+        }
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """CPU time of this process and of its finished children, and kernel counts, at one moment."""
+
+    cpu: float
+    starts: int
+    reuses: int
+
+    @classmethod
+    def now(cls) -> _Usage:
+        import resource
+
+        from wfo_kit.kernels import KERNEL_COUNTS
+
+        own, children = (
+            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return cls(cpu, KERNEL_COUNTS["starts"], KERNEL_COUNTS["reuses"])
+
+    def since(self) -> dict[str, Any]:
+        """What the run used: CPU seconds (this process, and kernels that exited during the run;
+        a kernel kept warm is counted when it exits), peak memory of this process, the kernel."""
+        import resource
+
+        later = _Usage.now()
+        return {
+            "cpu_seconds": round(later.cpu - self.cpu, 3),
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "kernel_starts": later.starts - self.starts,
+            "kernel_reuses": later.reuses - self.reuses,
         }
 
 

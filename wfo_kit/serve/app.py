@@ -79,6 +79,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     problems.install(app)
     for module in (runs, results, config, health):
         app.include_router(module.router)
+    _operations(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
     def openapi() -> dict[str, Any]:
@@ -88,6 +89,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.add_middleware(SecurityHeaders, tls=settings.tls)
     app.add_middleware(AuditLog, path=settings.output_root / "audit.jsonl")
     return app
+
+
+def _operations(app: FastAPI) -> None:
+    """``GET /metrics`` and the 401/403 counter, when prometheus_client (the ops extra) is there."""
+    try:
+        from wfo_kit.serve import metrics
+    except ImportError:
+        log.warning("GET /metrics is off: prometheus_client is not installed (wfo_kit[ops])")
+        return
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.CountRefusals)
 
 
 def _preload() -> None:

@@ -1,0 +1,124 @@
+"""Prometheus metrics: `wfo run --metrics-file` and `GET /metrics`, parsed by prometheus_client."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.builders import notebook
+from tests.conftest import SAMPLE
+from tests.test_notify import PIPELINE_ONLY
+from wfo_kit.cli import _write_metrics, build_parser
+from wfo_kit.config import resolve_config
+from wfo_kit.runs import run_report
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition text, keyed by (name, sorted labels)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.e2e
+def test_run_writes_a_textfile_collector_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.md"))
+    book = notebook(tmp_path / "pipeline.ipynb", PIPELINE_ONLY)
+    tables = "".join(f"  {t}: data/{t}.csv\n" for t in ("companies", "financials", "peers"))
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        f"data:\n{tables}valuation:\n  monte_carlo: {{enabled: false}}\n"
+        f"  sensitivity: {{enabled: false}}\nreport:\n  notebook: {book}\n",
+        encoding="utf-8",
+    )
+    target = tmp_path / "textfile" / "wfo.prom"
+    args = build_parser().parse_args(["run", str(params), "--metrics-file", str(target)])
+    assert args.metrics_file == target
+    # The run in this process on a warm kernel (as `wfo batch` workers run), then the CLI's writer.
+    result = run_report(resolve_config(params), output_root=tmp_path / "out", reuse_kernel=True)
+    assert result.status == "succeeded"
+    _write_metrics(args.metrics_file, tmp_path / "out", [result.run_id])
+    found = samples(target.read_text(encoding="utf-8"))
+    assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it
+    assert found[("wfo_runs_total", (("outcome", "succeeded"),))] == 1
+    assert found[("wfo_runs_total", (("outcome", "failed"),))] == 0
+    assert found[("wfo_run_duration_seconds_count", ())] == 1
+    for step in ("load", "validate", "value", "output", "report", "publish"):
+        assert found[("wfo_step_duration_seconds_count", (("step", step),))] == 1
+    assert found[("wfo_rows_processed_total", ())] > found[("wfo_rows_quarantined_total", ())] > 0
+    assert 0 < found[("wfo_data_quality_score", ())] < 1  # the sample holds invalid rows
+    assert found[("wfo_companies_valued_per_second", ())] > 0
+    assert found[("wfo_peak_memory_bytes", ())] > 50e6  # a kernel with Polars loaded
+    assert found[("wfo_cpu_seconds_total", ())] > 0
+    assert found[("wfo_kernel_starts_total", ())] + found[("wfo_kernel_reuses_total", ())] == 1
+
+
+@contextmanager
+def serving(tmp_path: Path) -> Iterator[str]:
+    """The real app on uvicorn in this process (no workers: prewarm off)."""
+    import uvicorn
+
+    from tests.test_serve import free_port
+    from wfo_kit.serve.app import create_app
+    from wfo_kit.serve.settings import ServeSettings
+
+    settings = ServeSettings(output_root=tmp_path / "out", data_root=tmp_path, prewarm=False)
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_serve_metrics_count_refusals_and_failed_sign_ins(tmp_path: Path) -> None:
+    from wfo_kit.serve.metrics import count_failed_sign_in
+    from wfo_kit.serve.users import add_user
+
+    (tmp_path / "out").mkdir()
+    token = add_user(tmp_path / "out" / "users.json", "vic", "viewer")
+    with serving(tmp_path) as url:
+        before = samples(
+            httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        )
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        assert (
+            httpx.get(f"{url}/runs", headers={"Authorization": "Bearer wfo_x_y"}).status_code == 401
+        )
+        forbidden = httpx.post(f"{url}/runs", headers={"Authorization": f"Bearer {token}"},
+                               content="{}")  # fmt: skip
+        assert forbidden.status_code == 403
+        count_failed_sign_in("login_form")
+        response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    after = samples(response.text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0.0)
+
+    assert grew("wfo_serve_refused_requests_total", status="401") == 2
+    assert grew("wfo_serve_refused_requests_total", status="403") == 1
+    assert grew("wfo_serve_failed_sign_ins_total", reason="http_401") == 2
+    assert grew("wfo_serve_failed_sign_ins_total", reason="login_form") == 1
+    assert after[("wfo_runs_total", (("outcome", "succeeded"),))] == 0  # no runs here yet
