@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -18,6 +19,7 @@ from tests.conftest import SAMPLE
 from tests.test_notify import PIPELINE_ONLY
 from wfo_kit.cli import _write_metrics, build_parser
 from wfo_kit.config import resolve_config
+from wfo_kit.logsinks import query_logs
 from wfo_kit.runs import run_report
 
 
@@ -46,8 +48,16 @@ def test_run_writes_a_textfile_collector_file(tmp_path: Path) -> None:
     args = build_parser().parse_args(["run", str(params), "--metrics-file", str(target)])
     assert args.metrics_file == target
     # The run in this process on a warm kernel (as `wfo batch` workers run), then the CLI's writer.
-    result = run_report(resolve_config(params), output_root=tmp_path / "out", reuse_kernel=True)
-    assert result.status == "succeeded"
+    logs = tmp_path / "logs.sqlite"
+    sinks = [f"logging.database={logs}", "logging.http=http://127.0.0.1:9/dead"]
+    resolved = resolve_config(params, sets=sinks)
+    result = run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
+    assert result.status == "succeeded"  # with a dead log collector
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert [p.split(":")[0] for p in manifest["problems"]] == ["log sink http"]
+    events = {(r["logger"], r["event"]) for r in query_logs(str(logs), run_id=result.run_id)}
+    assert ("wfo_kit.step.validate", "step_finished") in events  # from inside the kernel
+    assert ("wfo_kit.step.publish", "step_finished") in events  # from this process
     _write_metrics(args.metrics_file, tmp_path / "out", [result.run_id])
     found = samples(target.read_text(encoding="utf-8"))
     assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it

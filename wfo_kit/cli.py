@@ -184,6 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="value the inputs as they are now and show what changed",
     )
 
+    logs = commands.add_parser(
+        "logs",
+        help="query the log database (logging.database): events by run, level and step",
+        description="Print the events the `logging.database` sink stored, oldest first.",
+    )
+    logs.add_argument(
+        "--db",
+        default="outputs/logs.sqlite",
+        help="the log database: a SQLite path, sqlite:///path or duckdb:///path "
+        "(default outputs/logs.sqlite)",
+    )
+    logs.add_argument("--run", help="only this run id")
+    logs.add_argument(
+        "--level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="only events at or above this level",
+    )
+    logs.add_argument("--step", help="only events of this step (load, validate, value, ...)")
+
     config = commands.add_parser("config", help="inspect the effective configuration")
     config_commands = config.add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", parser_class=_Parser
@@ -678,6 +697,32 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import polars as pl
+
+    from wfo_kit.logsinks import query_logs
+
+    path = args.db.partition(":///")[2] or args.db
+    if not Path(path).is_file():
+        print(f"wfo: error: no log database at {path} (set logging.database)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = query_logs(args.db, run_id=args.run, level=args.level, step=args.step)
+    frame = pl.DataFrame(
+        [
+            {
+                "time": dt.datetime.fromtimestamp(r["time"], dt.UTC).isoformat(timespec="seconds"),
+                **{k: r[k] for k in ("run_id", "level", "logger", "message")},
+            }
+            for r in rows
+        ],
+        schema=dict.fromkeys(("time", "run_id", "level", "logger", "message"), pl.String),
+    )
+    _print_table(frame)
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
@@ -686,6 +731,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "diff": cmd_diff,
     "rerun": cmd_rerun,
+    "logs": cmd_logs,
     "serve": cmd_serve,
     "users": cmd_users,
 }

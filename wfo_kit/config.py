@@ -967,12 +967,28 @@ def _resolve_paths(layer: dict[str, Any], base: Path, jail: Path | None) -> dict
     if isinstance(report, dict) and isinstance(report.get("notebook"), str):
         notebook = _confined_path(report["notebook"], base, "report.notebook", jail)
         out["report"] = {**report, "notebook": str(notebook)}
+    logs = layer.get("logging")
+    if isinstance(logs, dict):
+        out["logging"] = _resolve_log_paths(logs, base, jail)
     output = layer.get("output")
     if isinstance(output, dict) and isinstance(output.get("root"), str):
         out["output"] = {
             **output,
             "root": str(_confined_path(output["root"], base, "output.root", jail)),
         }
+    return out
+
+
+def _resolve_log_paths(logs: dict[str, Any], base: Path, jail: Path | None) -> dict[str, Any]:
+    """``logging.file`` and ``logging.database`` (a path, or ``scheme:///path``) relative to the
+    parameters file, inside the confinement folder."""
+    out = dict(logs)
+    for key in ("file", "database"):
+        value = logs.get(key)
+        if isinstance(value, str):
+            scheme, sep, rest = value.partition(":///")
+            path = _confined_path(rest if sep else value, base, f"logging.{key}", jail)
+            out[key] = f"{scheme}:///{path}" if sep else str(path)
     return out
 
 

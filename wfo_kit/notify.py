@@ -453,15 +453,17 @@ def notify_run(
 
 
 def check_confined_channels(sources: Mapping[str, str], *, confined: bool) -> None:
-    """In confinement (a parameters file submitted remotely), refuse notification channels set by
-    the parameters file: it would make the server send data to any address it names. The operator
-    sets them through the environment (``WFO_NOTIFY__WEBHOOK__URL``) or ``--set``."""
+    """In confinement (a parameters file submitted remotely), refuse notification channels and
+    network log sinks set by the parameters file: they would make the server send data to any
+    address it names. The operator sets them through the environment
+    (``WFO_NOTIFY__WEBHOOK__URL``, ``WFO_LOGGING__HTTP``) or ``--set``."""
     from wfo_kit.errors import ConfigurationError
 
     if not confined:
         return
     for key, source in sources.items():
-        if key.startswith(("notify.webhook.", "notify.email.")) and source.startswith("file:"):
+        remote = ("notify.webhook.", "notify.email.", "logging.http", "logging.syslog")
+        if key.startswith(remote) and source.startswith("file:"):
             msg = f"{key} is set by a parameters file, which confinement does not allow"
-            hint = "set notification channels with WFO_NOTIFY__... variables or --set"
+            hint = "set them with WFO_NOTIFY__... / WFO_LOGGING__... variables or --set"
             raise ConfigurationError(msg, column=key, hint=hint)

@@ -308,6 +308,7 @@ def run_report(
     record.resources = usage.since()
     if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
         record.notifications = _notify(root, partial, record, emit)
+    _log_to_sinks(config, partial, problems)
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
@@ -419,6 +420,24 @@ class _Usage:
         }
 
 
+def _log_to_sinks(config: Any, partial: Path, problems: list[str]) -> None:
+    """Every event of the run (this process's and the kernel's, from ``log.jsonl``) to the
+    configured log sinks (:mod:`wfo_kit.logsinks`); a sink that fails is one line in ``problems``.
+    """
+    from wfo_kit.logsinks import SINKS, open_sinks
+
+    if not any(configured(config.logging) for configured, _ in SINKS.values()):
+        return
+    from wfo_kit.observers import read_events
+
+    sinks = open_sinks(config.logging)
+    try:
+        sinks.replay(read_events(partial / "log.jsonl"))
+    finally:
+        sinks.close()
+    problems.extend(sinks.problems)
+
+
 def _notify(
     root: Path, partial: Path, record: _RunRecord, emit: Callable[..., None]
 ) -> dict[str, Any] | None:
@@ -442,7 +461,7 @@ def _notify(
             report=partial / "report.html",
             final_report=root / record.run_id / "report.html",
         )
-    except Exception as exc:
+    except Exception as exc:  # a notification must never fail the run
         outcome = {
             "fired": [],
             "deliveries": [],
