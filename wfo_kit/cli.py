@@ -55,6 +55,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("params", help="parameters file (YAML or JSON)")
     _add_confine_option(parser)
     parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="layer <params stem>.NAME.yaml over the parameters file, below WFO_ variables "
+        "(also WFO_ENV)",
+    )
+    parser.add_argument(
         "--set",
         dest="sets",
         action="append",
@@ -341,7 +347,9 @@ def mask_arguments(argv: list[str]) -> list[str]:
 def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
     from wfo_kit.config import literal_credentials, resolve_config
 
-    resolved = resolve_config(args.params, sets=args.sets, confine=args.confine)
+    resolved = resolve_config(
+        args.params, sets=args.sets, confine=args.confine, env_name=getattr(args, "env", None)
+    )
     if notes:
         for note in literal_credentials(resolved.config):
             print(f"wfo: note: {note}", file=sys.stderr)

@@ -1077,6 +1077,32 @@ def file_layers(path: Path, *, jail: Path | None = None) -> list[tuple[str, dict
     return [(f"file:{p}", _resolve_paths(raw, p.parent, jail)) for p, raw in reversed(chain)]
 
 
+def environment_file(params: Path, name: str) -> Path:
+    """``prices.yaml`` + ``prod`` -> ``prices.prod.yaml`` (same folder; ``.yml``/``.json`` when
+    that is what exists)."""
+    for suffix in (".yaml", ".yml", ".json"):
+        candidate = params.with_name(f"{params.stem}.{name}{suffix}")
+        if candidate.is_file():
+            return candidate
+    return params.with_name(f"{params.stem}.{name}.yaml")
+
+
+def environment_layers(
+    path: str | Path | None, name: str, *, jail: Path | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The layers of the environment file for ``--env NAME`` (see :func:`resolve_config`)."""
+    if path is None or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        what = "needs a parameters file" if path is None else "must be letters, digits, - or _"
+        msg = f"environment name {name!r} (--env / WFO_ENV) {what}"
+        raise ConfigurationError(msg, column="env")
+    target = environment_file(Path(path), name)
+    if not target.is_file():
+        msg = f"no environment file {target} for environment {name!r} (--env / WFO_ENV)"
+        hint = f"create {target.name} beside {Path(path).name}, or drop --env / unset WFO_ENV"
+        raise ConfigurationError(msg, column="env", hint=hint)
+    return [(f"env-file:{label[5:]}", layer) for label, layer in file_layers(target, jail=jail)]
+
+
 def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``WFO_VALUATION__TERMINAL_GROWTH=0.03`` -> ``{"valuation": {"terminal_growth": "0.03"}}``."""
     environ = os.environ if environ is None else environ
@@ -1184,8 +1210,13 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     confine: str | Path | None = None,
+    env_name: str | None = None,
 ) -> ResolvedConfig:
     """Build the effective configuration from every layer, remembering each value's source.
+
+    ``env_name`` (``--env NAME``, else the ``WFO_ENV`` variable) adds the environment file
+    ``<params stem>.<NAME>.yaml`` beside the parameters file, above it and below environment
+    variables (source ``env-file:<path>``).
 
     ``confine`` (or ``security.confine`` from the environment, ``--set`` or runtime overrides,
     never from a parameters file) keeps every path of the run inside one folder.
@@ -1200,6 +1231,9 @@ def resolve_config(
         layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
     else:
         layers += file_layers(Path(path), jail=jail)
+    env_name = env_name or (os.environ if environ is None else environ).get("WFO_ENV") or None
+    if env_name is not None:
+        layers += environment_layers(path, env_name, jail=jail)
     layers.append(("env", env))
     layers.append(("--set", cli))
     layers.append(("override", runtime))
