@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
-from wfo_kit.opsconfig import LoggingConfig, NotifyConfig
+from wfo_kit.opsconfig import HttpPagination, LoggingConfig, NotifyConfig
 
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
 ENV_PREFIX = "WFO_"
@@ -76,6 +76,19 @@ class TableSource(_Section):
     fallback: TableSource | None = Field(
         None, description="read instead by the load_fallback step (e.g. a cached snapshot)"
     )
+    format: Literal["json", "csv"] = Field(
+        "json", description="HTTP source (`url: https://...`): the response format"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP source: request headers; credentials written ${VAR} (from the "
+        "environment), e.g. {Authorization: 'Bearer ${PEERS_TOKEN}'}",
+    )
+    records: str | None = Field(
+        None, description="HTTP JSON source: key holding the list of rows (none: the body is it)"
+    )
+    pagination: HttpPagination | None = Field(None, description="HTTP source: follow pages")
+    timeout: float = Field(30.0, gt=0, le=600, description="HTTP source: seconds per request")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,10 +100,27 @@ class TableSource(_Section):
         if (self.path is None) == (self.url is None):
             msg = "give exactly one of `path` (a file) or `url` (a SQL database)"
             raise ValueError(msg)
+        if self.url is not None and is_http(self.url):
+            if self.table is not None or self.query is not None:
+                msg = "an HTTP source takes no `table` or `query`"
+                raise ValueError(msg)
+            for name, value in self.headers.items():
+                if _SECRET_HEADER.search(name) and "${" not in value:
+                    msg = f"header {name}: write the credential as ${{VAR}} (from the environment)"
+                    raise ValueError(msg)
+            return self
         if self.url is not None and (self.table is None) == (self.query is None):
             msg = "a SQL source needs exactly one of `table` or `query`"
             raise ValueError(msg)
         return self
+
+
+def is_http(url: str) -> bool:
+    """Whether a source URL is an HTTP API (else a SQL database)."""
+    return url.lower().startswith(("http://", "https://"))
+
+
+_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|password", re.IGNORECASE)
 
 
 TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet")
@@ -676,6 +706,12 @@ class SecurityConfig(_Section):
         "`extends:`, data, SQL databases, report notebook, output root): absolute paths, `..` "
         "and symbolic links that leave it are refused. Set by `--confine DIR` or "
         "WFO_SECURITY__CONFINE; a parameters file cannot set it. On for remote submissions.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="in confinement, the hosts HTTP sources may read from; a host resolving to a "
+        "loopback, link-local or private address is refused unless that address (or a network "
+        "holding it, e.g. 10.0.0.0/8) is listed too",
     )
 
 
@@ -1282,7 +1318,11 @@ def check_confined(config: Config, jail: Path) -> None:
         while node is not None:
             if node.path is not None:
                 ensure_inside(_resolved(Path(node.path), key), jail, key)
-            if node.url is not None:
+            if node.url is not None and is_http(node.url):
+                from wfo_kit.httpsource import check_host_listed
+
+                check_host_listed(node.url, config.security.allowed_hosts, key=key)
+            elif node.url is not None:
                 database = node.url.partition(":///")[2]
                 ensure_inside(_resolved(Path(database), key), jail, key)
             node, key = node.fallback, f"{key}.fallback"

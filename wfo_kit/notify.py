@@ -324,6 +324,7 @@ def send_webhook(
             with urllib.request.urlopen(request, timeout=channel.timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
+            exc.close()  # its response holds the socket
             kind = _TransientError if exc.code >= 500 or exc.code == 429 else _PermanentError
             msg = f"HTTP {exc.code} {exc.reason}"
             raise kind(msg, exc.code) from None

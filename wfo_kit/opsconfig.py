@@ -134,3 +134,14 @@ class LoggingConfig(_Ops):
     )
     http: str | None = Field(None, description="HTTP collector URL: each event POSTed as JSON")
     http_timeout: float = Field(2.0, gt=0, le=60, description="seconds one POST may take")
+
+
+class HttpPagination(_Ops):
+    """How an HTTP source's pages are followed: ``page`` adds ``?<page_param>=N`` from
+    ``first_page`` until a page has no rows; ``link`` follows the ``Link: <...>; rel="next"``
+    response header."""
+
+    style: Literal["page", "link"] = Field("page", description="page (a query parameter) or link")
+    page_param: str = Field("page", description="query parameter carrying the page number")
+    first_page: int = Field(1, ge=0, description="number of the first page")
+    max_pages: int = Field(100, ge=1, le=10_000, description="stop (with an error) beyond this")

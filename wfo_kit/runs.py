@@ -33,7 +33,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wfo_kit.config import ResolvedConfig, TableSource, externalize_secrets, mask_secrets
+from wfo_kit.config import (
+    ResolvedConfig,
+    TableSource,
+    externalize_secrets,
+    is_http,
+    mask_secrets,
+)
 from wfo_kit.errors import (
     ConfigurationError,
     DataError,
@@ -80,7 +86,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
+def input_hashes(
+    resolved: ResolvedConfig, fetched: dict[str, Any] | None = None
+) -> dict[str, str | None]:
     """SHA-256 of every input source, fallbacks included (``peers.fallback``).
 
     A file is hashed whole; a SQL source by its database file (with SQLite's and DuckDB's
@@ -90,12 +98,50 @@ def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
     manifest). None: the source does not exist (the run then fails on it with the reason).
     """
     hashes: dict[str, str | None] = {}
-    for name, source in resolved.config.data:
+    config = resolved.config
+    for name, source in config.data:
         node, key = source, name
         while node is not None:
-            hashes[key] = source_sha256(node)
+            if node.url is not None and is_http(node.url):
+                # An HTTP source is hashed by its response (every page), fetched once per run.
+                got = (fetched or {}).get(key) or _fetch(node, key, config)
+                hashes[key] = got.sha256
+            else:
+                hashes[key] = source_sha256(node)
             node, key = node.fallback, f"{key}.fallback"
     return hashes
+
+
+def _fetch(source: TableSource, table: str, config: Any) -> Any:
+    from wfo_kit.httpsource import fetch_retrying
+
+    policy = config.pipeline.step_retry.get("load", config.pipeline.retry)
+    return fetch_retrying(source, table=table, policy=policy, security=config.security)
+
+
+def fetch_http_sources(config: Any) -> dict[str, Any]:
+    """Each top-level HTTP source fetched once (with the load step's retry policy)."""
+    return {
+        name: _fetch(source, name, config)
+        for name, source in config.data
+        if source is not None and source.url is not None and is_http(source.url)
+    }
+
+
+def snapshot_http_sources(config: Any, fetched: dict[str, Any], folder: Path) -> Any:
+    """Write each fetched HTTP table to ``folder/inputs/<table>.parquet`` and return the config
+    with those files in place of the URLs: the kernel values exactly what was hashed into the run
+    id, and the run folder keeps it."""
+    if not fetched:
+        return config
+    (folder / "inputs").mkdir(exist_ok=True)
+    replaced = {}
+    for name, got in fetched.items():
+        target = folder / "inputs" / f"{name}.parquet"
+        got.frame.write_parquet(target)
+        fallback = getattr(config.data, name).fallback
+        replaced[name] = TableSource(path=str(target), fallback=fallback)
+    return config.model_copy(update={"data": config.data.model_copy(update=replaced)})
 
 
 def source_sha256(source: TableSource) -> str | None:
@@ -218,7 +264,8 @@ def run_report(
     check_kernel(config.report.kernel)
     if config.report.notebook:
         check_notebook(Path(config.report.notebook))
-    hashes = input_hashes(resolved)
+    fetched = fetch_http_sources(config)
+    hashes = input_hashes(resolved, fetched)
     content = content_hash(resolved, hashes)
     try:
         root = Path(output_root or config.output.root).resolve()
@@ -239,6 +286,7 @@ def run_report(
         owner=owner,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
+    config = snapshot_http_sources(config, fetched, partial)
     events = JsonlLog(partial / "log.jsonl")
 
     def emit(event: str, **fields: Any) -> None:
