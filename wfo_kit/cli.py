@@ -209,6 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("--step", help="only events of this step (load, validate, value, ...)")
 
+    schedule = commands.add_parser(
+        "schedule",
+        help="add, list or remove cron schedules (run by `wfo scheduler`)",
+        description='`wfo schedule add NAME "CRON" PARAMS...`, `wfo schedule list`, '
+        "`wfo schedule remove NAME`; stored in <output>/schedules.json.",
+    )
+    schedule.add_argument("action", choices=["add", "list", "remove"])
+    schedule.add_argument("name", nargs="?", help="schedule name (add, remove)")
+    schedule.add_argument("cron", nargs="?", help='cron expression, e.g. "0 6 * * 1-5" (UTC)')
+    schedule.add_argument("params", nargs="*", help="parameters files the schedule runs")
+    schedule.add_argument("--output", type=Path, default=Path("outputs"), help="output root")
+    schedule.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting in every run of the schedule (repeatable)",
+    )  # fmt: skip
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run the schedules of an output folder until interrupted",
+        description="Start each schedule's runs (`wfo batch ... --force`) when due: a time missed "
+        "while the scheduler was down runs once; a schedule whose run still goes is skipped "
+        "(logged in <output>/scheduler.jsonl).",
+    )
+    scheduler.add_argument("--output", type=Path, default=Path("outputs"), help="output root")
+    scheduler.add_argument("--once", action="store_true", help="one pass, then exit")
+
     config = commands.add_parser("config", help="inspect the effective configuration")
     config_commands = config.add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", parser_class=_Parser
@@ -731,6 +756,41 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from wfo_kit import schedules
+
+    if args.action == "list":
+        now = dt.datetime.now(dt.UTC)
+        for name, entry in sorted(schedules.load_schedules(args.output).items()):
+            upcoming = schedules.next_time(entry["cron"], now=now).isoformat(timespec="minutes")
+            print(f"{name}  {entry['cron']!r}  next {upcoming}  last {entry['last_fired']}  "
+                  f"{' '.join(entry['params'])}")  # fmt: skip
+        return EXIT_OK
+    if not args.name or (args.action == "add" and not args.cron):
+        usage = 'add NAME "CRON" PARAMS...' if args.action == "add" else "remove NAME"
+        print(f"wfo: error: usage: wfo schedule {usage}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.action == "add":
+        schedules.add_schedule(args.output, args.name, args.cron, args.params, sets=args.sets)
+        print(f"schedule {args.name} added: {args.cron!r} (UTC); run it with `wfo scheduler`")
+    else:
+        schedules.remove_schedule(args.output, args.name)
+        print(f"schedule {args.name} removed")
+    return EXIT_OK
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from wfo_kit.schedules import run_scheduler
+
+    print(f"wfo: scheduler on {args.output} (Ctrl-C stops it)", file=sys.stderr)
+    run_scheduler(
+        args.output, once=args.once, say=lambda line: print(f"wfo: {line}", file=sys.stderr)
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
@@ -740,6 +800,8 @@ COMMANDS = {
     "diff": cmd_diff,
     "rerun": cmd_rerun,
     "logs": cmd_logs,
+    "schedule": cmd_schedule,
+    "scheduler": cmd_scheduler,
     "serve": cmd_serve,
     "users": cmd_users,
 }
