@@ -121,6 +121,7 @@ def due_time(cron: str, *, since: dt.datetime, now: dt.datetime) -> dt.datetime 
     from croniter import croniter
 
     latest = croniter(cron, now + dt.timedelta(microseconds=1)).get_prev(dt.datetime)
+    latest = latest.replace(fold=0)  # croniter may set fold=1 on a UTC time; it means nothing
     return latest if latest > since else None
 
 
