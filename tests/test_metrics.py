@@ -7,7 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,16 +74,30 @@ def test_run_writes_a_textfile_collector_file(tmp_path: Path) -> None:
     assert found[("wfo_kernel_starts_total", ())] + found[("wfo_kernel_reuses_total", ())] == 1
 
 
-@contextmanager
-def serving(tmp_path: Path) -> Iterator[str]:
-    """The real app on uvicorn in this process (no workers: prewarm off)."""
+@dataclass(frozen=True)
+class Served:
+    url: str
+    token: str  # a viewer's
+    data_root: Path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The real app on uvicorn in this process. Its workers have no kernel (a name that does not
+    exist): a run they get fails at once instead of executing a notebook."""
     import uvicorn
 
     from tests.test_serve import free_port
     from wfo_kit.serve.app import create_app
     from wfo_kit.serve.settings import ServeSettings
+    from wfo_kit.serve.users import add_user
 
-    settings = ServeSettings(output_root=tmp_path / "out", data_root=tmp_path, prewarm=False)
+    root = tmp_path_factory.mktemp("served")
+    (root / "out").mkdir()
+    token = add_user(root / "out" / "users.json", "vic", "viewer")
+    settings = ServeSettings(
+        output_root=root / "out", data_root=root, prewarm=False, kernel="no-such-kernel"
+    )
     port = free_port()
     config = uvicorn.Config(create_app(settings), port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -94,31 +108,22 @@ def serving(tmp_path: Path) -> Iterator[str]:
         while not server.started:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", token, root)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
 
 
-def test_serve_metrics_count_refusals_and_failed_sign_ins(tmp_path: Path) -> None:
+def test_serve_metrics_count_refusals_and_failed_sign_ins(served: Served) -> None:
     from wfo_kit.serve.metrics import count_failed_sign_in
-    from wfo_kit.serve.users import add_user
 
-    (tmp_path / "out").mkdir()
-    token = add_user(tmp_path / "out" / "users.json", "vic", "viewer")
-    with serving(tmp_path) as url:
-        before = samples(
-            httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
-        )
-        assert httpx.get(f"{url}/metrics").status_code == 401
-        assert (
-            httpx.get(f"{url}/runs", headers={"Authorization": "Bearer wfo_x_y"}).status_code == 401
-        )
-        forbidden = httpx.post(f"{url}/runs", headers={"Authorization": f"Bearer {token}"},
-                               content="{}")  # fmt: skip
-        assert forbidden.status_code == 403
-        count_failed_sign_in("login_form")
-        response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    url, viewer = served.url, {"Authorization": f"Bearer {served.token}"}
+    before = samples(httpx.get(f"{url}/metrics", headers=viewer).text)
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    assert httpx.get(f"{url}/runs", headers={"Authorization": "Bearer wfo_x_y"}).status_code == 401
+    assert httpx.post(f"{url}/runs", headers=viewer, content="{}").status_code == 403
+    count_failed_sign_in("login_form")
+    response = httpx.get(f"{url}/metrics", headers=viewer)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     after = samples(response.text)
@@ -132,3 +137,50 @@ def test_serve_metrics_count_refusals_and_failed_sign_ins(tmp_path: Path) -> Non
     assert grew("wfo_serve_failed_sign_ins_total", reason="http_401") == 2
     assert grew("wfo_serve_failed_sign_ins_total", reason="login_form") == 1
     assert after[("wfo_runs_total", (("outcome", "succeeded"),))] == 0  # no runs here yet
+
+
+def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfo_kit.notify import sign
+
+    url, token, tmp_path = served.url, served.token, served.data_root
+    # A kernel that does not exist: the run is refused at its start, no notebook is executed.
+    (tmp_path / "prices.yaml").write_text("report: {kernel: no-such-kernel}\n", encoding="utf-8")
+    monkeypatch.setenv("WFO_HOOK_SECRET", "hook-secret")
+
+    def signed(body: bytes, *, secret: str = "hook-secret", age: int = 0) -> dict[str, str]:
+        stamp = int(time.time()) - age
+        return {"X-WFO-Timestamp": str(stamp), "Content-Type": "application/json",
+                "X-WFO-Signature": sign(body, secret=secret, timestamp=stamp)}  # fmt: skip
+
+    body = b'{"params": "prices.yaml"}'
+    hook = f"{url}/hooks/run"
+    accepted = httpx.post(hook, content=body, headers=signed(body))
+    wrong = httpx.post(hook, content=body, headers=signed(body, secret="guess"))
+    replayed = httpx.post(hook, content=body, headers=signed(body, age=3600))
+    unsigned = httpx.post(hook, content=body)
+    escape = b'{"params": "../outside.yaml"}'
+    outside = httpx.post(hook, content=escape, headers=signed(escape))
+    run_id = accepted.json()["run_id"]
+    deadline = time.monotonic() + 90
+    while True:  # the run goes through a worker; with no kernel there it fails at once
+        status = httpx.get(f"{url}/runs/{run_id}", headers={"Authorization": f"Bearer {token}"})
+        if status.json()["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    monkeypatch.delenv("WFO_HOOK_SECRET")
+    off = httpx.post(hook, content=body, headers=signed(body))
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["location"] == f"/runs/{run_id}"
+    run = status.json()
+    assert (run["status"], run["owner"]) == (
+        "failed",
+        "hook",
+    )  # started, then refused by the worker
+    assert "no-such-kernel" in run["error"]["message"]
+    assert [r.status_code for r in (wrong, replayed, unsigned)] == [401, 401, 401]
+    assert outside.status_code == 422
+    assert "data root" in outside.json()["detail"]
+    assert str(tmp_path) not in outside.text  # no server paths in messages
+    assert off.status_code == 503

@@ -92,7 +92,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 
 def _operations(app: FastAPI) -> None:
-    """``GET /metrics`` and the 401/403 counter, when prometheus_client (the ops extra) is there."""
+    """``POST /hooks/run``; ``GET /metrics`` and the 401/403 counter when prometheus_client (the
+    ops extra) is there."""
+    from wfo_kit.serve import hooks
+
+    app.include_router(hooks.router)
     try:
         from wfo_kit.serve import metrics
     except ImportError:
