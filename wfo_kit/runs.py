@@ -357,6 +357,7 @@ def run_report(
     if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
         record.notifications = _notify(root, partial, record, emit)
     _log_to_sinks(config, partial, problems)
+    _trace(partial, problems)
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
@@ -484,6 +485,21 @@ def _log_to_sinks(config: Any, partial: Path, problems: list[str]) -> None:
     finally:
         sinks.close()
     problems.extend(sinks.problems)
+
+
+def _trace(partial: Path, problems: list[str]) -> None:
+    """The run's events as OpenTelemetry spans, when the package is installed (``otel`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("opentelemetry") is None:
+        return
+    from wfo_kit.observers import read_events
+    from wfo_kit.tracing import trace_events
+
+    try:
+        trace_events(read_events(partial / "log.jsonl"))
+    except Exception as exc:  # an exporter that fails must not fail the run
+        problems.append(f"tracing: {type(exc).__name__}: {exc}")
 
 
 def _notify(
