@@ -258,10 +258,11 @@ def test_confinement_refuses_channels_from_a_parameters_file(tmp_path: Path) -> 
 
     params = tmp_path / "p.yaml"
     params.write_text("notify:\n  webhook: {url: 'http://10.0.0.1/'}\n", encoding="utf-8")
-    resolved = resolve_config(params, confine=tmp_path)
-    with pytest.raises(
-        ConfigurationError, match=r"notify\.webhook\.url is set by a parameters file"
-    ):
-        check_confined_channels(resolved.sources, confined=True)
-    by_operator = resolve_config(None, sets=["notify.webhook.url=http://hooks.example/"])
-    check_confined_channels(by_operator.sources, confined=True)
+    with pytest.raises(ConfigurationError, match=r"notify\.webhook\.url is set by a parameters"):
+        resolve_config(params, confine=tmp_path, environ={})
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("notify:\n  rules: {run_succeeded: true}\n", encoding="utf-8")
+    operator = {"WFO_NOTIFY__WEBHOOK__URL": "http://hooks.example/"}
+    resolved = resolve_config(rules, confine=tmp_path, environ=operator)
+    assert resolved.config.notify.webhook.url == "http://hooks.example/"
+    check_confined_channels(resolved.sources, confined=True)

@@ -1267,7 +1267,8 @@ def resolve_config(
         layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
     else:
         layers += file_layers(Path(path), jail=jail)
-    env_name = env_name or (os.environ if environ is None else environ).get("WFO_ENV") or None
+    if env_name is None and jail is None:  # a confined (remote) run chooses no file by WFO_ENV
+        env_name = (os.environ if environ is None else environ).get("WFO_ENV") or None
     if env_name is not None:
         layers += environment_layers(path, env_name, jail=jail)
     layers.append(("env", env))
@@ -1289,6 +1290,9 @@ def resolve_config(
     config = _validate(merged)
     if jail is not None:
         check_confined(config, jail)
+        from wfo_kit.notify import check_confined_channels
+
+        check_confined_channels(sources, confined=True)
     flat_final = _flatten(config.model_dump(mode="json"))
     return ResolvedConfig(
         config=config,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import smtplib
@@ -273,7 +274,7 @@ def _retrying(
             return Delivery(
                 channel, False, attempt, time.perf_counter() - start, exc.status, str(exc)
             )
-        except (OSError, smtplib.SMTPException, _TransientError) as exc:
+        except (OSError, http.client.HTTPException, smtplib.SMTPException, _TransientError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             status = getattr(exc, "status", None)
         if attempt < policy.attempts:
