@@ -103,3 +103,42 @@ def test_failing_sinks_never_fail_the_run(tmp_path: Path) -> None:
     assert sinks.problems[1].startswith("log sink http: URLError")
     assert sinks.written.get("http") is None  # dropped after its first failure
     assert len(query_logs(str(tmp_path / "logs.sqlite"))) == sinks.written["database"] == 5
+
+
+def test_operations_settings_with_no_effect_are_reported(tmp_path: Path) -> None:
+    from tests.conftest import SAMPLE
+    from wfo_kit.config import resolve_config
+    from wfo_kit.effects import setting_effects
+
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        f"data:\n  companies: {SAMPLE / 'companies.csv'}\n  financials: "
+        f"{SAMPLE / 'financials.csv'}\n  peers: {{path: {SAMPLE / 'peers.csv'}, records: data}}\n",
+        encoding="utf-8",
+    )
+    sets = [
+        "notify.rules.run_succeeded=true",
+        "notify.webhook.timeout=3",
+        "logging.level=debug",
+        "security.allowed_hosts=[api.example.org]",
+    ]
+    resolved = resolve_config(params, sets=sets, environ={})
+    notes = dict(
+        setting_effects(resolved.config, sources=resolved.sources)
+        .select("setting", "note")
+        .iter_rows()
+    )
+    assert notes == {
+        "notify.rules.run_succeeded": "has no effect: no channel: set notify.webhook.url or "
+        "notify.email.host",
+        "notify.webhook.timeout": "has no effect: notify.webhook.url is unset",
+        "logging.level": "has no effect: no log sink is set (logging.file, database, syslog, "
+        "http or console)",
+        "security.allowed_hosts": "has no effect: only confined runs (--confine, wfo serve) "
+        "check the hosts of HTTP sources",
+        "data.peers.records": "has no effect: only an HTTP source (url: https://...) reads it",
+    }
+    with_sink = resolve_config(
+        None, sets=["logging.level=debug", "logging.console=true"], environ={}
+    )
+    assert setting_effects(with_sink.config, sources=with_sink.sources).height == 0

@@ -7,7 +7,7 @@ values here: each channel names the environment variable that holds its secret.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -145,3 +145,48 @@ class HttpPagination(_Ops):
     page_param: str = Field("page", description="query parameter carrying the page number")
     first_page: int = Field(1, ge=0, description="number of the first page")
     max_pages: int = Field(100, ge=1, le=10_000, description="stop (with an error) beyond this")
+
+
+#: Fields only an HTTP source reads (on a file or SQL source they change nothing).
+HTTP_FIELDS = ("format", "headers", "records", "pagination", "timeout")
+
+
+def ops_inert(config: Any) -> list[tuple[str, str]]:
+    """(setting prefix, reason) for operations settings that change nothing as configured; read
+    by :func:`wfo_kit.effects.setting_effects` with the valuation's own."""
+    out: list[tuple[str, str]] = []
+    notify, logs = config.notify, config.logging
+    if notify.webhook.url is None:
+        out.append(("notify.webhook", "notify.webhook.url is unset"))
+    if notify.email.host is None:
+        out.append(("notify.email", "notify.email.host is unset"))
+    if notify.webhook.url is None and notify.email.host is None:
+        out.append(("notify.rules", "no channel: set notify.webhook.url or notify.email.host"))
+    sinks = {"file": logs.file, "database": logs.database, "syslog": logs.syslog,
+             "http": logs.http, "console": logs.console or None}  # fmt: skip
+    if not any(sinks.values()):
+        reason = "no log sink is set (logging.file, database, syslog, http or console)"
+        out += [("logging.level", reason), ("logging.levels", reason)]
+    if logs.file is None:
+        out += [
+            (f"logging.{k}", "logging.file is unset") for k in ("file_max_bytes", "file_backups")
+        ]
+    if logs.http is None:
+        out.append(("logging.http_timeout", "logging.http is unset"))
+    if config.security.confine is None:
+        reason = "only confined runs (--confine, wfo serve) check the hosts of HTTP sources"
+        out.append(("security.allowed_hosts", reason))
+    for name in ("companies", "financials", "peers", "balance_sheet"):
+        node, key = getattr(config.data, name), f"data.{name}"
+        while node is not None:
+            http = (node.url or "").lower().startswith(("http://", "https://"))
+            for field in HTTP_FIELDS:
+                default = type(node).model_fields[field].get_default(call_default_factory=True)
+                if not http and getattr(node, field) != default:
+                    out.append(
+                        (f"{key}.{field}", "only an HTTP source (url: https://...) reads it")
+                    )
+            if http and node.format == "csv" and node.records is not None:
+                out.append((f"{key}.records", "a CSV response has no records key"))
+            node, key = node.fallback, f"{key}.fallback"
+    return out
