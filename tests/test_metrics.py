@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import shutil
 import threading
 import time
@@ -88,6 +90,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import uvicorn
 
     from tests.test_serve import free_port
+    from wfo_kit.schedules import add_schedule
     from wfo_kit.serve.app import create_app
     from wfo_kit.serve.settings import ServeSettings
     from wfo_kit.serve.users import add_user
@@ -95,11 +98,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("served")
     (root / "out").mkdir()
     token = add_user(root / "out" / "users.json", "vic", "viewer")
+    # A schedule due since long ago: the server's scheduler starts it once, at start-up.
+    (root / "sched.yaml").write_text("report: {kernel: no-such-kernel}\n", encoding="utf-8")
+    long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    add_schedule(root / "out", "minutely", "* * * * *", [str(root / "sched.yaml")], now=long_ago)
     settings = ServeSettings(
         output_root=root / "out", data_root=root, prewarm=False, kernel="no-such-kernel"
     )
     port = free_port()
-    config = uvicorn.Config(create_app(settings), port=port, log_level="warning", lifespan="on")
+    os.environ["WFO_SERVE_SCHEDULES"] = "1"
+    try:
+        app = create_app(settings)
+    finally:
+        del os.environ["WFO_SERVE_SCHEDULES"]
+    config = uvicorn.Config(app, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -184,3 +196,18 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
     assert "data root" in outside.json()["detail"]
     assert str(tmp_path) not in outside.text  # no server paths in messages
     assert off.status_code == 503
+
+
+def test_serve_runs_the_schedules_of_its_outputs_folder(served: Served) -> None:
+    viewer = {"Authorization": f"Bearer {served.token}"}
+    deadline = time.monotonic() + 90
+    while True:  # the schedule was due at start-up; its run fails at once (no such kernel)
+        runs = httpx.get(f"{served.url}/runs", params={"owner": "scheduler"}, headers=viewer)
+        items = runs.json()["items"]
+        if (items and items[0]["status"] == "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [i["status"] for i in items] == ["failed"]  # started once, not once per missed minute
+    log = (served.data_root / "out" / "scheduler.jsonl").read_text(encoding="utf-8")
+    first = json.loads(log.splitlines()[0])
+    assert (first["schedule"], first["action"]) == ("minutely", "started")

@@ -18,6 +18,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,7 +164,12 @@ def tick(
                 decisions.append({"schedule": name, "action": "skipped", "due": due.isoformat(),
                                   "reason": reason})  # fmt: skip
                 continue
-            running[name] = launch(entry, Path(root))
+            try:
+                running[name] = launch(entry, Path(root))
+            except Exception as exc:  # a full queue, a missing file: said, the scheduler goes on
+                decisions.append({"schedule": name, "action": "failed", "due": due.isoformat(),
+                                  "reason": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+                continue
             decisions.append({"schedule": name, "action": "started", "due": due.isoformat()})
     for decision in decisions:
         _log(root, command="scheduler", at=now.isoformat(), **decision)
@@ -189,11 +195,14 @@ def run_scheduler(
     launch: Launcher = launch_batch,
     once: bool = False,
     say: Callable[[str], None] = lambda _line: None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Tick until interrupted, waking at the next cron time (at least every 30 s, so that
-    schedules added meanwhile are seen)."""
+    """Tick until interrupted (or ``stop`` is set), waking at the next cron time (at least every
+    30 s, so that schedules added meanwhile are seen)."""
     running: dict[str, Handle] = {}
-    while True:
+    if stop is not None:
+        sleep = stop.wait
+    while stop is None or not stop.is_set():
         now = clock()
         for decision in tick(root, now=now, running=running, launch=launch):
             say(f"{decision['schedule']}: {decision['action']}"
@@ -203,3 +212,50 @@ def run_scheduler(
         upcoming = [next_time(e["cron"], now=now) for e in load_schedules(root).values()]
         wait = min([(t - now).total_seconds() for t in upcoming] + [30.0])
         sleep(max(wait, 1.0))
+
+
+class _Tickets:
+    """The runs one schedule submitted to a ``wfo serve`` queue, as a :class:`Handle`."""
+
+    def __init__(self, queue: Any, run_ids: list[str], root: Path) -> None:
+        self.queue, self.run_ids, self.root = queue, run_ids, root
+
+    def poll(self) -> int | None:
+        from wfo_kit.history import load_manifest
+
+        if any(self.queue.ticket(run_id) is not None for run_id in self.run_ids):
+            return None
+        statuses = []
+        for run_id in self.run_ids:
+            try:
+                statuses.append(load_manifest(self.root, run_id).get("status"))
+            except ConfigurationError:
+                statuses.append(None)  # never started (the server stopped first)
+        return 0 if all(s == "succeeded" for s in statuses) else 1
+
+
+def queue_launcher(queue: Any) -> Launcher:
+    """Start a schedule's runs on a ``wfo serve`` queue (its warm workers), owned by
+    ``scheduler``. Schedules are the operator's (``wfo schedule add`` on the server), so their
+    parameters files are not confined to the data root."""
+
+    def launch(entry: dict[str, Any], root: Path) -> Handle:
+        from wfo_kit.batch import Job
+        from wfo_kit.runs import make_run_id
+
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        jobs = [
+            Job(
+                params_file=params,
+                run_id=make_run_id(f"{stamp}-sched"),
+                output_root=str(root),
+                sets=tuple(entry.get("sets") or ()),
+                owner="scheduler",
+            )
+            for params in entry["params"]
+        ]
+        for job in jobs:
+            queue.submit(job)
+        return _Tickets(queue, [j.run_id for j in jobs], root)
+
+    return launch

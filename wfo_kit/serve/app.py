@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -91,12 +92,47 @@ def create_app(settings: ServeSettings) -> FastAPI:
     return app
 
 
+def _with_scheduler(app: FastAPI) -> None:
+    """Run the outputs folder's schedules (:mod:`wfo_kit.schedules`) on this server's queue while
+    it is up. Opt-in (``WFO_SERVE_SCHEDULES=1``): with several instances on one outputs folder,
+    exactly one should run them."""
+    import threading
+
+    from wfo_kit.schedules import queue_launcher, run_scheduler
+
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with serving(app) as state:
+            stop = threading.Event()
+            launch = queue_launcher(app.state.queue)
+            root = app.state.settings.output_root
+            thread = threading.Thread(
+                target=run_scheduler,
+                args=(root,),
+                kwargs={"launch": launch, "stop": stop, "say": log.info},
+                name="wfo-scheduler",
+                daemon=True,
+            )
+            thread.start()
+            try:
+                yield state
+            finally:
+                stop.set()
+                thread.join(timeout=5)
+
+    app.router.lifespan_context = lifespan
+
+
 def _operations(app: FastAPI) -> None:
     """``POST /hooks/run``; ``GET /metrics`` and the 401/403 counter when prometheus_client (the
     ops extra) is there."""
     from wfo_kit.serve import hooks
 
     app.include_router(hooks.router)
+    if os.environ.get("WFO_SERVE_SCHEDULES") == "1":
+        _with_scheduler(app)
     try:
         from wfo_kit.serve import metrics
     except ImportError:
