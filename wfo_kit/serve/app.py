@@ -69,7 +69,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         title="wfo_kit",
         version=__version__,
         description="Company valuation runs over HTTP: submit parameters, follow the run, read "
-        "its report and result tables. Bearer tokens on every route but /healthz.",
+        "its report and result tables. Bearer tokens on every route but /healthz (and "
+        "POST /hooks/run, which is HMAC-signed instead).",
         lifespan=lifespan,
         docs_url=None,  # the interactive docs load assets from a CDN: a later slice serves them
         redoc_url=None,
