@@ -142,3 +142,26 @@ def test_operations_settings_with_no_effect_are_reported(tmp_path: Path) -> None
         None, sets=["logging.level=debug", "logging.console=true"], environ={}
     )
     assert setting_effects(with_sink.config, sources=with_sink.sources).height == 0
+
+
+def test_confinement_keeps_log_files_inside_and_refuses_network_sinks_from_files(
+    tmp_path: Path,
+) -> None:
+    from wfo_kit.config import resolve_config
+    from wfo_kit.errors import ConfigurationError
+
+    params = tmp_path / "p.yaml"
+    params.write_text("logging: {file: logs/wfo.log, database: sqlite:///logs.sqlite}\n")
+    inside = resolve_config(params, confine=tmp_path, environ={}).config.logging
+    assert inside.file == str(tmp_path / "logs" / "wfo.log")  # relative to the parameters file
+    assert inside.database == f"sqlite:///{tmp_path / 'logs.sqlite'}"
+    for text, key in (
+        ("logging: {file: ../escape.log}\n", "logging.file"),
+        ("logging: {database: /tmp/x.sqlite}\n", "logging.database"),
+        ("logging: {http: 'http://10.0.0.1/'}\n", "logging.http"),
+        ("logging: {syslog: '10.0.0.1:514'}\n", "logging.syslog"),
+    ):
+        params.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigurationError) as refused:
+            resolve_config(params, confine=tmp_path, environ={})
+        assert key in refused.value.one_line()
