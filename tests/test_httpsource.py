@@ -175,3 +175,15 @@ def test_confinement_checks_real_resolution_and_does_not_follow_redirects(tmp_pa
         with pytest.raises(ConfigurationError, match=r"resolves to .*non-public"):
             fetch(localhost, table="peers", security=named)
     assert len(server.requests) == 1  # the refused host was never contacted
+
+
+def test_confined_requests_go_to_the_address_that_was_checked(tmp_path: Path) -> None:
+    with http_receiver(Receiver(then=(200, JSON, BODY))) as server:
+        port = server.url.rsplit(":", 1)[1]
+        hosts = ["data.example", "127.0.0.1"]
+        security = Config(security={"confine": str(tmp_path), "allowed_hosts": hosts}).security
+        # data.example resolves nowhere for real: only the checked (pinned) address is used.
+        source = TableSource(url=f"http://data.example:{port}/peers")
+        got = fetch(source, table="peers", security=security, resolve=lambda _h: ["127.0.0.1"])
+    assert_frame_equal(got.frame, PEERS)
+    assert server.requests[0]["headers"]["Host"] == f"data.example:{port}"

@@ -10,17 +10,20 @@ id and hands the kernel that snapshot). Other 4xx and unreadable bodies are
 
 Confinement (``--confine``, ``wfo serve``): a source's host must be in ``security.allowed_hosts``;
 every address it resolves to is checked, and loopback, link-local, private and other
-non-public addresses are refused unless listed themselves (an address or a network); redirects
-are not followed.
+non-public addresses are refused unless listed themselves (an address or a network); the request
+then goes to the address checked (not to a second lookup's answer), without a proxy, and
+redirects are not followed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import ipaddress
 import json
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -87,8 +90,9 @@ def check_addresses(
     *,
     table: str,
     resolve: Callable[[str], list[str]] | None = None,
-) -> None:
-    """Every address the host resolves to must be public, or listed in ``allowed``."""
+) -> str:
+    """Every address the host resolves to must be public, or listed in ``allowed``; returns the
+    address to connect to (the request is pinned to it: a second lookup could answer otherwise)."""
     host = urllib.parse.urlsplit(url).hostname or ""
     check_host_listed(url, allowed, key=f"data.{table}.url")
     addresses = (resolve or _resolve)(host)
@@ -103,6 +107,7 @@ def check_addresses(
             )
             hint = "list that address or its network in security.allowed_hosts if it is meant"
             raise ConfigurationError(msg, table=table, hint=hint)
+    return addresses[0]
 
 
 def _resolve(host: str) -> list[str]:
@@ -119,6 +124,31 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx status
 
 
+def _pinned_handlers(address: str) -> list[urllib.request.BaseHandler]:
+    """Handlers that connect to ``address`` (already checked) whatever the host name resolves to
+    now, still sending the name (Host header, TLS SNI and certificate check)."""
+
+    class HTTP(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.create_connection((address, self.port), self.timeout)
+
+    class HTTPS(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            sock = socket.create_connection((address, self.port), self.timeout)
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+    class PinnedHTTP(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(HTTP, req)
+
+    class PinnedHTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(HTTPS, req, context=ssl.create_default_context())
+
+    # No proxy from the environment: it would connect elsewhere than the address checked.
+    return [urllib.request.ProxyHandler({}), PinnedHTTP(), PinnedHTTPS(), _NoRedirect()]
+
+
 # --------------------------------------------------------------------------------------------
 # Fetching
 
@@ -133,11 +163,11 @@ def _expand(text: str, *, table: str) -> str:
         raise ConfigurationError(msg, table=table) from None
 
 
-def _get(source: Any, url: str, *, table: str, confined: bool) -> tuple[bytes, Any]:
+def _get(source: Any, url: str, *, table: str, pinned: str | None) -> tuple[bytes, Any]:
     headers = {"User-Agent": "wfo_kit", "Accept": "application/json, text/csv"}
     headers |= {name: _expand(value, table=table) for name, value in source.headers.items()}
     request = urllib.request.Request(url, headers=headers)
-    opener = urllib.request.build_opener(*([_NoRedirect] if confined else []))
+    opener = urllib.request.build_opener(*(_pinned_handlers(pinned) if pinned else []))
     where = shown(url)
     try:
         with opener.open(request, timeout=source.timeout) as response:
@@ -212,8 +242,16 @@ def _with_page(url: str, param: str, number: int) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def fetch(source: Any, *, table: str, security: Any = None) -> Fetched:
-    """Every page of an HTTP source, one attempt per page (see the module's note on retries)."""
+def fetch(
+    source: Any,
+    *,
+    table: str,
+    security: Any = None,
+    resolve: Callable[[str], list[str]] | None = None,
+) -> Fetched:
+    """Every page of an HTTP source, one attempt per page (see the module's note on retries).
+
+    ``resolve`` (host -> addresses) replaces the system's DNS lookup in confinement (tests)."""
     confined = security is not None and security.confine is not None
     url = _expand(source.url, table=table)
     paging = source.pagination
@@ -222,9 +260,11 @@ def fetch(source: Any, *, table: str, security: Any = None) -> Fetched:
     target: str | None = _with_page(url, paging.page_param, page_number) if paging and \
         paging.style == "page" else url  # fmt: skip
     while target is not None:
+        pinned = None
         if confined:
-            check_addresses(target, list(security.allowed_hosts), table=table)
-        body, headers = _get(source, target, table=table, confined=confined)
+            allowed = list(security.allowed_hosts)
+            pinned = check_addresses(target, allowed, table=table, resolve=resolve)
+        body, headers = _get(source, target, table=table, pinned=pinned)
         digest.update(hashlib.sha256(body).digest())
         frame = _rows(body, source, table=table, where=shown(target))
         pages += 1
