@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.wfo-installed
 KERNEL := wfo_kit
-PYTEST_ARGS ?=
+# Two workers, a whole test file on one worker (module fixtures such as a live server stay shared);
+# PYTEST_ARGS= for a serial run.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: setup run test lab bench lint clean
+.PHONY: setup run test lab bench lint clean serve
 
 setup: $(STAMP)
 
@@ -24,8 +26,20 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The API on the sample data (a copy the server may write submissions beside), on 127.0.0.1:8000.
+# The first start adds an admin user and prints its token, once; later starts print no token.
+serve: setup
+	@mkdir -p outputs/serve-data
+	@cp -n wfo_kit/sample_data/*.csv outputs/serve-data/
+	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin
+
+# JupyterLab at the project root (parameters/, outputs/ and docs/ reachable), showing notebooks/;
+# no positional folder (it would override the root). Jupyter refuses root without --allow-root.
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -16,6 +16,7 @@ from benchmarks import (
     bench_explore,
     bench_report,
     bench_risk,
+    bench_serve,
     bench_validate,
 )
 
@@ -26,6 +27,7 @@ SUITES = {
     "batch": bench_batch.run,
     "report": bench_report.run,
     "explore": bench_explore.run,
+    "serve": bench_serve.run,
 }
 
 

@@ -25,7 +25,7 @@ def run(repeats: int = 21) -> list[dict]:
     )
     explorer = Explorer(ctx)
     company = explorer.company.value
-    rates = [explorer.rate.value + 0.0025 * (i % 8) for i in range(repeats + 1)]
+    rates = [explorer.rate.value + 0.25 * (i % 8) for i in range(repeats + 1)]
     step = iter(range(10**9))
 
     def update() -> None:

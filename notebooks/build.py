@@ -55,86 +55,114 @@ config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validati
                                     "pipeline": pipeline, "security": security})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir, sources=sources or None)
-show.setup(interactive=not run_dir)
+show.setup(interactive=not run_dir, units=config.report.units)
 show.heading(config.report.title, 1)
-"""),
-    md("""
-## Executive summary
-
-Value per share by method and the blended range (weights renormalised over the methods that
-could value each company). Money is in each company's currency and the input units.
-"""),
-    code("""
 wfo.run_steps(ctx)  # the configured pipeline.steps, in order (the one pipeline definition)
 valued = "valuations" in ctx.frames
 if valued:
     names = show.masked(ctx["input_companies"].unique("company_id", keep="first").select(
-        "company_id", "name", "sector", "currency"
-    ), config.report)  # what charts may show of each company
-    detail_ids = show.selected_companies(ctx["valuations"], config.report)
-    show.table(
-        wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names),
-        config.report,
-        caption="Value per share by method and blended range",
-    )
+        "company_id", "name", "sector", "currency", "share_price"
+    ), config.report)  # what tables and charts may show of each company
+    prices = wfo.price_against_value(ctx["blend"], names, reverse=ctx.frames.get("reverse_dcf"),
+                                     flows=ctx.frames.get("fcff"), financials=ctx["financials"])
+    currencies = prices["currency"].drop_nulls().unique()
+    show.set_currency(currencies[0] if currencies.len() == 1 else "")
+    show.headline(wfo.headline(prices, input_companies=ctx["input_companies"],
+                               valid_companies=ctx["companies"], financials=ctx["financials"],
+                               valuation_date=config.valuation.valuation_date,
+                               units=config.report.units))
 else:
-    names, detail_ids = None, []
+    names = None
     show.note(f"pipeline.steps ({', '.join(config.pipeline.steps)}) do not include `value`: "
               "there are no values to show.")
 """),
+    md("""
+## Price against value
+
+Market price per share against the blended value (methods weighted, weights renormalised over the
+methods that could value each company), and the free-cash-flow growth the price implies (reverse
+DCF: the constant growth from the last actual year that makes the DCF equal the price) next to the
+forecast's own growth on the same footing.
+"""),
     code("""
 if valued:
-    show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids))
-    show.show(charts.value_per_share_bars(ctx["valuations"], names))
+    show.table(prices, config.report, rows=10_000,
+               caption="Market price against blended value (low, base, high), per company")
+    show.show(charts.upside_ranking(prices))
+    show.table(wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names), config.report,
+               rows=10_000, caption="Value per share by method and blended range")
 """),
     md("""
-## DCF detail
+## Company detail
+
+Every section below shows one company at a time: choose it in the company bar (it stays at the top
+of the window while you scroll), or in a chart's own menu.
+"""),
+    code("""
+if valued:
+    detail_ids = show.selected_companies(ctx["valuations"], config.report)
+    show.company_picker(names, detail_ids,
+                        note=show.detail_note(ctx["valuations"], config.report, detail_ids))
+    show.show(charts.football_field(ctx["valuations"], ctx["blend"], names, detail_ids,
+                                    prices=names))
+    why_dcf = charts.reasons_for(ctx["valuations"], "dcf")  # notes where a chart has nothing
+else:
+    detail_ids = []
+"""),
+    md("""
+### DCF
 
 Free cash flow to the firm, discounted per `docs/conventions.md`; the terminal value's share of
 enterprise value and the implied exit multiple are the first things to check.
 """),
     code("""
 if "dcf_detail" in ctx.frames:
-    show.table(ctx["dcf_detail"].filter(pl.col("company_id").is_in(detail_ids)).select(
+    picked = pl.col("company_id").is_in(detail_ids)
+    show.table(wfo.with_names(ctx["dcf_detail"].filter(picked).select(
         "company_id", "discount_rate", "terminal_growth", "spread", "horizon", "pv_explicit",
         "terminal_value", "pv_terminal", "enterprise_value", "terminal_share",
-        "implied_exit_multiple", "equity_value", "value_per_share"), config.report)
+        "implied_exit_multiple", "equity_value", "value_per_share"), names), config.report,
+        rows=10_000, company_column="company_id", caption="DCF: discounted cash flow valuation")
     flows = ctx.frames.get("fcff", ctx.frames.get("driver_forecast"))
-    show.note("Free cash flow to the firm by forecast year:")
-    show.table(wfo.fcff_by_year(flows, detail_ids), config.report)
-    for company_id in detail_ids[:3]:
-        if company_id in ctx["equity_bridge"]["company_id"]:
-            show.show(charts.bridge_waterfall(ctx["equity_bridge"], company_id))
+    show.table(wfo.with_names(wfo.fcff_by_year(flows, detail_ids), names), config.report,
+               rows=10_000, company_column="company_id",
+               caption=f"Free cash flow to the firm by forecast year ({config.report.units})")
+    show.show(charts.bridge_waterfall(ctx["equity_bridge"], names, detail_ids,
+                                      units=config.report.units, reasons=why_dcf))
 else:
     show.note("DCF is not among the configured methods.")
 """),
     md("""
-## Sensitivity
+### Sensitivity
 
-Value per share when the discount rate and terminal growth (or the exit multiple) move; choose the
-company in the chart's menu.
+Value per share when the discount rate and terminal growth (or the exit multiple) move.
 """),
     code("""
 if "sensitivity" in ctx.frames:
-    show.show(charts.sensitivity_heatmap(ctx["sensitivity"], names, detail_ids))
+    show.show(charts.sensitivity_heatmap(ctx["sensitivity"], names, detail_ids, reasons=why_dcf))
     show.show(charts.sensitivity_heatmap(
-        ctx["sensitivity"], names, detail_ids, grid="rate_x_exit_multiple"
+        ctx["sensitivity"], names, detail_ids, grid="rate_x_exit_multiple", reasons=why_dcf
     ))
 """),
     md("""
-## Scenarios and Monte Carlo
+### Scenarios and Monte Carlo
 """),
     code("""
 if "scenarios" in ctx.frames:
-    show.show(charts.scenario_bars(ctx["scenarios"], ctx["scenario_summary"], names, detail_ids))
+    show.show(charts.scenario_bars(ctx["scenarios"], ctx["scenario_summary"], names, detail_ids,
+                                   reasons=why_dcf))
 if "simulation" in ctx.frames:
+    show.note(wfo.simulation_note(config.valuation.monte_carlo.draws,
+                                  config.valuation.monte_carlo.sampler, ctx["simulation"]))
     show.show(charts.simulation_histogram(
-        ctx["simulation_draws"], ctx["simulation"], names, detail_ids
+        ctx["simulation_draws"], ctx["simulation"], names, detail_ids, reasons=why_dcf
     ))
-    show.table(ctx["simulation"].filter(pl.col("company_id").is_in(detail_ids)), config.report)
+    show.table(wfo.with_names(ctx["simulation"].filter(pl.col("company_id").is_in(detail_ids)),
+                              names), config.report, rows=10_000, company_column="company_id",
+               caption="Monte Carlo summary: value per share")
 """),
     md("""
-## Comparable companies
+### Comparable companies
 
 Peer multiples per sector (or per target where the peers table names targets); peers whose
 denominator is not positive are excluded, with the reason.
@@ -142,18 +170,22 @@ denominator is not positive are excluded, with the reason.
     code("""
 if "comparables_detail" in ctx.frames:
     detail = ctx["comparables_detail"].filter(pl.col("company_id").is_in(detail_ids))
-    show.table(detail, config.report)
-    show.table(ctx["peer_multiples"].filter(pl.col("reason").is_not_null()), config.report)
+    show.table(wfo.with_names(detail, names), config.report, rows=10_000,
+               company_column="company_id", caption="Comparables: peer multiple applied")
+    show.table(ctx["peer_multiples"].filter(pl.col("reason").is_not_null()), config.report,
+               caption="Peers excluded, with the reason")
 """),
     md("""
-## Asset-based value and liquidation
+### Asset-based value and liquidation
 """),
     code("""
 if "asset_values" in ctx.frames:
-    show.table(ctx["asset_values"].filter(pl.col("company_id").is_in(detail_ids)), config.report)
-    for company_id in detail_ids[:3]:
-        if company_id in ctx["liquidation_waterfall"]["company_id"]:
-            show.show(charts.liquidation_waterfall(ctx["liquidation_waterfall"], company_id))
+    show.table(wfo.with_names(ctx["asset_values"].filter(pl.col("company_id").is_in(detail_ids)),
+                              names), config.report, rows=10_000, company_column="company_id",
+               caption="Asset-based: adjusted net asset value and liquidation value")
+    show.show(charts.liquidation_waterfall(ctx["liquidation_waterfall"], names, detail_ids,
+                                           units=config.report.units,
+                                           reasons=charts.reasons_for(ctx["valuations"], "asset")))
 """),
     md("""
 ## Data quality and quarantine
@@ -208,8 +240,11 @@ EXPLORE = [
     md("""
 # Valuation explorer
 
-Pick a company and move the assumptions: the DCF, the football field and the sensitivity grid are
-re-valued at once (vectorized; no notebook re-run). Run the cells top to bottom in JupyterLab.
+Pick a company and change its assumptions: the DCF, the football field (with the market price),
+the sensitivity grid, the scenarios and a Monte Carlo are re-valued at once (vectorized; no
+notebook re-run). It opens on exactly the report's numbers: each box holds the company's own
+input (rates in % a year; the arrows step by 0.25 point, any value can be typed), and "Back to the
+report's inputs" restores them. Run the cells top to bottom in JupyterLab.
 """),
     code("""
 import wfo_kit as wfo
@@ -234,48 +269,55 @@ output_root = "outputs"
         "parameters",
     ),
     code("""
-import plotly.express as px
-import polars as pl
+from pathlib import Path
+
+from IPython.display import HTML, display
 
 from wfo_kit import display as show
-from wfo_kit.history import run_history, step_durations
+from wfo_kit import history
 
 show.setup()
 show.heading("Run history", 1)
-runs = run_history(output_root)
-steps = step_durations(output_root)
-show.note(f"{runs.height} runs under {output_root}")
+runs = history.run_history(output_root)
+steps = history.step_durations(output_root)
+trends = history.value_trends(output_root)
+show.note(f"{runs.height} runs under {Path(output_root).name}/; times in UTC")
 """),
     md("""
 ## Runs per day and outcome
 """),
     code("""
 if runs.height:
-    per_day = (
-        runs.with_columns(pl.col("started").dt.date().alias("day"))
-        .group_by("day", "status").len().sort("day")
-    )
-    show.show(px.bar(per_day, x="day", y="len", color="status",
-                     title="Runs per day"))
-    rates = runs.group_by("status").len().with_columns(
-        (pl.col("len") / pl.col("len").sum()).alias("share"))
-    show.table(rates)
+    show.show(history.runs_per_day_figure(runs))
+    show.table(runs.group_by("status").len("runs").sort("runs", descending=True),
+               caption="Runs by outcome")
+"""),
+    md("""
+## Runs
+Each run links to its report (links are relative to this page, beside the run folders).
+"""),
+    code("""
+if runs.height:
+    display(HTML(history.runs_table_html(runs, history_file=Path(output_root) / "history.html")))
+"""),
+    md("""
+## Values across runs
+"""),
+    code("""
+if trends.height:
+    show.show(history.value_trend_figure(trends))
+else:
+    show.note("No succeeded run with a blend table yet.")
 """),
     md("""
 ## Step durations, data quality and throughput
 """),
     code("""
 if steps.height:
-    show.show(px.box(steps, x="step", y="seconds", points="all",
-                     title="Step durations (seconds)"))
-if runs.filter(pl.col("quality_score").is_not_null()).height:
-    ordered = runs.sort("started").filter(pl.col("quality_score").is_not_null())
-    show.show(px.line(ordered, x="started", y="quality_score", markers=True,
-                      title="Data quality score over time"))
-    show.show(px.line(ordered, x="started", y="companies_per_second", markers=True,
-                      title="Throughput (companies per second, whole run)"))
-show.table(runs.select("run_id", "status", "started", "seconds", "companies", "valued",
-                       "quality_score", "error"), rows=200)
+    show.show(history.step_figure(steps))
+if runs.filter(runs["quality_score"].is_not_null()).height:
+    show.show(history.quality_figure(runs))
+    show.show(history.throughput_figure(runs))
 """),
 ]
 

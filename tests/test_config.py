@@ -106,7 +106,7 @@ def test_unknown_method_name_suggests_the_nearest() -> None:
         resolve_config(None, sets=["valuation.methods=[dcf, comparable]"], environ={})
     assert exc.value.one_line() == (
         "unknown name 'comparable' at valuation.methods.1 (did you mean 'comparables'?) "
-        "(hint: known names: dcf, comparables, asset)"
+        "(hint: known names: dcf, comparables, asset, ddm, fcfe)"
     )
 
 

@@ -277,3 +277,148 @@ def test_rerun_reproduces_every_table_and_refuses_changed_inputs(
         f"wfo: error: the inputs of run {sample_run.name} changed since it ran: financials "
         "(hint: pass --accept-changed-inputs to value the current data and compare)"
     ]
+
+
+# Every chart's axes as drawn (each visible x/y axis of the full layout, and each colour bar).
+AXIS_TITLES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
+  const full = gd._fullLayout;
+  const axes = Object.keys(full).filter(k => /^[xy]axis\\d*$/.test(k) && full[k].visible);
+  const bars = gd._fullData.filter(t => t.visible === true && t.colorbar && t.showscale)
+    .map(t => t.colorbar.title.text);
+  return {title: full.title.text, axes: axes.map(k => [k, full[k].title.text]), bars: bars};
+})"""
+# Choose companies in the shared picker and record what every detail section then shows.
+PICK_COMPANIES = """async (ids) => {
+  const picker = document.getElementById('wfo-company-picker');
+  const seen = [];
+  for (const wanted of ids) {
+    const i = [...picker.options].findIndex(o => o.value === wanted);
+    picker.selectedIndex = i;
+    picker.dispatchEvent(new Event('change'));
+    await new Promise(r => setTimeout(r, 0));
+    const id = picker.options[i].value;
+    const charts = [...document.querySelectorAll('.js-plotly-plot')]
+      .filter(gd => gd.layout.meta && gd.layout.meta.wfo_companies)
+      .map(gd => {
+        const visible = gd.data.map((t, k) => t.visible === true ? k : -1).filter(k => k >= 0);
+        const notes = (gd.layout.annotations || []).map(a => a.text);
+        const [first, count] = gd.layout.meta.wfo_traces[i];
+        return {title: gd.layout.title.text, visible: visible, first: first, count: count,
+                notes: notes, x: gd._fullLayout.xaxis.title.text,
+                y: gd._fullLayout.yaxis.title.text,
+                price: gd.data.filter(t => t.visible === true && t.name === 'market price')
+                  .map(t => t.x[0])};
+      });
+    const tables = [...document.querySelectorAll('[data-wfo-picked]')].map(box => {
+      const rows = [...box.querySelectorAll('tr[data-wfo-company]')].filter(r => !r.hidden);
+      return {rows: rows.map(r => r.getAttribute('data-wfo-company')),
+              none: !box.querySelector('.wfo-none').hidden};
+    });
+    seen.push({id: id, charts: charts, tables: tables});
+  }
+  return seen;
+}"""
+
+
+CHART_CONTENT = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .filter(gd => gd.layout.meta && gd.layout.meta.wfo_companies)
+  .map(gd => ({title: gd.layout.title.text, ids: gd.layout.meta.wfo_companies,
+               traces: gd.layout.meta.wfo_traces, n: gd.data.length,
+               notes: gd.layout.meta.wfo_layouts.map(l => (l.annotations || []).map(a => a.text))
+                 .map(a => a.join(' '))}))"""
+TABLE_ROWS = """() => [...document.querySelectorAll('[data-wfo-picked]')].map(box =>
+  [...box.querySelectorAll('tr[data-wfo-company]')].map(r => r.getAttribute('data-wfo-company')))"""
+
+
+def test_report_reads_headline_first_and_every_company_in_every_section(
+    sample_run: Path, chromium: str, record_property: Callable[[str, object], None]
+) -> None:
+    """Issue 12 items 1-4 in Chromium: the headline, the price line, each valued company chosen
+    in the shared picker shows in every detail section, axis titles, no request leaves the file.
+    """
+    from playwright.sync_api import sync_playwright
+
+    blend = pl.read_parquet(sample_run / "results" / "blend.parquet")
+    valued = blend.filter(pl.col("base").is_not_null())["company_id"].to_list()
+    companies = pl.read_csv(Path("wfo_kit/sample_data/companies.csv"))
+    price = dict(
+        companies.unique("company_id", keep="first").select("company_id", "share_price").rows()
+    )
+    currency = dict(
+        companies.unique("company_id", keep="first").select("company_id", "currency").rows()
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        requests, errors = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((sample_run / "report.html").as_uri())
+        page.wait_for_function(ALL_CHARTS_DRAWN, polling="raf", timeout=60_000)
+        headline = page.inner_text("#wfo-headline")
+        first_table = page.evaluate(
+            "() => document.getElementById('wfo-headline')"
+            ".compareDocumentPosition(document.querySelector('.wfo-table'))"
+        )
+        axes = page.evaluate(AXIS_TITLES)
+        options = page.eval_on_selector_all(
+            "#wfo-company-picker option", "els => els.map(e => e.value)"
+        )
+        # what each chart holds for every company: its traces, else a note saying why
+        held = page.evaluate(CHART_CONTENT)
+        tables = page.evaluate(TABLE_ROWS)
+        # ...and the picker really switches them (C038: no DCF; C004: EUR; the last one)
+        picked = ["C001", "C004", "C038", valued[-1]]
+        start = page.evaluate("() => performance.now()")
+        seen = page.evaluate(PICK_COMPANIES, picked)
+        record_property(
+            "ms_per_company_switch",
+            round((page.evaluate("() => performance.now()") - start) / len(picked)),
+        )
+        axes_after = page.evaluate(AXIS_TITLES)
+        browser.close()
+    assert [u for u in requests if not u.startswith("file://")] == []
+    assert errors == []
+    # 1. headline first: dates, units, counts and a reading, before any table
+    assert first_table & 4  # DOCUMENT_POSITION_FOLLOWING: the first table comes after it
+    for fact in ("Valuation date", "Data as of", "millions", "38 valued", "2 quarantined"):
+        assert fact in headline, fact
+    assert "trade below their blended value" in headline
+    # 4. every valued company (C038: comparables and assets only) can be chosen...
+    assert options == valued
+    assert "C038" in options
+    for chart in held:
+        assert chart["ids"] == valued, chart["title"]  # every chart offers every company
+        for cid, (first, count), notes in zip(
+            chart["ids"], chart["traces"], chart["notes"], strict=True
+        ):
+            assert count or notes, (cid, chart["title"])
+            assert first + count <= chart["n"]
+    for rows in tables:  # each company's rows in each detail table, or the table says none
+        assert set(rows) <= set(valued)
+    assert all(
+        sum(cid in rows for rows in tables) >= 3 for cid in valued
+    )  # its DCF or comparables or assets rows, its Monte Carlo...
+    dcf_titles = ("Equity bridge", "Sensitivity", "Scenarios", "Monte Carlo")
+    for company in seen:
+        cid = company["id"]
+        for chart in company["charts"]:
+            shown = list(range(chart["first"], chart["first"] + chart["count"]))
+            assert chart["visible"] == shown, (cid, chart["title"])
+            # ...and each section shows its traces, or says why it has none
+            assert shown or chart["notes"], (cid, chart["title"])
+            if cid == "C038" and chart["title"].startswith(dcf_titles):
+                assert "not contiguous" in " ".join(chart["notes"]), chart["title"]
+            if chart["title"].startswith("Football field"):
+                # 2. the market price line, and 3. the company's own currency on the money axis
+                assert chart["price"] == [price[cid]], cid
+                assert chart["x"] == f"Value per share ({currency[cid]})", cid
+        for table in company["tables"]:
+            assert set(table["rows"]) <= {cid}
+            assert table["rows"] or table["none"]
+        assert sum(bool(t["rows"]) for t in company["tables"]) >= 3, cid  # DCF/comparables/assets
+    # 3. every axis of every chart has a title (with units), before and after switching
+    for chart in axes + axes_after:
+        assert all(title for _axis, title in chart["axes"]), chart
+        assert all(chart["bars"]), chart
+    assert len(axes) >= 8

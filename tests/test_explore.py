@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import pytest
 
@@ -82,5 +84,77 @@ def test_explorer_draws_scenarios_and_the_simulation(ctx: RunContext) -> None:
     drawn = len(explorer.histogram.data[0].x)
     assert EXPLORER_DRAWS <= drawn < 2 * EXPLORER_DRAWS  # Sobol rounds up to a power of two
     before = list(explorer.scenario_bars.data[0].y)
-    explorer.rate.value = explorer.rate.value + 0.01  # a slider move re-draws both
+    explorer.rate.value = (
+        explorer.rate.value + 1.0
+    )  # one point more (the box is in %) re-draws both
     assert all(a < b for a, b in zip(explorer.scenario_bars.data[0].y, before, strict=True))
+
+
+@pytest.fixture(scope="module")
+def explorer(ctx: RunContext) -> object:
+    from wfo_kit.explore import Explorer
+
+    return Explorer(ctx)
+
+
+def test_explorer_offers_every_valued_company_and_opens_on_the_report_numbers(
+    ctx: RunContext, explorer: object
+) -> None:
+    """Issue 12 item 6: C038 (comparables and assets only) is in the picker, and each company
+    opens on exactly the report's blended value and DCF (no snapping of its own inputs)."""
+    from wfo_kit.explore import explorer_companies
+
+    blended = ctx["blend"].filter(pl.col("base").is_not_null())
+    offered = [value for _label, value in explorer.company.options]  # type: ignore[attr-defined]
+    assert offered == blended["company_id"].to_list() == explorer_companies(ctx)
+    assert "C038" in offered
+    dcf = dict(ctx["dcf_detail"].select("company_id", "value_per_share").iter_rows())
+    base = dict(blended.select("company_id", "base").iter_rows())
+    for company_id in ("C001", "C004", "C017", "C038"):
+        explorer.company.value = company_id  # type: ignore[attr-defined]
+        result = explorer.update()  # type: ignore[attr-defined]
+        assert result["blend"]["base"] == base[company_id], company_id  # exactly, not approx
+        assert result["dcf"] == dcf.get(company_id), company_id
+    assert "not contiguous" in explorer.status.value  # type: ignore[attr-defined]  # C038 says why
+
+
+def test_back_to_the_report_inputs_after_a_change(ctx: RunContext, explorer: object) -> None:
+    e: Any = explorer
+    e.company.value = "C001"
+    report = e.update()["blend"]["base"]
+    e.rate.value = e.rate.value + 0.25  # one step: a quarter of a percentage point
+    e.weights["asset"].value = 0.0
+    moved = e.update()["blend"]["base"]
+    assert moved != report
+    assert e.back_to_report()["blend"]["base"] == report
+    assert e.rate.value == pytest.approx(9.74)  # the box shows percent, holds C001's own 0.0974
+
+
+def test_explorer_labels_are_words_with_units_and_axes_are_titled(explorer: object) -> None:
+    e: Any = explorer
+    e.company.value = "C004"  # a EUR company
+    e.update()
+    labels = [e.rate, e.growth, e.margin, e.scenario, *e.weights.values()]
+    for control in labels:
+        assert "*" not in control.description
+        assert control.style.description_width == "initial"  # never cut to "w compar..."
+    assert e.rate.description == "Discount rate (% a year)"
+    assert e.weights["comparables"].description == "Weight of comparables in the blend (0 to 1)"
+    for fig in (e.field, e.heat, e.scenario_bars, e.histogram):
+        assert fig.layout.xaxis.title.text, fig.layout.title.text
+        assert fig.layout.yaxis.title.text or fig.data[0].type == "heatmap"
+    assert e.field.layout.xaxis.title.text == "Value per share (EUR)"
+    price = e.field.data[2]
+    assert price.name == "market price"
+    assert set(price.x) == {76.02}  # C004's market price, drawn as a line across the methods
+    assert "market price 76.02 EUR" in e.status.value
+    assert "upside -41.1%" in e.status.value
+
+
+def test_percent_boxes_keep_the_company_own_rate_exactly() -> None:
+    from wfo_kit.explore import percent_input
+
+    assert 8.22 / 100 != 0.0822  # why the box cannot just divide by 100 (a sample company's)
+    assert percent_input(8.22, 0.0822) == 0.0822
+    assert percent_input(0.0822 * 100, 0.0822) == 0.0822
+    assert percent_input(8.5, 0.0822) == 0.085

@@ -149,7 +149,11 @@ def test_every_integer_input_column_is_checked_for_whole_numbers() -> None:
         for column, dtype in polars_dtypes(schema).items()
         if dtype.is_integer()
     ]
-    assert integer_columns == [("financials", "year")]  # a new one is picked up by conform
+    assert integer_columns == [  # a new one is picked up by conform
+        ("companies", "high_growth_years"),
+        ("companies", "transition_years"),
+        ("financials", "year"),
+    ]
 
 
 # --------------------------------------------------------------------------------------------

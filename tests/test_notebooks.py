@@ -70,7 +70,7 @@ def test_explorer_callbacks_in_a_real_kernel(tmp_path: Path) -> None:
         nbformat.v4.new_code_cell("""
 before = explorer.field.data[1].x
 first = explorer.company.value
-explorer.rate.value = explorer.rate.value + 0.01
+explorer.rate.value = explorer.rate.value + 1.0   # the box is in percent
 after = explorer.field.data[1].x
 assert after[0] < before[0], (before, after)          # DCF base falls when the rate rises
 explorer.weights["dcf"].value = 1.0

@@ -261,7 +261,9 @@ ROLES = {"viewer": "vic", "analyst (owner)": "alice", "other analyst": "bob", "a
 MATRIX = [
     ("GET /runs", "/runs", None, (200, 200, 200, 200)),
     ("GET /runs/{id}", "/runs/{run}", None, (200, 200, 200, 200)),
+    ("GET /runs/{id}/manifest", "/runs/{run}/manifest", None, (200, 200, 200, 200)),
     ("GET /runs/{id}/log", "/runs/{run}/log", None, (200, 200, 200, 200)),
+    ("GET /runs/{id}/notebook", "/runs/{run}/notebook", None, (200, 200, 200, 200)),
     ("GET /runs/{id}/report", "/runs/{run}/report", None, (200, 200, 200, 200)),
     (
         "GET /runs/{id}/results/{table}.{fmt}",
@@ -271,8 +273,17 @@ MATRIX = [
     ),
     ("GET /config/schema", "/config/schema", None, (200, 200, 200, 200)),
     ("GET /openapi.json", "/openapi.json", None, (200, 200, 200, 200)),
+    ("GET /diff", "/diff?a={run}&b={run}", None, (200, 200, 200, 200)),
+    ("GET /history", "/history", None, (200, 200, 200, 200)),
     ("POST /validate", "/validate", VALID, (403, 200, 200, 200)),
     ("POST /runs", "/runs", INVALID, (403, 422, 422, 422)),
+    # an invalid flag: refused (422) after the role check, so that no run is queued here
+    (
+        "POST /runs/{id}/rerun",
+        "/runs/{run}/rerun?accept_changed_inputs=maybe",
+        None,
+        (403, 422, 422, 422),
+    ),
     ("POST /runs/{id}/cancel", "/runs/{run}/cancel", None, (403, 409, 403, 409)),  # finished
 ]
 

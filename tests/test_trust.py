@@ -52,7 +52,7 @@ def masked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root,
         f"extends: {ROOT / 'parameters' / 'default.yaml'}\n"
         "report:\n  masked_columns: [name]\n"
-        "output:\n  formats: [parquet, csv, json]\n",
+        "output:\n  formats: [parquet, csv, json, xlsx]\n",
     )
 
 
@@ -102,6 +102,13 @@ def test_masked_values_appear_in_no_file_of_the_run_folder(masked_run: Path) -> 
         for column, dtype in frame.schema.items():
             if dtype == pl.String:
                 assert not frame[column].is_in(secrets).any(), (path.name, column)
+    # So is the xlsx workbook (a zip): every text cell of every sheet.
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(masked_run / "results" / "results.xlsx", read_only=True)
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows(values_only=True):
+            assert not set(row) & set(secrets), sheet.title
     dcf = pl.read_parquet(masked_run / "results" / "dcf_detail.parquet")
     assert set(dcf["name"].drop_nulls()) == {"***"}
     assert (dcf["value_per_share"].drop_nulls() > 0).all()  # only the masked column changes
@@ -177,7 +184,7 @@ def test_every_chart_escapes_untrusted_strings() -> None:
     figures = [
         charts.value_per_share_bars(hostile_ids(valuations), names),
         charts.football_field(hostile_ids(valuations), hostile_ids(ctx["blend"]), names, picked),
-        charts.bridge_waterfall(hostile_ids(bridge), picked[0]),
+        charts.bridge_waterfall(hostile_ids(bridge), names, picked),
         charts.sensitivity_heatmap(hostile_ids(ctx["sensitivity"]), names, picked),
         charts.scenario_bars(
             hostile_ids(scenarios), hostile_ids(ctx["scenario_summary"]), names, picked
@@ -185,7 +192,13 @@ def test_every_chart_escapes_untrusted_strings() -> None:
         charts.simulation_histogram(
             hostile_ids(ctx["simulation_draws"]), hostile_ids(ctx["simulation"]), names, picked
         ),
-        charts.liquidation_waterfall(hostile_ids(liquidation), picked[0]),
+        charts.liquidation_waterfall(hostile_ids(liquidation), names, picked),
+        charts.upside_ranking(
+            wfo.price_against_value(
+                hostile_ids(ctx["blend"]),
+                names.with_columns(pl.lit(10.0).alias("share_price")),
+            )
+        ),
     ]
     for fig in figures:
         strings = _strings(fig.to_plotly_json())

@@ -45,6 +45,9 @@ class Job:
     sets: tuple[str, ...] = ()
     confine: str | None = None
     owner: str | None = None  # the API user who submitted it (`wfo serve`), in its manifest
+    claimed: bool = False  # its `.partial` folder is claimed already (a `wfo serve` queued run)
+    rerun_of: str | None = None  # execute that run's configuration again (params_file unused)
+    accept_changed_inputs: bool = False  # for a rerun: value the current inputs all the same
 
 
 @dataclass
@@ -110,14 +113,27 @@ def run_job(job: Job) -> dict[str, Any]:
     start = time.perf_counter()
     _IN_RUN.set()
     try:
-        resolved = resolve_config(job.params_file, sets=list(job.sets), confine=job.confine)
+        params_file: str | None = job.params_file
+        if job.rerun_of is not None:
+            from wfo_kit.runs import rerun_config
+
+            resolved, _, params_file = rerun_config(
+                Path(job.output_root),
+                job.rerun_of,
+                accept_changed_inputs=job.accept_changed_inputs,
+                confine=job.confine,
+            )
+        else:
+            resolved = resolve_config(job.params_file, sets=list(job.sets), confine=job.confine)
         result = run_report(
             resolved,
-            params_file=job.params_file,
+            params_file=params_file,
             output_root=Path(job.output_root),
             run_id=job.run_id,
             reuse_kernel=True,  # a warm kernel per worker: imports paid once
             owner=job.owner,
+            rerun_of=job.rerun_of,
+            claimed=job.claimed,
         )
     except KeyboardInterrupt:
         report = Path(job.output_root) / job.run_id / "report.html"

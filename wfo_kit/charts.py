@@ -6,8 +6,15 @@ dropdown labels. So every string that comes from data or parameters (company ids
 currencies, methods, scenario names, line items) goes through :func:`_text` (one helper,
 :func:`wfo_kit.trust.plotly_text`) before it reaches a figure; only the fixed templates written
 here keep their markup (``<br>``, ``<extra>``).
-Figures meant for several companies carry a dropdown (Plotly's own ``updatemenus``), so switching
-works in the shared HTML without a kernel.
+
+One look (:data:`TEMPLATE`): one font, white background, light grid, one colour per method
+(:data:`METHOD_COLORS`) in every chart. Figures about one company at a time carry every detailed
+company: a dropdown (Plotly's own ``updatemenus``, top left, clear of the mode bar at the top
+right) switches between them without a kernel (in JupyterLab), and ``layout.meta`` lists the ids,
+each one's traces and layout, so that the report's shared company picker (wfo_kit.display)
+drives every chart at once (the HTML report then leaves the per-chart dropdowns out). A company
+a chart has nothing for stays in its dropdown and shows why.
+Every axis has a title with its unit; a money axis is always one company's, in its currency.
 """
 
 from __future__ import annotations
@@ -21,7 +28,42 @@ from wfo_kit.frames import format_text
 from wfo_kit.trust import plotly_text as _text
 from wfo_kit.trust import plotly_texts as _texts
 
-_LAYOUT = {"margin": {"t": 60, "b": 40, "l": 60, "r": 20}}
+FONT = "Inter, 'Segoe UI', 'Helvetica Neue', Arial, sans-serif"
+#: One colour per method, the same in every chart (new methods fall back to the colour cycle).
+METHOD_COLORS = {
+    "dcf": "#1f5fa8",
+    "comparables": "#e08a1e",
+    "asset": "#3a9a5b",
+    "blend": "#6b3fa0",
+}
+PRICE_COLOR = "#c62828"
+COLORWAY = ["#1f5fa8", "#e08a1e", "#3a9a5b", "#6b3fa0", "#8c564b", "#17becf", "#7f7f7f"]
+UP_COLOR, DOWN_COLOR = "#2e7d32", "#c62828"
+_AXIS = {
+    "gridcolor": "#e6e6e6",
+    "linecolor": "#888888",
+    "zerolinecolor": "#bbbbbb",
+    "ticks": "outside",
+    "tickcolor": "#888888",
+    "automargin": True,
+    "title": {"standoff": 8},
+}
+#: The project's Plotly template: a small dict (Plotly's default template is ~7 KB per chart).
+TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "font": {"family": FONT, "size": 13, "color": "#222222"},
+        "title": {"font": {"size": 16}, "x": 0.01, "xanchor": "left"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": COLORWAY,
+        "xaxis": _AXIS,
+        "yaxis": _AXIS,
+        "hoverlabel": {"font": {"family": FONT}},
+        "legend": {"orientation": "h", "y": -0.2},
+    }
+}
+# room above the plot for the title and, below it, the company dropdown (top left)
+_LAYOUT = {"template": TEMPLATE, "margin": {"t": 96, "b": 50, "l": 70, "r": 30}}
 METHOD_LABELS = {
     "dcf": "DCF",
     "comparables": "Comparables",
@@ -37,55 +79,178 @@ def _label(companies: pl.DataFrame, company_id: str) -> str:
 
 
 def _method(method: str) -> str:
-    return _text(METHOD_LABELS.get(method, method))
+    return _text(METHOD_LABELS.get(method, method.replace("_", " ").capitalize()))
 
 
-def _dropdown(labels: list[str], traces_per_item: int) -> list[dict[str, Any]]:
-    """A Plotly dropdown showing one item's traces at a time."""
-    total = len(labels) * traces_per_item
-    buttons = []
-    for i, label in enumerate(labels):
+def _num(values: Any, digits: int = 4) -> list[float | None]:
+    """Numbers as the page carries them: 4 decimals (a chart shows 2; full floats cost ~2x)."""
+    return [None if v is None or v != v else round(float(v), digits) for v in values]
+
+
+def method_color(method: str) -> str:
+    """The method's colour in every chart; an unknown method gets one from the colour cycle."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return COLORWAY[sum(map(ord, method)) % len(COLORWAY)]
+
+
+def currency_of(companies: pl.DataFrame, company_id: str) -> str:
+    """The company's currency as charts show it (escaped); empty when unknown."""
+    if "currency" not in companies.columns:
+        return ""
+    row = companies.filter(pl.col("company_id") == company_id)
+    return _text(row["currency"][0]) if row.height and row["currency"][0] else ""
+
+
+def per_share_title(currency: str) -> str:
+    """Axis title of a per-share amount in one currency (escaped already)."""
+    return f"Value per share ({currency})" if currency else "Value per share (company currency)"
+
+
+def money_title(currency: str, units: str) -> str:
+    """Axis title of an amount of money: ``USD millions`` (escaped already)."""
+    unit = _text(units)
+    return f"{currency} {unit}".strip() if currency else f"company currency, {unit}"
+
+
+def reasons_for(valuations: pl.DataFrame, method: str) -> dict[str, str]:
+    """Why each company a method did not value was excluded (for the charts' notes)."""
+    rows = valuations.filter((pl.col("method") == method) & (pl.col("status") != "valued"))
+    return dict(rows.select("company_id", pl.col("reason").fill_null("not valued")).iter_rows())
+
+
+def _missing(text: str, company_id: str, reasons: dict[str, str] | None) -> dict[str, Any]:
+    """The note for a company the chart has nothing for: ``text``, and the reason if known."""
+    why = (reasons or {}).get(company_id)
+    return _note(f"{text}<br>{_text(why)}" if why else text)
+
+
+def _note(text: str) -> dict[str, Any]:
+    """The annotation a chart shows for a company it has nothing to draw for."""
+    return {
+        "text": text,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0.5,
+        "y": 0.5,
+        "showarrow": False,
+        "font": {"size": 14, "color": "#555555"},
+    }
+
+
+def company_menu(
+    fig: Any,
+    companies: pl.DataFrame,
+    items: list[tuple[str, int, dict[str, Any]]],
+) -> Any:
+    """Make ``fig`` show one company at a time.
+
+    ``items`` is one ``(company_id, traces, layout)`` per company in order: its number of traces
+    (added to ``fig`` in that order; 0 for a company the chart has nothing for) and the layout it
+    needs (axis titles in its currency, or an annotation saying why there is nothing). The first
+    company is shown; a dropdown at the top left switches, and ``layout.meta.wfo_companies``
+    lets the report's shared picker do the same.
+    """
+    total = sum(n for _, n, _ in items)
+    buttons, start, ranges, layouts = [], 0, [], []
+    for company_id, n, layout in items:
         visible = [False] * total
-        visible[i * traces_per_item : (i + 1) * traces_per_item] = [True] * traces_per_item
-        buttons.append({"label": label, "method": "update", "args": [{"visible": visible}]})
-    return [
-        {
-            "buttons": buttons,
-            "direction": "down",
-            "x": 1.0,
-            "xanchor": "right",
-            "y": 1.15,
-            "showactive": True,
-        }
-    ]
+        visible[start : start + n] = [True] * n
+        ranges.append([start, n])
+        start += n
+        update = {"annotations": [], **layout}
+        layouts.append(update)
+        buttons.append(
+            {
+                "label": _label(companies, company_id),
+                "method": "update",
+                "args": [{"visible": visible}, update],
+            }
+        )
+    if not buttons:
+        fig.update_layout(annotations=[_note("No company to show")])
+        return fig
+    for trace, shown in zip(fig.data, buttons[0]["args"][0]["visible"], strict=True):
+        trace.visible = shown
+    fig.update_layout(buttons[0]["args"][1])
+    fig.update_layout(
+        # what the report's shared picker needs without the dropdown: each company's traces
+        # (first index, count) and layout (wfo_kit.display.PICKER_SCRIPT)
+        meta={
+            "wfo_companies": [_text(c) for c, _, _ in items],
+            "wfo_traces": ranges,
+            "wfo_layouts": layouts,
+        },
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "direction": "down",
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.02,
+                "yanchor": "bottom",
+                "showactive": True,
+                "active": 0,
+                "bgcolor": "white",
+                "bordercolor": "#888888",
+            }
+        ],
+    )
+    return fig
 
 
 def value_per_share_bars(valuations: pl.DataFrame, companies: pl.DataFrame) -> Any:
-    """Bar chart of value per share by company and method (valued rows only)."""
+    """Bar chart of value per share by company and method (valued rows only), one currency at a
+    time: companies in different currencies never share a money axis (a dropdown per currency)."""
     import plotly.graph_objects as go
 
     data = (
         valuations.filter(pl.col("status") == "valued")
         .join(companies.select("company_id", "name", "currency"), on="company_id", how="left")
+        .with_columns(pl.col("currency").fill_null(""))
         .sort("company_id")
     )
     fig = go.Figure()
-    for method in data["method"].unique(maintain_order=True):
-        part = data.filter(pl.col("method") == method)
-        fig.add_bar(
-            x=_texts(part["company_id"]),
-            y=part["value_per_share"].to_list(),
-            name=_method(method),
-            customdata=list(zip(_texts(part["name"]), _texts(part["currency"]), strict=True)),
-            hovertemplate="%{x} %{customdata[0]}<br>%{y:,.2f} %{customdata[1]} per share"
-            "<extra>%{fullData.name}</extra>",
-        )
+    currencies = data["currency"].unique(maintain_order=True).to_list()
+    buttons = []
+    traces = 0
+    for k, currency in enumerate(currencies):
+        part_c = data.filter(pl.col("currency") == currency)
+        methods = part_c["method"].unique(maintain_order=True).to_list()
+        for method in methods:
+            part = part_c.filter(pl.col("method") == method)
+            fig.add_bar(
+                x=_texts(part["company_id"]),
+                y=part["value_per_share"].to_list(),
+                name=_method(method),
+                marker_color=method_color(method),
+                visible=k == 0,
+                customdata=list(zip(_texts(part["name"]), _texts(part["currency"]), strict=True)),
+                hovertemplate="%{x} %{customdata[0]}<br>%{y:,.2f} %{customdata[1]} per share"
+                "<extra>%{fullData.name}</extra>",
+            )
+        buttons.append((currency, traces, len(methods)))
+        traces += len(methods)
+    menu = [
+        {
+            "label": _text(c or "currency not given"),
+            "method": "update",
+            "args": [
+                {"visible": [start <= i < start + n for i in range(traces)]},
+                {"yaxis.title.text": per_share_title(_text(c))},
+            ],
+        }
+        for c, start, n in buttons
+    ]
     fig.update_layout(
         title="Value per share by company and method",
-        xaxis_title="company",
-        yaxis_title="value per share (company currency)",
+        xaxis_title="Company",
+        yaxis_title=per_share_title(_text(currencies[0]) if currencies else ""),
         barmode="group",
         height=420,
+        updatemenus=[{"buttons": menu, "x": 0.0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"}]
+        if len(menu) > 1
+        else None,
         **_LAYOUT,
     )
     return fig
@@ -134,17 +299,23 @@ def range_bars(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def football_field(
-    valuations: pl.DataFrame, blend: pl.DataFrame, companies: pl.DataFrame, company_ids: list[str]
+    valuations: pl.DataFrame,
+    blend: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    prices: pl.DataFrame | None = None,
 ) -> Any:
-    """Low-high bars per method plus the blend, one company at a time (dropdown).
+    """Low-high bars per method plus the blend, and the market price as a line; one company at a
+    time (dropdown, or the report's shared picker).
 
     A bound that could not be computed is not drawn as if it were the base: the bar stops at the
-    base on that side and its label says which bound is missing (:func:`range_bars`).
+    base on that side and its label says which bound is missing (:func:`range_bars`). ``prices``
+    (``company_id``, ``share_price``) draws the market price per share as a vertical line.
     """
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    labels = []
     blend_rows = blend.rename({"base": "value_per_share"}).with_columns(
         pl.lit("blend").alias("method"), pl.lit("valued").alias("status")
     )
@@ -156,16 +327,28 @@ def football_field(
         how="vertical_relaxed",
     ).filter(pl.col("status") == "valued")
     rows = range_bars(rows)
-    for i, company_id in enumerate(company_ids):
+    price_of = (
+        dict(prices.select("company_id", "share_price").iter_rows()) if prices is not None else {}
+    )
+    items = []
+    for company_id in company_ids:
         part = rows.filter(pl.col("company_id") == company_id)
-        methods = [_method(m) for m in part["method"].to_list()]
+        currency = currency_of(companies, company_id)
+        layout = {"xaxis.title.text": per_share_title(currency)}
+        if part.height == 0:
+            items.append(
+                (company_id, 0, {**layout, "annotations": [_note("No method valued this company")]})
+            )
+            continue
+        raw = part["method"].to_list()
+        methods = [_method(m) for m in raw]
         fig.add_bar(
             y=methods,
-            x=part["bar_width"].to_list(),
-            base=part["bar_start"].to_list(),
+            x=_num(part["bar_width"]),
+            base=_num(part["bar_start"]),
             orientation="h",
-            name="range",
-            visible=i == 0,
+            name="range (low to high)",
+            marker_color=[method_color(m) for m in raw],
             text=part["note"].fill_null("").to_list(),
             textposition="outside",
             hovertext=[
@@ -176,47 +359,150 @@ def football_field(
         )
         fig.add_scatter(
             y=methods,
-            x=part["value_per_share"].to_list(),
+            x=_num(part["value_per_share"]),
             mode="markers",
             marker={"symbol": "line-ns-open", "size": 18, "color": "black"},
-            name="base",
-            visible=i == 0,
+            name="base value",
             hovertemplate="%{y} base: %{x:,.2f}<extra></extra>",
         )
-        labels.append(_label(companies, company_id))
+        traces = 2
+        price = price_of.get(company_id)
+        if price is not None and price == price:
+            fig.add_scatter(
+                y=methods,
+                x=[round(price, 4)] * len(methods),
+                mode="lines+text",
+                line={"color": PRICE_COLOR, "dash": "dash", "width": 2},
+                text=[f"market price {price:,.2f}"] + [""] * (len(methods) - 1),
+                textposition="top right",
+                textfont={"color": PRICE_COLOR},
+                name="market price",
+                hovertemplate=f"market price: %{{x:,.2f}} {currency}<extra></extra>",
+            )
+            traces += 1
+        items.append((company_id, traces, layout))
     fig.update_layout(
-        title="Football field: value per share by method",
+        title="Football field: value per share by method, against the market price",
         showlegend=False,
-        xaxis_title="value per share",
-        height=360,
-        updatemenus=_dropdown(labels, 2) if len(labels) > 1 else None,
-        **_LAYOUT,
-    )
-    return fig
-
-
-def bridge_waterfall(bridge: pl.DataFrame, company_id: str, *, title: str | None = None) -> Any:
-    """Waterfall from enterprise value to equity value for one company."""
-    import plotly.graph_objects as go
-
-    rows = bridge.filter(pl.col("company_id") == company_id).sort("step")
-    labels = [_text(item.replace("_", " ")) for item in rows["item"].to_list()]
-    measures = ["absolute", *(["relative"] * (rows.height - 2)), "total"]
-    fig = go.Figure(
-        go.Waterfall(
-            x=labels,
-            y=rows["amount"].to_list(),
-            measure=measures,
-            hovertemplate="%{x}: %{y:,.1f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=_text(title or f"Equity bridge: {company_id}"),
-        yaxis_title="money (input units)",
+        yaxis_title="Method",
         height=380,
         **_LAYOUT,
     )
+    return company_menu(fig, companies, items)
+
+
+def upside_ranking(summary: pl.DataFrame) -> Any:
+    """Every company with a market price, ranked by upside of its blended value over the price,
+    with the blended low-high range as a bar (all in %, so companies in any currency share it).
+
+    ``summary`` is :func:`wfo_kit.summary.price_against_value`.
+    """
+    import plotly.graph_objects as go
+
+    data = summary.filter(pl.col("upside").is_not_null()).sort("upside")
+    price = pl.col("share_price")
+    data = data.with_columns(
+        ((pl.col("low") / price - 1) * 100).alias("up_low"),
+        ((pl.col("high") / price - 1) * 100).alias("up_high"),
+        (pl.col("upside") * 100).alias("up_base"),
+    )
+    labels = [
+        _text(f"{c} {n or ''}".strip())
+        for c, n in zip(data["company_id"], data["name"], strict=True)
+    ]
+    low = data["up_low"].fill_null(data["up_base"])
+    high = data["up_high"].fill_null(data["up_base"])
+    fig = go.Figure()
+    fig.add_bar(
+        y=labels,
+        x=_num(high - low),
+        base=_num(low),
+        orientation="h",
+        name="blended range (low to high)",
+        marker_color=[
+            "rgba(46,125,50,0.35)" if u >= 0 else "rgba(198,40,40,0.35)" for u in data["up_base"]
+        ],
+        hoverinfo="skip",
+    )
+    fig.add_scatter(
+        y=labels,
+        x=_num(data["up_base"]),
+        mode="markers",
+        marker={"color": [UP_COLOR if u >= 0 else DOWN_COLOR for u in data["up_base"]], "size": 9},
+        name="blended value",
+        customdata=list(
+            zip(
+                data["share_price"].to_list(),
+                data["base"].to_list(),
+                _texts(data["currency"]),
+                strict=True,
+            )
+        ),
+        hovertemplate="%{y}: %{x:+.1f}%<br>price %{customdata[0]:,.2f}, value "
+        "%{customdata[1]:,.2f} %{customdata[2]}<extra></extra>",
+    )
+    fig.add_vline(x=0, line_color="#444444", line_width=1)
+    fig.update_layout(
+        title="Upside (or downside) of blended value against market price",
+        xaxis_title="Blended value against market price (%; range: blended low to high)",
+        yaxis_title="Company",
+        height=max(320, 22 * len(labels) + 140),
+        showlegend=False,
+        **_LAYOUT,
+    )
     return fig
+
+
+def bridge_waterfall(
+    bridge: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    units: str = "millions",
+    reasons: dict[str, str] | None = None,
+) -> Any:
+    """Waterfall from enterprise value to equity value, one company at a time."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    items = []
+    for company_id in company_ids:
+        rows = bridge.filter(pl.col("company_id") == company_id).sort("step")
+        currency = currency_of(companies, company_id)
+        layout = {"yaxis.title.text": money_title(currency, units)}
+        if rows.height < 2:
+            items.append(
+                (
+                    company_id,
+                    0,
+                    {
+                        **layout,
+                        "annotations": [
+                            _missing("No DCF equity bridge for this company", company_id, reasons)
+                        ],
+                    },
+                )
+            )
+            continue
+        labels = [_text(item.replace("_", " ")) for item in rows["item"].to_list()]
+        fig.add_waterfall(
+            x=labels,
+            y=_num(rows["amount"]),
+            measure=["absolute", *(["relative"] * (rows.height - 2)), "total"],
+            increasing={"marker": {"color": UP_COLOR}},
+            decreasing={"marker": {"color": DOWN_COLOR}},
+            totals={"marker": {"color": METHOD_COLORS["dcf"]}},
+            hovertemplate=f"%{{x}}: %{{y:,.1f}} {money_title(currency, units)}<extra></extra>",
+        )
+        items.append((company_id, 1, layout))
+    fig.update_layout(
+        title="Equity bridge: enterprise value (DCF) to equity value",
+        xaxis_title="Bridge item",
+        height=400,
+        showlegend=False,
+        **_LAYOUT,
+    )
+    return company_menu(fig, companies, items)
 
 
 def sensitivity_heatmap(
@@ -225,54 +511,92 @@ def sensitivity_heatmap(
     company_ids: list[str],
     *,
     grid: str = "rate_x_growth",
+    reasons: dict[str, str] | None = None,
 ) -> Any:
-    """Value per share over discount rate x terminal growth (or exit multiple), dropdown."""
+    """Value per share over discount rate x terminal growth (or exit multiple), one company at a
+    time."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    labels = []
+    items = []
     data = sensitivity.filter(pl.col("grid") == grid)
+    growth = grid == "rate_x_growth"
     for company_id in company_ids:
         part = data.filter(pl.col("company_id") == company_id).sort("discount_rate", "second_value")
         if part.height == 0:
+            items.append(
+                (
+                    company_id,
+                    0,
+                    {
+                        "annotations": [
+                            _missing("No DCF sensitivity for this company", company_id, reasons)
+                        ]
+                    },
+                )
+            )
             continue
         rates = part["discount_rate"].unique(maintain_order=True).to_list()
         seconds = part["second_value"].unique(maintain_order=True).to_list()
         z = np.array(part["value_per_share"].fill_null(np.nan).to_list()).reshape(
             len(rates), len(seconds)
         )
+        currency = currency_of(companies, company_id)
         fig.add_heatmap(
-            x=[f"{s:.2%}" if grid == "rate_x_growth" else f"{s:.1f}x" for s in seconds],
+            x=[f"{s:.2%}" if growth else f"{s:.1f}x" for s in seconds],
             y=[f"{r:.2%}" for r in rates],
-            z=z,
+            z=np.round(z, 4),
             colorscale="RdYlGn",
-            visible=not labels,
-            hovertemplate="r %{y}, second %{x}: %{z:,.2f}<extra></extra>",
+            colorbar={"title": {"text": per_share_title(currency)}},
+            hovertemplate="discount rate %{y}, "
+            + ("terminal growth" if growth else "exit multiple")
+            + f" %{{x}}: %{{z:,.2f}} {currency}<extra></extra>",
             texttemplate="%{z:,.1f}",
         )
-        labels.append(_label(companies, company_id))
-    second = "terminal growth" if grid == "rate_x_growth" else "exit EV/EBITDA multiple"
+        items.append((company_id, 1, {}))
+    second = "Terminal growth (% a year)" if growth else "Exit multiple (EV / EBITDA, times)"
+    what = "terminal growth" if growth else "exit EV/EBITDA multiple"
     fig.update_layout(
-        title=f"Sensitivity: value per share, discount rate x {second}",
+        title=f"Sensitivity: value per share, discount rate x {what}",
         xaxis_title=second,
-        yaxis_title="discount rate",
-        height=460,
-        updatemenus=_dropdown(labels, 1) if len(labels) > 1 else None,
+        yaxis_title="Discount rate (% a year)",
+        height=480,
         **_LAYOUT,
     )
-    return fig
+    return company_menu(fig, companies, items)
 
 
 def scenario_bars(
-    scenarios: pl.DataFrame, summary: pl.DataFrame, companies: pl.DataFrame, company_ids: list[str]
+    scenarios: pl.DataFrame,
+    summary: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    reasons: dict[str, str] | None = None,
 ) -> Any:
-    """Value per share per scenario and the probability-weighted value, dropdown by company."""
+    """Value per share per scenario and the probability-weighted value, one company at a time."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    labels = []
-    for i, company_id in enumerate(company_ids):
+    items = []
+    for company_id in company_ids:
         part = scenarios.filter(pl.col("company_id") == company_id)
+        currency = currency_of(companies, company_id)
+        layout = {"yaxis.title.text": per_share_title(currency)}
+        if part.height == 0:
+            items.append(
+                (
+                    company_id,
+                    0,
+                    {
+                        **layout,
+                        "annotations": [
+                            _missing("No DCF scenarios for this company", company_id, reasons)
+                        ],
+                    },
+                )
+            )
+            continue
         expected = summary.filter(pl.col("company_id") == company_id)
         names = [*_texts(part["scenario"]), "probability-weighted"]
         values = [
@@ -282,78 +606,162 @@ def scenario_bars(
         text = [f"p={p:.0%}" for p in part["probability"].to_list()] + [""]
         fig.add_bar(
             x=names,
-            y=values,
+            y=_num(values),
             text=text,
-            visible=i == 0,
-            hovertemplate="%{x}: %{y:,.2f}<extra></extra>",
+            marker_color=[METHOD_COLORS["dcf"]] * part.height + [METHOD_COLORS["blend"]],
+            hovertemplate=f"%{{x}}: %{{y:,.2f}} {currency}<extra></extra>",
         )
-        labels.append(_label(companies, company_id))
+        items.append((company_id, 1, layout))
     fig.update_layout(
-        title="Scenarios: value per share",
-        yaxis_title="value per share",
-        height=380,
-        updatemenus=_dropdown(labels, 1) if len(labels) > 1 else None,
+        title="Scenarios: DCF value per share",
+        xaxis_title="Scenario",
+        height=400,
+        showlegend=False,
         **_LAYOUT,
     )
-    return fig
+    return company_menu(fig, companies, items)
 
 
 def simulation_histogram(
-    draws: pl.DataFrame, summary: pl.DataFrame, companies: pl.DataFrame, company_ids: list[str]
+    draws: pl.DataFrame,
+    summary: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    bins: int = 50,
+    reasons: dict[str, str] | None = None,
 ) -> Any:
-    """Distribution of simulated value per share with P5/P50/P95 markers, dropdown."""
+    """Distribution of simulated value per share with P5/P50/P95 markers, one company at a time.
+
+    The draws are binned here (counts per bin go into the page, not every draw). A company whose
+    draws were not kept shows its percentiles (P5, P25, P50, P75, P95) as a box instead.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    labels = []
-    shown = [c for c in company_ids if draws.filter(pl.col("company_id") == c).height]
-    for i, company_id in enumerate(shown):
-        # a NumPy array: plotly validates a Python list element by element (slow at 1e4 draws)
+    items = []
+    for company_id in company_ids:
+        stats = summary.filter(pl.col("company_id") == company_id)
+        currency = currency_of(companies, company_id)
+        layout = {"xaxis.title.text": per_share_title(currency)}
+        if stats.height == 0:
+            items.append(
+                (
+                    company_id,
+                    0,
+                    {
+                        **layout,
+                        "annotations": [
+                            _missing(
+                                "No Monte Carlo for this company (not valued by DCF)",
+                                company_id,
+                                reasons,
+                            )
+                        ],
+                    },
+                )
+            )
+            continue
+        s = stats.row(0, named=True)
         values = draws.filter(pl.col("company_id") == company_id)["value_per_share"].to_numpy()
-        stats = summary.filter(pl.col("company_id") == company_id).row(0, named=True)
-        fig.add_histogram(
-            x=values,
-            nbinsx=60,
-            visible=i == 0,
-            name="draws",
-            hovertemplate="%{x}: %{y} draws<extra></extra>",
-        )
-        lines = [stats["p5"], stats["p50"], stats["p95"]]
-        fig.add_scatter(
-            x=lines,
-            y=[0, 0, 0],
-            mode="markers+text",
-            text=["P5", "P50", "P95"],
-            textposition="top center",
-            marker={"size": 12, "color": "black"},
-            visible=i == 0,
-            name="percentiles",
-        )
-        labels.append(_label(companies, company_id))
+        values = values[np.isfinite(values)]
+        if values.size:
+            counts, edges = np.histogram(values, bins=bins)
+            fig.add_bar(
+                x=np.round((edges[:-1] + edges[1:]) / 2, 4),
+                y=counts,
+                width=float(edges[1] - edges[0]),
+                marker_color=METHOD_COLORS["dcf"],
+                name="draws",
+                hovertemplate=f"%{{x:,.2f}} {currency}: %{{y}} draws<extra></extra>",
+            )
+            fig.add_scatter(
+                x=_num([s["p5"], s["p50"], s["p95"]]),
+                y=[0, 0, 0],
+                mode="markers+text",
+                text=["P5", "P50", "P95"],
+                textposition="top center",
+                marker={"size": 12, "color": "black"},
+                name="percentiles",
+            )
+            items.append((company_id, 2, {**layout, "yaxis.title.text": "Draws (count per bin)"}))
+        else:
+            fig.add_box(
+                q1=[s["p25"]],
+                median=[s["p50"]],
+                q3=[s["p75"]],
+                lowerfence=[s["p5"]],
+                upperfence=[s["p95"]],
+                mean=[s["mean"]],
+                y=[_text(company_id)],
+                orientation="h",
+                marker_color=METHOD_COLORS["dcf"],
+                name="P5-P95",
+            )
+            note = _note("Draws not kept for this company: box from P5, P25, P50, P75, P95")
+            note["y"] = 1.0
+            items.append(
+                (company_id, 1, {**layout, "yaxis.title.text": "Company", "annotations": [note]})
+            )
     fig.update_layout(
-        title="Monte Carlo: value per share",
-        xaxis_title="value per share",
-        yaxis_title="draws",
-        height=380,
+        title="Monte Carlo: DCF value per share",
+        bargap=0,
+        height=400,
         showlegend=False,
-        updatemenus=_dropdown(labels, 2) if len(labels) > 1 else None,
         **_LAYOUT,
     )
-    return fig
+    return company_menu(fig, companies, items)
 
 
-def liquidation_waterfall(waterfall: pl.DataFrame, company_id: str) -> Any:
-    """Gross proceeds down to what is left for equity, one company."""
+def liquidation_waterfall(
+    waterfall: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    units: str = "millions",
+    reasons: dict[str, str] | None = None,
+) -> Any:
+    """Gross proceeds down to what is left for equity, one company at a time."""
     import plotly.graph_objects as go
 
-    rows = waterfall.filter(pl.col("company_id") == company_id).sort("step")
-    items = _texts(rows["item"])
-    amounts = [rows["paid"][0], *[-p for p in rows["paid"].to_list()[1:-1]], rows["paid"][-1]]
-    measures = ["absolute", *(["relative"] * (len(items) - 2)), "total"]
-    fig = go.Figure(
-        go.Waterfall(
-            x=items, y=amounts, measure=measures, hovertemplate="%{x}: %{y:,.1f}<extra></extra>"
+    fig = go.Figure()
+    items = []
+    for company_id in company_ids:
+        rows = waterfall.filter(pl.col("company_id") == company_id).sort("step")
+        currency = currency_of(companies, company_id)
+        layout = {"yaxis.title.text": money_title(currency, units)}
+        if rows.height < 2:
+            items.append(
+                (
+                    company_id,
+                    0,
+                    {
+                        **layout,
+                        "annotations": [
+                            _missing(
+                                "No liquidation waterfall for this company", company_id, reasons
+                            )
+                        ],
+                    },
+                )
+            )
+            continue
+        paid = rows["paid"].to_list()
+        fig.add_waterfall(
+            x=_texts(rows["item"]),
+            y=_num([paid[0], *[-p for p in paid[1:-1]], paid[-1]]),
+            measure=["absolute", *(["relative"] * (rows.height - 2)), "total"],
+            increasing={"marker": {"color": UP_COLOR}},
+            decreasing={"marker": {"color": DOWN_COLOR}},
+            totals={"marker": {"color": METHOD_COLORS["asset"]}},
+            hovertemplate=f"%{{x}}: %{{y:,.1f}} {money_title(currency, units)}<extra></extra>",
         )
+        items.append((company_id, 1, layout))
+    fig.update_layout(
+        title="Liquidation waterfall: proceeds to claims, by priority",
+        xaxis_title="Proceeds, then claims paid in order of priority",
+        height=400,
+        showlegend=False,
+        **_LAYOUT,
     )
-    fig.update_layout(title=_text(f"Liquidation waterfall: {company_id}"), height=360, **_LAYOUT)
-    return fig
+    return company_menu(fig, companies, items)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from wfo_kit import __version__
+from wfo_kit.audit import add_parser as add_audit_parser
+from wfo_kit.audit import cmd_audit
 from wfo_kit.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -120,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
     _add_metrics_option(run)
     run.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print the report to report.pdf with headless Chromium (report.pdf: true)",
+    )
+    run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -167,10 +174,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
 
-    diff = commands.add_parser("diff", help="compare two runs: values, parameters, inputs")
+    diff = commands.add_parser(
+        "diff",
+        help="compare two runs: summary, blended values, why they moved, parameters, inputs",
+        description="Compare two runs: a summary and the largest moves first, then each "
+        "company's change in blended value split into its causes (input tables, then "
+        "parameters, then method weights, re-valued one at a time: docs/conventions.md), the "
+        "blended values, the parameters and inputs that differ, and values per method.",
+    )
     diff.add_argument("run_a")
     diff.add_argument("run_b")
     diff.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
+    diff.add_argument(
+        "--changed-only", action="store_true", help="list only companies whose values changed"
+    )
+    diff.add_argument(
+        "--html",
+        nargs="?",
+        type=Path,
+        const=True,
+        default=None,
+        metavar="FILE",
+        help="also write the comparison as one offline HTML page with a waterfall per company "
+        "(default FILE: <output>/diff-RUN_A-RUN_B.html)",
+    )
 
     rerun = commands.add_parser(
         "rerun",
@@ -242,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(show)
     show.add_argument("--sources", action="store_true", help="say where each value came from")
     add_serve_parsers(commands, _Parser)  # `wfo serve`, `wfo users`
+    add_audit_parser(commands)  # `wfo audit`
     return parser
 
 
@@ -384,6 +412,8 @@ def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
 def cmd_run(args: argparse.Namespace) -> int:
     from wfo_kit.runs import run_report
 
+    if args.pdf:
+        args.sets = [*args.sets, "report.pdf=true"]
     resolved = _resolve(args, notes=True)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_report(
@@ -619,6 +649,7 @@ def _print_table(frame: object) -> None:
         tbl_rows=-1,
         fmt_str_lengths=120,
         tbl_width_chars=200,
+        tbl_cols=-1,
     ):
         print(frame)
 
@@ -669,24 +700,82 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from wfo_kit.history import run_diff
+    from wfo_kit.diff_report import attribution_wide, moved
+    from wfo_kit.history import diff_attribution, diff_summary, run_diff
 
     parts = run_diff(args.output, args.run_a, args.run_b)
-    print(f"values ({args.run_a} -> {args.run_b}):")
-    _print_table(parts["values"])
+    summary, largest = diff_summary(parts["blend"])
+    attribution = diff_attribution(args.output, args.run_a, args.run_b)
+    print(f"diff {args.run_a} -> {args.run_b}: {summary}")
+    if largest.height:
+        print("largest moves (blended value per share):")
+        _print_table(_cents(largest))
+    wide = attribution_wide(attribution)
+    if wide is None:
+        print(f"why the values moved: not attributed: {attribution.reason}")
+    else:
+        if args.changed_only:
+            wide = wide.filter(moved(wide))
+        print(
+            "why the values moved (change per share split into its causes, applied in this order: "
+            "input tables, parameters, method weights; the parts sum to the change):"
+        )
+        _print_table(wide)
+    blend = parts["blend"].filter(pl.col("changed")) if args.changed_only else parts["blend"]
+    print("blended values per share (low, base, high):")
+    _print_table(_cents(blend.drop("changed")))
     for name, label in (("parameters", "parameters"), ("inputs", "inputs")):
         if parts[name].height:
             print(f"{label} that differ:")
             _print_table(parts[name])
         else:
             print(f"{label}: identical")
+    values = parts["values"]
+    if args.changed_only:
+        a, b = pl.col("value_a"), pl.col("value_b")
+        values = values.filter(
+            ((b - a).abs() >= 0.005).fill_null(False) | (a.is_null() != b.is_null())
+        )
+    print(f"values per share per company and method ({args.run_a} -> {args.run_b}):")
+    _print_table(_cents(values))
     for row in parts["parameters"].filter(pl.col("effect").is_not_null()).iter_rows(named=True):
         print(
             f"wfo: note: {row['key']} differs ({row['run_a']} -> {row['run_b']}); "
             f"{row['effect']}: {_effect_reason(parts['effects'], row['key'])}",
             file=sys.stderr,
         )
+    if args.html is not None:
+        import re
+
+        from wfo_kit.diff_report import diff_page, write_diff_html
+
+        # A run id is a folder name, but keep the default file name a plain name whatever it is.
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"diff-{args.run_a}-{args.run_b}.html")
+        target = Path(args.output) / name if args.html is True else args.html
+        page = diff_page(
+            run_a=args.run_a,
+            run_b=args.run_b,
+            summary=summary,
+            largest=largest,
+            parts=parts,
+            attribution=attribution,
+            changed_only=args.changed_only,
+        )
+        print(f"html: {write_diff_html(target, page)}")
     return EXIT_OK
+
+
+def _cents(frame: pl.DataFrame) -> pl.DataFrame:
+    """Money to the cent and ``change_pct`` as a percentage, for the console."""
+    import polars as pl
+
+    floats = [c for c, t in frame.schema.items() if t == pl.Float64 and c != "change_pct"]
+    out = frame.with_columns(pl.col(floats).round(2))
+    if "change_pct" in out.columns:
+        out = out.with_columns((pl.col("change_pct") * 100).round(1)).rename(
+            {"change_pct": "change_%"}
+        )
+    return out
 
 
 def _effect_reason(effects: pl.DataFrame, key: str) -> str:
@@ -804,6 +893,7 @@ COMMANDS = {
     "scheduler": cmd_scheduler,
     "serve": cmd_serve,
     "users": cmd_users,
+    "audit": cmd_audit,
 }
 
 

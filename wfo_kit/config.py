@@ -202,7 +202,9 @@ class ValidationConfig(_Section):
     )
 
 
-METHOD_NAMES = ("dcf", "comparables", "asset")
+METHOD_NAMES = ("dcf", "comparables", "asset", "ddm", "fcfe")
+#: the methods run when valuation.methods is not set (the equity models are chosen explicitly)
+DEFAULT_METHODS = ("dcf", "comparables", "asset")
 #: A shift added to a rate or a growth rate (decimal).
 _Delta = Annotated[float, Field(gt=-1, lt=1)]
 #: An EV/EBITDA multiple.
@@ -411,6 +413,34 @@ class MonteCarloConfig(_Section):
     )
 
 
+class EquityConfig(_Section):
+    """Equity-side models (methods ddm and fcfe); a company row's own column wins."""
+
+    ddm_model: Literal["gordon", "two_stage", "h_model", "three_stage"] = Field(
+        "two_stage",
+        description="gordon: D1 / (ke - g); two_stage: n1 years of dividend_growth then stable; "
+        "h_model: growth falls linearly over 2H = transition_years; three_stage: n1 years high, "
+        "n2 years linear decline, then stable",
+    )
+    dividend_basis: Literal["D0", "D1"] = Field(
+        "D0", description="D0: dividend_per_share was just paid; D1: it is next year's"
+    )
+    high_growth_years: int = Field(5, ge=0, le=100, description="n1 where a row gives none")
+    transition_years: int = Field(5, ge=0, le=100, description="n2 where a row gives none")
+    stable_cost_of_equity: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="cost of equity in stable growth where a row gives none; unset: the "
+        "company's cost of equity",
+    )
+    fcfe_basis: Literal["fcff", "net_income"] = Field(
+        "fcff",
+        description="fcff: FCFE = FCFF - interest x (1 - t) + net borrowing; net_income: FCFE = "
+        "net income - (capex - D&A) - change in NWC + net borrowing",
+    )
+
+
 class RangeConfig(_Section):
     """How the DCF low/high for the football field is taken."""
 
@@ -457,9 +487,18 @@ class ValuationConfig(_Section):
         "[discount_rate]: the configured value wins for those assumptions only",
     )
 
-    methods: list[Literal["dcf", "comparables", "asset"]] = Field(
-        default_factory=lambda: list(METHOD_NAMES)
+    methods: list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]] = Field(
+        default_factory=lambda: list(DEFAULT_METHODS),
+        description="valuation methods to run: dcf (FCFF), comparables, asset, ddm (dividend "
+        "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity)",
     )
+    routes: dict[str, list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]]] = Field(
+        default_factory=dict,
+        description="company_id or sector -> the only methods that value it, e.g. {Banks: [ddm, "
+        "fcfe]}: a bank is then excluded from dcf with the reason; a company_id key wins over "
+        "its sector's",
+    )
+    equity: EquityConfig = Field(default_factory=lambda: EquityConfig())
     forecast: Literal["explicit", "drivers"] = Field(
         "explicit",
         description="explicit: forecast rows in financials; drivers: growth, margin, reinvestment",
@@ -480,6 +519,22 @@ class ValuationConfig(_Section):
         lt=1,
         description="decimal, -1 < x < 1; Gordon growth for companies whose row gives no "
         "terminal_growth",
+    )
+    stable_discount_rate: float | None = Field(
+        None,
+        gt=-1,
+        lt=1,
+        description="decimal, -1 < x < 1; the discount rate of the stable phase (Ginzu): held "
+        "at the company's rate through `rate_fade_from_year`, then a straight line to this rate "
+        "by year N; the terminal value uses it in (r - g). A row's stable_discount_rate wins; "
+        "unset and no row value: one rate throughout",
+    )
+    rate_fade_from_year: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="the discount rate is held through this forecast year, then moves linearly "
+        "to the stable rate, reached in year N (with stable_discount_rate)",
     )
     terminal: Literal["gordon", "exit_multiple"] = Field(
         "gordon", description="terminal value method"
@@ -570,6 +625,14 @@ class ValuationConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ValuationConfig:
+        for key, names in self.routes.items():
+            off = [m for m in names if m not in self.methods]
+            if off:
+                msg = (
+                    f"routes.{key} names {off}, not in valuation.methods {self.methods}: add "
+                    f"them to methods"
+                )
+                raise ValueError(msg)
         unknown = set(self.blend) - set(METHOD_NAMES)
         if unknown:
             msg = f"blend weights name unknown methods {sorted(unknown)}; known: {METHOD_NAMES}"
@@ -626,18 +689,32 @@ class OutputConfig(_Section):
         description="folder that receives one sub-folder per run; relative to the parameters "
         "file that sets it (the default, `outputs`, is relative to the working directory)",
     )
-    formats: list[Literal["parquet", "csv", "json"]] = Field(
-        default_factory=lambda: ["parquet"], description="result table formats"
+    formats: list[Literal["parquet", "csv", "json", "xlsx"]] = Field(
+        default_factory=lambda: ["parquet"],
+        description="result table formats: a file per table (parquet, csv, json), or one "
+        "workbook results.xlsx with a sheet per table (xlsx)",
     )
 
 
 class ReportConfig(_Section):
     title: str = Field("Company valuation report", description="report heading (plain text)")
     companies: list[str] = Field(
-        default_factory=list, description="company ids to detail; empty means all"
+        default_factory=list,
+        description="company ids the detail sections offer in their company picker, in this "
+        "order; empty: the first `detail_limit` valued companies",
     )
     detail_limit: int = Field(
-        5, ge=1, description="with no `companies` given: detail the first N valued companies"
+        40,
+        ge=1,
+        description="with no `companies` given: detail the first N valued companies (each adds "
+        "about 12 KB to report.html; README, Report)",
+    )
+    units: str = Field(
+        "millions",
+        min_length=1,
+        max_length=40,
+        description="unit of the money amounts in the input tables, shown in headers and axis "
+        "titles (per-share amounts are in currency units)",
     )
     masked_columns: list[str] = Field(
         default_factory=list,
@@ -652,6 +729,11 @@ class ReportConfig(_Section):
         "bundled one. Relative to the parameters file; inside the confinement folder if any",
     )
     cell_timeout: int = Field(600, gt=0, description="seconds one notebook cell may run")
+    pdf: bool = Field(
+        False,
+        description="also print the report to report.pdf with headless Chromium (`wfo run "
+        "--pdf`; the browser from WFO_CHROMIUM or chromium on the PATH)",
+    )
 
     @model_validator(mode="after")
     def _company_id_stays(self) -> ReportConfig:

@@ -136,6 +136,66 @@ def gordon_terminal_value(
     return value
 
 
+def rate_path(
+    rate: np.ndarray, stable: np.ndarray, horizon: np.ndarray, *, fade_from: int, years: int
+) -> np.ndarray:
+    """The discount rate of each year k = 1..``years`` (last axis), Ginzu-style.
+
+    r_k = r + (r_stable - r) x clip((k - F) / (ceil(N) - F), 0, 1): the high-growth rate through
+    year F = ``fade_from``, then a straight line reaching the stable rate in year N (the horizon)
+    and staying there. With N <= F the explicit years keep r; only the terminal value uses the
+    stable rate. ``rate``/``stable`` are (companies,) or (companies x draws); ``horizon`` is one N
+    per company.
+
+    >>> import numpy as np
+    >>> path = rate_path(np.array([0.10]), np.array([0.08]), np.array([10.0]), fade_from=5,
+    ...                  years=10)
+    >>> path.round(4).tolist()
+    [[0.1, 0.1, 0.1, 0.1, 0.1, 0.096, 0.092, 0.088, 0.084, 0.08]]
+    """
+    horizon = np.asarray(horizon, dtype=np.float64)
+    rate, stable = np.broadcast_arrays(
+        np.asarray(rate, dtype=np.float64), np.asarray(stable, dtype=np.float64)
+    )
+    shape = (horizon.shape[0], *rate.shape[1:])  # one row per company, draws kept
+    rate, stable = np.broadcast_to(rate, shape), np.broadcast_to(stable, shape)
+    k = np.arange(1, years + 1, dtype=np.float64)
+    span = np.maximum(np.ceil(horizon - 1e-9) - fade_from, 1.0)
+    weight = np.clip((k[None, :] - fade_from) / span[:, None], 0.0, 1.0)
+    if rate.ndim == 2:
+        weight = weight[:, None, :]
+    return rate[..., None] + (stable - rate)[..., None] * weight
+
+
+def path_discount_factors(
+    times: np.ndarray,
+    rate: np.ndarray,
+    stable: np.ndarray,
+    horizon: np.ndarray,
+    *,
+    fade_from: int,
+) -> np.ndarray:
+    """Cumulative discount factors at ``times`` (companies x flows, years) under :func:`rate_path`.
+
+    DF(t) = prod_{k <= floor t} 1 / (1 + r_k) x (1 + r_{floor t + 1})^-(t - floor t): year k's
+    rate applies over (k - 1, k], so a mid-year or stub time is discounted at the rate of the year
+    it falls in. A constant path gives 1 / (1 + r)^t. Shape (companies [x draws] x flows).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    rate = np.asarray(rate, dtype=np.float64)
+    years = int(np.ceil(max(float(times.max(initial=0.0)), 0.0))) + 1
+    logs = np.log1p(rate_path(rate, stable, horizon, fade_from=fade_from, years=years))
+    cumulative = np.concatenate([np.zeros((*logs.shape[:-1], 1)), np.cumsum(logs, axis=-1)], -1)
+    whole = np.clip(np.floor(times), 0, years - 1).astype(np.int64)
+    part = times - whole
+    if rate.ndim == 2:
+        shape = (*logs.shape[:-1], times.shape[-1])
+        whole = np.broadcast_to(whole[:, None, :], shape)
+        part = np.broadcast_to(part[:, None, :], shape)
+    elapsed = np.take_along_axis(cumulative, whole, -1) + part * np.take_along_axis(logs, whole, -1)
+    return np.exp(-elapsed)
+
+
 def discount_factor(years: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """1 / (1 + r)^years, elementwise."""
     return np.power(1.0 + np.asarray(rate, dtype=np.float64), -np.asarray(years, dtype=np.float64))
@@ -180,6 +240,12 @@ class DcfInputs:
     regular: bool
     timing: Timing
     model: FlowModel | None = None
+    #: share of year 1's flow counted (a stub under a valuation date); None: whole years
+    first_stub: np.ndarray | None = None
+    #: the stable-phase rate per company (None: one rate throughout, see :func:`rate_path`)
+    stable_rate: np.ndarray | None = None
+    #: the rate is held through this year, then moves linearly to the stable rate by year N
+    fade_from: int = 5
 
     @property
     def rate(self) -> np.ndarray:
@@ -201,6 +267,8 @@ class DcfInputs:
             last_flow=self.last_flow[part],
             last_ebitda=self.last_ebitda[part],
             model=None if self.model is None else self.model.take(part),
+            first_stub=None if self.first_stub is None else self.first_stub[part],
+            stable_rate=None if self.stable_rate is None else self.stable_rate[part],
         )
 
     def take(self, mask: np.ndarray) -> DcfInputs:
@@ -214,6 +282,8 @@ class DcfInputs:
             last_flow=self.last_flow[mask],
             last_ebitda=self.last_ebitda[mask],
             model=None if self.model is None else self.model.take(mask),
+            first_stub=None if self.first_stub is None else self.first_stub[mask],
+            stable_rate=None if self.stable_rate is None else self.stable_rate[mask],
         )
 
 
@@ -295,15 +365,24 @@ def enterprise_value_parts(
     def col(a: np.ndarray) -> np.ndarray:
         return a[:, None] if matrix else a
 
+    stable = None
+    if inputs.stable_rate is not None:
+        # a shifted rate (sensitivity, scenario, draw) shifts the whole path by the same amount
+        stable = col(inputs.stable_rate) + (rate - col(inputs.rate))
     if inputs.model is None:
         flows = inputs.flows
         next_flow = col(inputs.last_flow) * (1.0 + growth)
     else:
-        flows, next_flow = inputs.model.project(rate=rate, growth=growth)
+        # the driver model reads r only as the stable-phase return on capital
+        flows, next_flow = inputs.model.project(
+            rate=rate if stable is None else stable, growth=growth
+        )
     width = flows.shape[-1]
     uniform = inputs.regular and width > 0 and bool(np.all(inputs.terminal_time == width))
     final = None
-    if inputs.regular and uniform:
+    if stable is not None:
+        pv, final = _path_pv(inputs, flows, rate, stable)
+    elif inputs.regular and uniform:
         pv, final = present_value(flows, rate, timing=inputs.timing, with_final_factor=True)
     elif inputs.regular:
         pv = present_value(flows, rate, timing=inputs.timing)
@@ -313,7 +392,7 @@ def enterprise_value_parts(
         pv = pv * shaped["flow_scale"]
         next_flow = next_flow * shaped["flow_scale"]
     if terminal == "gordon":
-        tv = gordon_terminal_value(next_flow, rate, growth)
+        tv = gordon_terminal_value(next_flow, rate if stable is None else stable, growth)
     else:
         # a scenario that scales the business scales its exit EBITDA too
         tv = shaped["exit_multiple"] * col(inputs.last_ebitda)
@@ -328,6 +407,27 @@ def enterprise_value_parts(
     return {
         k: v if v.shape == shape else np.broadcast_to(v, shape).copy() for k, v in parts.items()
     }
+
+
+def _path_pv(
+    inputs: DcfInputs, flows: np.ndarray, rate: np.ndarray, stable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(PV of the explicit flows, terminal discount factor) under the changing rate path."""
+    width = flows.shape[-1]
+    n = inputs.terminal_time.shape[0]
+    if inputs.regular:
+        half = 0.5 if inputs.timing == "mid_year" else 0.0
+        times = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64) - half, (n, width))
+    else:
+        times = inputs.times
+    horizon = inputs.terminal_time
+    factors = path_discount_factors(times, rate, stable, horizon, fade_from=inputs.fade_from)
+    if factors.ndim == 3 and flows.ndim == 2:
+        flows = flows[:, None, :]
+    final = path_discount_factors(
+        horizon[:, None], rate, stable, horizon, fade_from=inputs.fade_from
+    )[..., 0]
+    return (flows * factors).sum(axis=-1), final
 
 
 def equity_from_ev(enterprise_value: np.ndarray, companies: pl.DataFrame) -> np.ndarray:
@@ -585,6 +685,7 @@ def explicit_inputs(
         last_ebitda=ebitda[rows, last] if frame.height else np.zeros(0),
         regular=regular,
         timing=timing,
+        first_stub=None if regular else _stub_of_first(flows, frame),
     )
     return inputs, flows, excluded
 
@@ -634,6 +735,7 @@ def rate_growth_exclusions(inputs: DcfInputs, *, terminal: Terminal) -> pl.DataF
     """Companies that cannot be valued with their rate, growth or multiple, with the reason."""
     frame = inputs.companies
     rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
+    stable = _stable_rate_expr(frame)
     reason = (
         pl.when(rate.is_null())
         .then(pl.lit("no discount rate: the row gives none and valuation.discount_rate is unset"))
@@ -644,11 +746,24 @@ def rate_growth_exclusions(inputs: DcfInputs, *, terminal: Terminal) -> pl.DataF
         reason = reason.when(rate <= growth).then(
             format_text("discount rate {} must exceed terminal growth {}", rate, growth)
         )
+        if "stable_discount_rate" in frame.columns:
+            reason = reason.when(stable <= growth).then(
+                format_text(
+                    "stable-phase discount rate {} must exceed terminal growth {}", stable, growth
+                )
+            )
     else:
         reason = reason.when(pl.col("exit_multiple").is_null()).then(
             pl.lit("no exit multiple: the row gives none and valuation.exit_multiple is unset")
         )
     return frame.select("company_id", reason.alias("reason")).filter(pl.col("reason").is_not_null())
+
+
+def _stable_rate_expr(frame: pl.DataFrame) -> pl.Expr:
+    """The rate of the terminal value: the stable-phase rate where set, else the discount rate."""
+    if "stable_discount_rate" in frame.columns:
+        return pl.coalesce(pl.col("stable_discount_rate"), pl.col("discount_rate"))
+    return pl.col("discount_rate")
 
 
 def dcf_detail(inputs: DcfInputs, *, terminal: Terminal = "gordon") -> pl.DataFrame:
@@ -661,7 +776,8 @@ def dcf_detail(inputs: DcfInputs, *, terminal: Terminal = "gordon") -> pl.DataFr
     gordon = enterprise_value_parts(inputs, terminal="gordon")["terminal_value"]
     with np.errstate(divide="ignore", invalid="ignore"):
         implied_multiple = np.where(inputs.last_ebitda > 0, gordon / inputs.last_ebitda, np.nan)
-    implied_g = implied_growth(parts["terminal_value"], inputs.last_flow, inputs.rate)
+    tv_rate = inputs.rate if inputs.stable_rate is None else inputs.stable_rate
+    implied_g = implied_growth(parts["terminal_value"], inputs.last_flow, tv_rate)
     detail = inputs.companies.with_columns(
         [pl.Series(name, values) for name, values in parts.items()]
     ).with_columns(
@@ -673,7 +789,7 @@ def dcf_detail(inputs: DcfInputs, *, terminal: Terminal = "gordon") -> pl.DataFr
     )
     return equity_bridge(detail).with_columns(
         (pl.col("pv_terminal") / pl.col("enterprise_value")).alias("terminal_share"),
-        (pl.col("discount_rate") - pl.col("terminal_growth")).alias("spread"),
+        (_stable_rate_expr(detail) - pl.col("terminal_growth")).alias("spread"),
     )
 
 

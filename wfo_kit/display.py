@@ -16,7 +16,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def setup(*, interactive: bool = True) -> None:
+def setup(*, interactive: bool = True, units: str = "millions") -> None:
     """Call once at the top of a report notebook: table styles and Polars display settings.
 
     plotly.js itself is not put in the notebook: the HTML export embeds it once in the page head
@@ -27,6 +27,8 @@ def setup(*, interactive: bool = True) -> None:
     from IPython.display import display
 
     _SETTINGS["mime"] = interactive
+    _SETTINGS["units"] = units
+    _SETTINGS["picker"] = False
     pl.Config.set_tbl_rows(100)
     pl.Config.set_tbl_cols(30)
     pl.Config.set_fmt_str_lengths(200)
@@ -36,7 +38,13 @@ def setup(*, interactive: bool = True) -> None:
 # Whether figures also carry Plotly's MIME type (for drawing in JupyterLab). A headless run only
 # needs the HTML: the figure JSON as nested cells made papermill's saves and nbconvert's copies
 # about 0.7 s slower per report (measured here), for a notebook nobody looks at live.
-_SETTINGS = {"mime": True}
+_SETTINGS: dict[str, Any] = {"mime": True, "units": "millions", "currency": ""}
+
+
+def set_currency(currency: str) -> None:
+    """The one currency of the portfolio (headers say ``(USD)``), or empty when companies use
+    several (headers say ``(company currency)`` and per-company tables get a Currency column)."""
+    _SETTINGS["currency"] = currency
 
 
 def figure_bundle(fig: Any) -> dict[str, Any]:
@@ -44,13 +52,26 @@ def figure_bundle(fig: Any) -> dict[str, Any]:
     JupyterLab draws natively) in interactive sessions."""
     import plotly.io as pio
 
+    shown = fig
+    if _SETTINGS.get("picker") and _picked(fig):
+        # the shared company picker drives this chart in the HTML: its own dropdown (each
+        # button a list of every trace's visibility) would only repeat it, at ~40% of its size
+        import plotly.graph_objects as go
+
+        shown = go.Figure(fig)
+        shown.layout.updatemenus = ()
     div = pio.to_html(
-        fig, full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOT_CONFIG
+        shown, full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOT_CONFIG
     )
     bundle: dict[str, Any] = {"text/html": div}
     if _SETTINGS["mime"]:
         bundle[PLOTLY_MIME] = json.loads(pio.to_json(fig))
     return bundle
+
+
+def _picked(fig: Any) -> bool:
+    meta = fig.layout.meta
+    return isinstance(meta, dict) and "wfo_companies" in meta
 
 
 def show(fig: Any) -> None:
@@ -75,7 +96,22 @@ def note(text: str) -> None:
     display({"text/html": f"<p>{html.escape(str(text))}</p>", "text/plain": str(text)}, raw=True)
 
 
-_PERCENT = ("rate", "growth", "share", "margin", "spread", "weight", "probability", "roc", "score")
+_PERCENT = (
+    "rate",
+    "growth",
+    "share",
+    "margin",
+    "spread",
+    "weight",
+    "probability",
+    "roc",
+    "score",
+    "upside",
+)
+
+
+# integers that are names, not quantities: no thousands separator (a seed is not "20,261,126")
+_PLAIN_INTEGERS = ("row", "seed", "step", "priority", "horizon", "first_year")
 
 
 def _is_percent(column: str) -> bool:
@@ -97,29 +133,61 @@ def _format(value: Any, column: str) -> str:
             return f"{value:.2%}"
         return f"{value:,.2f}"
     if isinstance(value, int):
-        return f"{value:,d}" if "year" not in column and column != "row" else str(value)
+        plain = "year" in column or column in _PLAIN_INTEGERS
+        return str(value) if plain else f"{value:,d}"
     return str(value)
 
 
-def html_table(frame: Any, *, masked: list[str] | tuple[str, ...] = (), rows: int = 100) -> str:
-    """A report table: every cell escaped, numbers formatted (rates as %, money with commas)."""
-    from wfo_kit.trust import MASK
+def html_table(
+    frame: Any,
+    *,
+    masked: list[str] | tuple[str, ...] = (),
+    rows: int = 100,
+    company_column: str | None = None,
+    currency: str | None = None,
+    units: str | None = None,
+) -> str:
+    """A report table: every cell escaped, numbers formatted (rates as %, money with commas),
+    headers in words with units (:func:`column_label`).
+
+    With ``company_column`` each row carries ``data-wfo-company`` (its company id, escaped as
+    Plotly shows it), so the report's shared company picker can show one company's rows.
+    """
+    from wfo_kit.trust import MASK, plotly_text
 
     columns = list(frame.columns)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    currency = _SETTINGS["currency"] if currency is None else currency
+    units = _SETTINGS["units"] if units is None else units
+    labels = [column_label(c, currency=currency, units=units) for c in columns]
+    head = "".join(
+        f'<th title="{html.escape(c)}">{html.escape(label)}</th>'
+        for c, label in zip(columns, labels, strict=True)
+    )
+    keys = (
+        frame[company_column].to_list()
+        if company_column and company_column in columns
+        else [None] * frame.height
+    )
     body = []
-    for record in frame.head(rows).iter_rows():
+    for key, record in zip(keys, frame.head(rows).iter_rows(), strict=False):
         cells = []
         for column, value in zip(columns, record, strict=True):
             text = MASK if column in masked else _format(value, column)
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             align = ' class="num"' if numeric and column not in masked else ""
             cells.append(f"<td{align}>{html.escape(text)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
+        attr = f' data-wfo-company="{html.escape(plotly_text(key))}"' if key is not None else ""
+        body.append(f"<tr{attr}>{''.join(cells)}</tr>")
     more = frame.height - rows
     caption = f"<caption>{more:,d} more rows in the result files</caption>" if more > 0 else ""
+    picked = " data-wfo-picked" if company_column else ""
+    none = (
+        '<p class="wfo-none" hidden>No row for this company in this table.</p>'
+        if company_column
+        else ""
+    )
     return (
-        '<div class="wfo-table"><table>'
+        f'<div class="wfo-table"{picked}>{none}<table>'
         + caption
         + f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
@@ -140,11 +208,19 @@ div.wfo-table table td.num { text-align: right !important; white-space: nowrap;
 </style>"""
 
 
-def table(frame: Any, report: Any = None, *, rows: int = 100, caption: str = "") -> None:
+def table(
+    frame: Any,
+    report: Any = None,
+    *,
+    rows: int = 100,
+    caption: str = "",
+    company_column: str | None = None,
+) -> None:
     """Display a frame as an escaped, formatted table, masking ``report.masked_columns``.
 
     Both representations are masked (the notebook keeps the plain-text one too), and so is the
-    ``value`` of a long table's rows that name a masked column (the quarantine).
+    ``value`` of a long table's rows that name a masked column (the quarantine). With
+    ``company_column`` the rows follow the report's company picker (:func:`company_picker`).
     """
     from IPython.display import display
 
@@ -158,7 +234,8 @@ def table(frame: Any, report: Any = None, *, rows: int = 100, caption: str = "")
         return
     display(
         {
-            "text/html": title + html_table(frame, masked=masked, rows=rows),
+            "text/html": title
+            + html_table(frame, masked=masked, rows=rows, company_column=company_column),
             "text/plain": repr(frame),
         },
         raw=True,
@@ -188,3 +265,250 @@ def selected_companies(valuations: Any, report: Any) -> list[str]:
         maintain_order=True
     )
     return valued.head(report.detail_limit).to_list()
+
+
+def detail_note(valuations: Any, report: Any, company_ids: list[str]) -> str:
+    """Which companies the detail sections cover, and how to choose others.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from wfo_kit.config import ReportConfig
+    >>> v = pl.DataFrame({"company_id": ["A", "B", "C"], "status": ["valued"] * 3})
+    >>> detail_note(v, ReportConfig(detail_limit=2), ["A", "B"])[:58]
+    'Detailed: the first 2 of 3 valued companies (report.detail'
+    """
+    import polars as pl
+
+    valued = valuations.filter(pl.col("status") == "valued")["company_id"].unique()
+    if report.companies:
+        missing = [c for c in company_ids if c not in set(valued.to_list())]
+        note = f"Detailed: the {len(company_ids):,d} companies listed in report.companies."
+        if missing:
+            note += f" Not valued, so shown without values: {', '.join(missing)}."
+        return note
+    if len(company_ids) >= valued.len():
+        return f"Detailed: all {valued.len():,d} valued companies."
+    return (
+        f"Detailed: the first {len(company_ids):,d} of {valued.len():,d} valued companies "
+        f"(report.detail_limit: {report.detail_limit}). To detail others, list them in "
+        "report.companies (or raise report.detail_limit)."
+    )
+
+
+# Column headers in words, with the kind of unit each holds. A column not listed reads as its
+# name in words ("peer_basis" -> "Peer basis"), and the unit is guessed from its name the way
+# numbers are formatted (rates as %, *_per_share in the currency), so a new method's columns
+# need no edit here to read well.
+COLUMN_LABELS: dict[str, tuple[str, str]] = {
+    "company_id": ("Company", ""),
+    "name": ("Name", ""),
+    "sector": ("Sector", ""),
+    "currency": ("Currency", ""),
+    "method": ("Method", ""),
+    "status": ("Status", ""),
+    "reason": ("Reason", ""),
+    "share_price": ("Market price per share", "per_share"),
+    "low": ("Blended low per share", "per_share"),
+    "base": ("Blended value per share", "per_share"),
+    "high": ("Blended high per share", "per_share"),
+    "upside": ("Upside (+) or downside (-) to blended value", "pct"),
+    "price_to_value": ("Price / blended value", "times"),
+    "implied_fcff_growth": ("Market-implied FCFF growth (reverse DCF)", "pct_year"),
+    "forecast_fcff_growth": ("Forecast FCFF growth", "pct_year"),
+    "methods_missing": ("Methods that could not value it", ""),
+    "methods_used": ("Methods and weights used", ""),
+    "discount_rate": ("Discount rate", "pct"),
+    "terminal_growth": ("Terminal growth", "pct_year"),
+    "spread": ("Discount rate less terminal growth", "pct"),
+    "horizon": ("Forecast years", ""),
+    "pv_explicit": ("PV of forecast cash flows", "money"),
+    "terminal_value": ("Terminal value", "money"),
+    "pv_terminal": ("PV of terminal value", "money"),
+    "enterprise_value": ("Enterprise value", "money"),
+    "equity_value": ("Equity value", "money"),
+    "terminal_share": ("Terminal value share of EV", "pct"),
+    "implied_exit_multiple": ("Implied exit multiple (EV / EBITDA)", "times"),
+    "value_per_share": ("Value per share", "per_share"),
+    "draws": ("Draws", ""),
+    "rejected": ("Draws rejected", ""),
+    "mean": ("Mean value per share", "per_share"),
+    "std": ("Standard deviation per share", "per_share"),
+    "p5": ("5th percentile per share", "per_share"),
+    "p25": ("25th percentile per share", "per_share"),
+    "p50": ("Median per share", "per_share"),
+    "p75": ("75th percentile per share", "per_share"),
+    "p95": ("95th percentile per share", "per_share"),
+    "sampler": ("Sampler", ""),
+    "seed": ("Random seed", ""),
+    "multiple": ("Multiple", ""),
+    "peer_basis": ("Peers chosen by", ""),
+    "peers": ("Peers used", ""),
+    "metric_value": ("Company metric", "money"),
+    "bridge": ("EV to equity bridge", "money"),
+    "equity_low": ("Equity value, low", "money"),
+    "equity_base": ("Equity value, base", "money"),
+    "equity_high": ("Equity value, high", "money"),
+    "per_share_low": ("Value per share, low", "per_share"),
+    "per_share_base": ("Value per share, base", "per_share"),
+    "per_share_high": ("Value per share, high", "per_share"),
+    "adjusted_nav": ("Adjusted net asset value", "money"),
+    "liquidation_value": ("Liquidation value", "money"),
+    "rows_in": ("Rows in", ""),
+    "rows_valid": ("Rows valid", ""),
+    "rows_quarantined": ("Rows quarantined", ""),
+    "score": ("Quality score (valid / in)", "pct"),
+    "table": ("Table", ""),
+    "row": ("Row", ""),
+    "column": ("Column", ""),
+    "check": ("Check", ""),
+    "value": ("Value", ""),
+    "key": ("Key", ""),
+    "source": ("Source", ""),
+    "peer_id": ("Peer", ""),
+    "target_id": ("Target company", ""),
+}
+
+
+def column_label(column: str, *, currency: str = "", units: str = "millions") -> str:
+    """A column's header: words with the unit.
+
+    Examples
+    --------
+    >>> column_label("value_per_share", currency="USD")
+    'Value per share (USD)'
+    >>> column_label("enterprise_value", currency="USD", units="millions")
+    'Enterprise value (USD millions)'
+    >>> column_label("terminal_share")
+    'Terminal value share of EV (%)'
+    >>> column_label("dcf_per_share", currency="")
+    'Dcf per share (company currency)'
+    """
+    words, kind = COLUMN_LABELS.get(column, (None, None))
+    if words is None:
+        words = column.replace("_", " ").strip().capitalize()
+        if column.endswith("per_share"):
+            kind = "per_share"
+        elif column.isdigit():
+            kind = ""  # a year as a column: the table's caption gives the unit
+        else:
+            kind = "pct" if _is_percent(column) else ""
+    money = currency or "company currency"
+    unit = {
+        "per_share": money,
+        "money": f"{currency} {units}" if currency else f"company currency, {units}",
+        "pct": "%",
+        "pct_year": "% a year",
+        "times": "times",
+    }.get(kind or "", "")
+    return f"{words} ({unit})" if unit else words
+
+
+PICKER_SCRIPT = """
+(function () {
+  "use strict";
+  var picker = document.getElementById("wfo-company-picker");
+  if (!picker) return;
+  function charts(id) {
+    if (!window.Plotly || !window.Plotly.update) return;
+    document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      var meta = gd.layout && gd.layout.meta;
+      var ids = meta && meta.wfo_companies;
+      if (!ids) return;
+      var i = ids.indexOf(id);
+      if (i < 0) return;
+      var first = meta.wfo_traces[i][0], count = meta.wfo_traces[i][1];
+      var visible = gd.data.map(function (_t, k) { return k >= first && k < first + count; });
+      window.Plotly.update(gd, {visible: visible}, meta.wfo_layouts[i]);
+    });
+  }
+  function tables(id) {
+    document.querySelectorAll("[data-wfo-picked]").forEach(function (box) {
+      var shown = 0;
+      box.querySelectorAll("tr[data-wfo-company]").forEach(function (tr) {
+        tr.hidden = tr.getAttribute("data-wfo-company") !== id;
+        if (!tr.hidden) shown += 1;
+      });
+      var none = box.querySelector(".wfo-none");
+      if (none) none.hidden = shown > 0;
+    });
+    document.querySelectorAll("[data-wfo-company-name]").forEach(function (el) {
+      el.textContent = picker.options[picker.selectedIndex].text;
+    });
+  }
+  function pick() {
+    var id = picker.options[picker.selectedIndex].getAttribute("data-plotly-id");
+    tables(id);
+    charts(id);
+  }
+  picker.addEventListener("change", pick);
+  tables(picker.options[picker.selectedIndex].getAttribute("data-plotly-id"));
+})();
+"""
+
+PICKER_CSS = """<style>
+.wfo-picker { position: sticky; top: 0; z-index: 10; background: #f4f6fa;
+  border-bottom: 1px solid #c8cfdb; padding: 8px 12px; margin: 8px 0;
+  font-family: sans-serif; font-size: 14px; }
+.wfo-picker select { font-size: 14px; padding: 2px 4px; margin-left: 6px; }
+.wfo-picker .wfo-picker-note { color: #555; font-size: 12px; margin-left: 12px; }
+</style>"""
+
+
+def picker_html(options: list[tuple[str, str]], *, note: str = "") -> str:
+    """The report's shared company picker: a ``<select>`` (one option per ``(company_id,
+    label)``) that shows the chosen company in every chart and table made for it, and the script
+    that does it (inline: the report has no other file and allows no network).
+
+    Examples
+    --------
+    >>> "C1 &lt;b&gt;" in picker_html([("C1", "C1 <b>")])
+    True
+    """
+    from wfo_kit.trust import plotly_text
+
+    opts = "".join(
+        f'<option value="{html.escape(cid)}" data-plotly-id="{html.escape(plotly_text(cid))}">'
+        f"{html.escape(label)}</option>"
+        for cid, label in options
+    )
+    return (
+        PICKER_CSS + '<div class="wfo-picker" id="wfo-picker"><label for="wfo-company-picker">'
+        "Company shown in every detail section:</label>"
+        f'<select id="wfo-company-picker">{opts}</select>'
+        f'<span class="wfo-picker-note">{html.escape(note)}</span></div>'
+        f"<script>{PICKER_SCRIPT}</script>"
+    )
+
+
+def company_picker(companies: Any, company_ids: list[str], *, note: str = "") -> None:
+    """Display the shared company picker for ``company_ids`` (``companies``: id and name)."""
+    import polars as pl
+    from IPython.display import display
+
+    names = dict(companies.select("company_id", "name").iter_rows())
+    options = [(c, f"{c} {names.get(c) or ''}".strip()) for c in company_ids]
+    html_text = picker_html(options, note=note)
+    _SETTINGS["picker"] = True
+    plain = pl.DataFrame({"company": [o[1] for o in options]})
+    display({"text/html": html_text, "text/plain": f"companies detailed: {plain.height}"}, raw=True)
+
+
+def headline(facts: dict[str, Any]) -> None:
+    """The top of the report: facts as a definition list, then the plain reading (escaped)."""
+    from IPython.display import display
+
+    rows = "".join(
+        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts["facts"]
+    )
+    text = (
+        "<style>.wfo-headline{font-family:sans-serif;background:#f4f6fa;border:1px solid #c8cfdb;"
+        "border-radius:4px;padding:10px 16px;margin:8px 0 16px 0}"
+        ".wfo-headline dl{display:grid;grid-template-columns:max-content auto;gap:4px 16px;"
+        "margin:0 0 8px 0}.wfo-headline dt{font-weight:bold}.wfo-headline dd{margin:0}"
+        ".wfo-headline p{margin:0;font-size:15px;line-height:1.45}</style>"
+        f'<div class="wfo-headline" id="wfo-headline"><dl>{rows}</dl>'
+        f'<p id="wfo-reading">{html.escape(facts["reading"])}</p></div>'
+    )
+    plain = "\n".join(f"{k}: {v}" for k, v in facts["facts"]) + "\n" + facts["reading"]
+    display({"text/html": text, "text/plain": plain}, raw=True)

@@ -48,7 +48,7 @@ _DRIVERS = ("revenue_growth", "target_margin", "sales_to_capital", "stable_roc")
 DCF_SETTINGS = (
     "forecast", "rate_source", "discount_rate", "terminal_growth", "terminal", "exit_multiple",
     "timing", "valuation_date", "fiscal_year_end", "wacc", "drivers", "sensitivity", "scenarios",
-    "monte_carlo", "range",
+    "monte_carlo", "range", "stable_discount_rate", "rate_fade_from_year",
 )  # fmt: skip
 
 
@@ -206,6 +206,8 @@ def _inert(config: Config) -> list[tuple[str, str]]:
     for method in ("comparables", "asset"):
         if method not in v.methods:
             out.append((f"valuation.{method}", f"{method} is not in valuation.methods"))
+    if "ddm" not in v.methods and "fcfe" not in v.methods:
+        out.append(("valuation.equity", "neither ddm nor fcfe is in valuation.methods"))
     for method, weight in v.blend.items():
         if method not in v.methods and weight > 0:
             reason = f"{method} is not in valuation.methods (its weight is renormalised away)"

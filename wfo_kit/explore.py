@@ -166,56 +166,129 @@ def _risk(
     return scenarios, simulation, kept
 
 
+#: What each input box means, in words with its unit (the explorer's labels).
+LABELS = {
+    "company": "Company",
+    "rate": "Discount rate (% a year)",
+    "growth": "Terminal growth (% a year)",
+    "margin": "Target operating margin (%)",
+    "scenario": "Scenario applied to the DCF",
+    "weight": "Weight of {} in the blend (0 to 1)",
+    "reset": "Back to the report's inputs",
+}
+
+
+def percent_input(shown: float, own: float) -> float:
+    """The decimal rate behind a box that shows percent: the company's own value, exactly, while
+    the box still shows it (9.74 / 100 is not 0.0974 in binary floating point), else shown/100.
+
+    Examples
+    --------
+    >>> percent_input(9.74, 0.0974)
+    0.0974
+    >>> percent_input(10.0, 0.0974)
+    0.1
+    """
+    return own if abs(shown - own * 100.0) < 1e-9 else shown / 100.0
+
+
+def explorer_companies(ctx: Any) -> list[str]:
+    """Every company the run valued by any method (a blended value), in company order."""
+    return ctx["blend"].filter(pl.col("base").is_not_null())["company_id"].to_list()
+
+
+def report_inputs(ctx: Any, company_id: str) -> dict[str, float | None]:
+    """The inputs the report used for one company: its DCF's discount rate and terminal growth
+    (the company row's where the DCF could not value it) and its target margin."""
+    detail = ctx["dcf_detail"].filter(pl.col("company_id") == company_id)
+    row = ctx["companies"].filter(pl.col("company_id") == company_id)
+    source = detail if detail.height else row
+    valuation = ctx.config.valuation
+
+    def pick(column: str, fallback: float | None) -> float | None:
+        if column in source.columns and source.height and source[column][0] is not None:
+            return float(source[column][0])
+        return fallback
+
+    return {
+        "discount_rate": pick("discount_rate", valuation.discount_rate),
+        "terminal_growth": pick("terminal_growth", valuation.terminal_growth),
+        "target_margin": pick("target_margin", None),
+    }
+
+
 class Explorer:
-    """ipywidgets controls and Plotly FigureWidgets over :func:`revalue`."""
+    """ipywidgets controls and Plotly FigureWidgets over :func:`revalue`.
+
+    It opens on the report's numbers: entry boxes hold each company's own inputs exactly (arrow
+    steps of 0.25 percentage point move from there; any value can be typed), and "Back to the
+    report's inputs" restores them.
+    """
 
     def __init__(self, ctx: Any) -> None:
         import ipywidgets as w
         import plotly.graph_objects as go
 
+        from wfo_kit.charts import PRICE_COLOR, TEMPLATE, method_color
+
         self.ctx = ctx
-        valued = (
-            ctx["valuations"]
-            .filter((pl.col("method") == "dcf") & (pl.col("status") == "valued"))["company_id"]
-            .to_list()
-        )
-        names = dict(ctx["companies"].select("company_id", "name").iter_rows())
+        self._method_color = method_color
+        valued = explorer_companies(ctx)
+        info = ctx["input_companies"].unique("company_id", keep="first")
+        self.info = {r["company_id"]: r for r in info.iter_rows(named=True)}
         valuation = ctx.config.valuation
+        wide = {"description_width": "initial"}
+        layout = w.Layout(width="360px")
         self.company = w.Dropdown(
-            options=[(f"{c} {names.get(c, '')}", c) for c in valued], description="company"
+            options=[(f"{c} {self.info.get(c, {}).get('name') or ''}".strip(), c) for c in valued],
+            description=LABELS["company"],
+            style=wide,
+            layout=w.Layout(width="420px"),
         )
-        self.rate = w.FloatSlider(
-            min=0.02, max=0.2, step=0.0025, readout_format=".2%", description="discount r"
-        )
-        self.growth = w.FloatSlider(
-            min=-0.02, max=0.06, step=0.0025, readout_format=".2%", description="terminal g"
-        )
-        self.margin = w.FloatSlider(
-            min=0.0,
-            max=0.6,
-            step=0.01,
-            readout_format=".0%",
-            description="margin*",
-            disabled=valuation.forecast != "drivers",
-        )
+
+        def box(label: str, low: float, high: float, step: float) -> Any:
+            return w.BoundedFloatText(
+                min=low, max=high, step=step, description=label, style=wide, layout=layout
+            )
+
+        self.rate = box(LABELS["rate"], -50.0, 100.0, 0.25)
+        self.growth = box(LABELS["growth"], -50.0, 50.0, 0.25)
+        self.margin = box(LABELS["margin"], -100.0, 100.0, 0.5)
+        self.margin.disabled = valuation.forecast != "drivers"
         self.scenario = w.Dropdown(
-            options=[("none", None)] + [(s.name, s.name) for s in valuation.scenarios],
-            description="scenario",
+            options=[("none (the report's DCF)", None)]
+            + [(s.name, s.name) for s in valuation.scenarios],
+            description=LABELS["scenario"],
+            style=wide,
+            layout=layout,
         )
         self.weights = {
-            m: w.FloatSlider(
-                value=valuation.blend.get(m, 0.0), min=0, max=1, step=0.05, description=f"w {m}"
+            m: w.BoundedFloatText(
+                value=valuation.blend.get(m, 0.0),
+                min=0,
+                max=1,
+                step=0.05,
+                description=LABELS["weight"].format(m),
+                style=wide,
+                layout=layout,
             )
             for m in ("dcf", "comparables", "asset")
         }
+        self.reset = w.Button(description=LABELS["reset"], layout=w.Layout(width="240px"))
         self.status = w.HTML()
-        self.field = go.FigureWidget(
-            layout={
-                "title": "Football field",
-                "height": 320,
-                "barmode": "overlay",
-                "showlegend": False,
-            }
+        self._own: dict[str, float | None] = {}
+
+        def figure(title: str, height: int, **extra: Any) -> Any:
+            return go.FigureWidget(
+                layout={"title": title, "height": height, "template": TEMPLATE, **extra}
+            )
+
+        self.field = figure(
+            "Football field: value per share by method, against the market price",
+            340,
+            barmode="overlay",
+            showlegend=False,
+            yaxis={"title": {"text": "Method"}},
         )
         self.field.add_bar(
             orientation="h", y=[], x=[], base=[], textposition="outside", hoverinfo="text"
@@ -225,21 +298,34 @@ class Explorer:
             y=[],
             x=[],
             marker={"symbol": "line-ns-open", "size": 18, "color": "black"},
+            name="base value",
         )
-        self.heat = go.FigureWidget(layout={"title": "Sensitivity: r x g", "height": 380})
-        self.heat.add_heatmap(z=[[0]], colorscale="RdYlGn")
-        self.scenario_bars = go.FigureWidget(
-            layout={"title": "Scenarios: value per share", "height": 260, "showlegend": False}
+        self.field.add_scatter(
+            mode="lines",
+            y=[],
+            x=[],
+            line={"color": PRICE_COLOR, "dash": "dash", "width": 2},
+            name="market price",
+        )
+        self.heat = figure(
+            "Sensitivity: DCF value per share, discount rate x terminal growth",
+            400,
+            xaxis={"title": {"text": "Terminal growth (% a year)"}},
+            yaxis={"title": {"text": "Discount rate (% a year)"}},
+        )
+        self.heat.add_heatmap(z=[[0]], colorscale="RdYlGn", texttemplate="%{z:,.1f}")
+        self.scenario_bars = figure(
+            "Scenarios: DCF value per share",
+            280,
+            showlegend=False,
+            xaxis={"title": {"text": "Scenario"}},
         )
         self.scenario_bars.add_bar(x=[], y=[], hoverinfo="text")
-        self.histogram = go.FigureWidget(
-            layout={
-                "title": f"Monte Carlo ({EXPLORER_DRAWS:,} draws): value per share",
-                "height": 260,
-                "showlegend": False,
-                "xaxis": {"title": "value per share"},
-                "yaxis": {"title": "draws"},
-            }
+        self.histogram = figure(
+            f"Monte Carlo ({EXPLORER_DRAWS:,} draws): DCF value per share",
+            280,
+            showlegend=False,
+            yaxis={"title": {"text": "Draws"}},
         )
         self.histogram.add_histogram(x=[], nbinsx=40)
         controls = [
@@ -252,7 +338,7 @@ class Explorer:
         ]
         self.widget = w.VBox(
             [
-                w.HBox([w.VBox(controls[:5]), w.VBox(controls[5:])]),
+                w.HBox([w.VBox(controls[:5]), w.VBox([*controls[5:], self.reset])]),
                 self.status,
                 self.field,
                 self.heat,
@@ -260,30 +346,51 @@ class Explorer:
             ]
         )
         self.company.observe(self._company_changed, names="value")
+        self._quiet = False
         for control in controls[1:]:
-            control.observe(lambda _change: self.update(), names="value")
+            control.observe(lambda _change: None if self._quiet else self.update(), names="value")
+        self.reset.on_click(lambda _button: self.back_to_report())
         self._company_changed(None)
 
     def _company_changed(self, _change: Any) -> None:
-        detail = self.ctx["dcf_detail"].filter(pl.col("company_id") == self.company.value)
-        if detail.height:
-            with self.rate.hold_trait_notifications(), self.growth.hold_trait_notifications():
-                self.rate.value = float(detail["discount_rate"][0])
-                self.growth.value = float(detail["terminal_growth"][0])
-        self.update()
+        self.back_to_report()
+
+    def back_to_report(self) -> dict[str, Any]:
+        """Put every input back to the report's (this company's own rates, the configured
+        weights, no scenario) and re-value."""
+        own = report_inputs(self.ctx, self.company.value)
+        self._own = own
+        valuation = self.ctx.config.valuation
+        self._quiet = True  # one update once every box is back, not one per box
+        try:
+            self.rate.value = (own["discount_rate"] or 0.0) * 100.0
+            self.growth.value = (own["terminal_growth"] or 0.0) * 100.0
+            self.margin.value = (own["target_margin"] or 0.0) * 100.0
+            self.scenario.value = None
+            for method, control in self.weights.items():
+                control.value = valuation.blend.get(method, 0.0)
+        finally:
+            self._quiet = False
+        return self.update()
 
     def assumptions(self) -> Assumptions:
+        own = self._own
         return Assumptions(
             company_id=self.company.value,
-            discount_rate=self.rate.value,
-            terminal_growth=self.growth.value,
-            target_margin=None if self.margin.disabled else self.margin.value,
+            discount_rate=percent_input(self.rate.value, own.get("discount_rate") or 0.0),
+            terminal_growth=percent_input(self.growth.value, own.get("terminal_growth") or 0.0),
+            target_margin=None
+            if self.margin.disabled
+            else percent_input(self.margin.value, own.get("target_margin") or 0.0),
             scenario=self.scenario.value,
             weights=tuple((m, s.value) for m, s in self.weights.items()),
         )
 
     def update(self) -> dict[str, Any]:
         result = revalue(self.ctx, self.assumptions())
+        info = self.info.get(self.company.value, {})
+        currency = plotly_text(info.get("currency") or "")
+        per_share = f"Value per share ({currency})" if currency else "Value per share"
         methods = result["methods"].filter(pl.col("status") == "valued")
         blend = result["blend"]
         bars = range_bars(
@@ -302,28 +409,38 @@ class Explorer:
                 ]
             )
         )
-        labels = bars["method"].to_list()
+        raw = bars["method"].to_list()
+        labels = [plotly_text(m) for m in raw]
+        price = info.get("share_price")
         with self.field.batch_update():
             self.field.data[0].y = labels
             self.field.data[0].base = bars["bar_start"].to_list()
             self.field.data[0].x = bars["bar_width"].to_list()
+            self.field.data[0].marker.color = [self._method_color(m) for m in raw]
             self.field.data[0].text = bars["note"].fill_null("").to_list()
             self.field.data[0].hovertext = [
                 f"{m}: {h}" for m, h in zip(labels, bars["hover"].to_list(), strict=True)
             ]
             self.field.data[1].y = labels
             self.field.data[1].x = bars["value_per_share"].to_list()
+            self.field.data[2].y = labels if price else []
+            self.field.data[2].x = [price] * len(labels) if price else []
+            self.field.layout.xaxis.title.text = per_share
         grid = result["sensitivity"]
-        if grid.height:
-            rates = grid["discount_rate"].unique(maintain_order=True).to_list()
-            growths = grid["second_value"].unique(maintain_order=True).to_list()
-            z = np.array(grid["value_per_share"].fill_null(np.nan).to_list()).reshape(
-                len(rates), len(growths)
-            )
-            with self.heat.batch_update():
+        with self.heat.batch_update():
+            if grid.height:
+                rates = grid["discount_rate"].unique(maintain_order=True).to_list()
+                growths = grid["second_value"].unique(maintain_order=True).to_list()
+                z = np.array(grid["value_per_share"].fill_null(np.nan).to_list()).reshape(
+                    len(rates), len(growths)
+                )
                 self.heat.data[0].z = z
                 self.heat.data[0].x = [f"{g:.2%}" for g in growths]
                 self.heat.data[0].y = [f"{r:.2%}" for r in rates]
+            else:
+                self.heat.data[0].z = [[None]]
+                self.heat.data[0].x, self.heat.data[0].y = [""], [""]
+            self.heat.data[0].colorbar.title.text = per_share
         scenarios = result["scenarios"]
         with self.scenario_bars.batch_update():
             names = scenarios["scenario"].to_list() if scenarios.height else []
@@ -331,17 +448,36 @@ class Explorer:
             self.scenario_bars.data[0].y = (
                 scenarios["value_per_share"].to_list() if scenarios.height else []
             )
+            self.scenario_bars.layout.yaxis.title.text = per_share
         draws = result["draws"]
         with self.histogram.batch_update():
             self.histogram.data[0].x = (
                 draws["value_per_share"].drop_nulls().to_numpy() if draws.height else []
             )
-        text = (
-            f"DCF {result['dcf']:,.2f} per share"
-            if result["dcf"] is not None
-            else f"DCF not available: {result['reason']}"
-        )
-        import html
-
-        self.status.value = html.escape(f"{text}; blended {blend['base'] or float('nan'):,.2f}")
+            self.histogram.layout.xaxis.title.text = per_share
+        self.status.value = status_text(result, price=price, currency=info.get("currency") or "")
         return result
+
+
+def status_text(result: dict[str, Any], *, price: float | None, currency: str) -> str:
+    """The explorer's one line (escaped HTML): DCF, blended range, market price and upside."""
+    import html
+
+    blend = result["blend"]
+    unit = f" {currency}" if currency else ""
+    dcf = (
+        f"DCF {result['dcf']:,.2f}{unit} per share"
+        if result["dcf"] is not None
+        else f"DCF not available: {result['reason']}"
+    )
+    parts = [dcf]
+    if blend["base"] is not None:
+        low = f"{blend['low']:,.2f}" if blend["low"] is not None else "n/a"
+        high = f"{blend['high']:,.2f}" if blend["high"] is not None else "n/a"
+        parts.append(f"blended {blend['base']:,.2f}{unit} (low {low}, high {high})")
+        if price:
+            parts.append(f"market price {price:,.2f}{unit}")
+            parts.append(f"upside {blend['base'] / price - 1:+.1%}")
+    else:
+        parts.append("no blended value")
+    return "<b>" + html.escape("; ".join(parts)) + "</b>"

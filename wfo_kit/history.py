@@ -15,8 +15,10 @@ from typing import Any
 
 import polars as pl
 
+from wfo_kit.attribution import Attribution, attribute_runs
 from wfo_kit.config import _flatten
 from wfo_kit.errors import ConfigurationError, did_you_mean
+from wfo_kit.trust import plotly_text
 
 HISTORY_SCHEMA = {
     "run_id": pl.String,
@@ -106,36 +108,37 @@ def _alive(pid: object, host: object) -> bool:
     return True
 
 
+def history_row(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """One run's row of :func:`run_history` (its columns: :data:`HISTORY_SCHEMA`)."""
+    started = _parse_time(manifest.get("started"))
+    finished = _parse_time(manifest.get("finished"))
+    seconds = (finished - started).total_seconds() if started and finished else None
+    quality = manifest.get("quality") or []
+    rows_in = sum(q.get("rows_in", 0) for q in quality)
+    rows_valid = sum(q.get("rows_valid", 0) for q in quality)
+    headline = manifest.get("headline") or {}
+    companies = headline.get("companies")
+    error = manifest.get("error") or {}
+    return {
+        "run_id": manifest.get("run_id", folder.name),
+        "status": manifest.get("status"),
+        "started": started,
+        "finished": finished,
+        "seconds": seconds,
+        "params_file": manifest.get("params_file"),
+        "owner": manifest.get("owner"),
+        "companies": companies,
+        "valued": headline.get("valued"),
+        "quality_score": rows_valid / rows_in if rows_in else None,
+        "companies_per_second": companies / seconds if companies and seconds else None,
+        "error": error.get("message"),
+        "path": str(folder),
+    }
+
+
 def run_history(root: Path, *, status: str | None = None) -> pl.DataFrame:
     """One row per run folder under ``root`` (newest first)."""
-    rows = []
-    for folder, manifest in _manifests(root):
-        started = _parse_time(manifest.get("started"))
-        finished = _parse_time(manifest.get("finished"))
-        seconds = (finished - started).total_seconds() if started and finished else None
-        quality = manifest.get("quality") or []
-        rows_in = sum(q.get("rows_in", 0) for q in quality)
-        rows_valid = sum(q.get("rows_valid", 0) for q in quality)
-        headline = manifest.get("headline") or {}
-        companies = headline.get("companies")
-        error = manifest.get("error") or {}
-        rows.append(
-            {
-                "run_id": manifest.get("run_id", folder.name),
-                "status": manifest.get("status"),
-                "started": started,
-                "finished": finished,
-                "seconds": seconds,
-                "params_file": manifest.get("params_file"),
-                "owner": manifest.get("owner"),
-                "companies": companies,
-                "valued": headline.get("valued"),
-                "quality_score": rows_valid / rows_in if rows_in else None,
-                "companies_per_second": companies / seconds if companies and seconds else None,
-                "error": error.get("message"),
-                "path": str(folder),
-            }
-        )
+    rows = [history_row(folder, manifest) for folder, manifest in _manifests(root)]
     frame = pl.DataFrame(rows, schema=HISTORY_SCHEMA)
     if status:
         frame = frame.filter(pl.col("status") == status)
@@ -184,7 +187,7 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
     manifests = [load_manifest(root, r) for r in (run_a, run_b)]
     frames = []
     for run_id in (run_a, run_b):
-        path = Path(root) / run_id / "results" / "valuations.parquet"
+        path = _run_folder(root, run_id) / "results" / "valuations.parquet"
         frames.append(
             pl.read_parquet(path).select("company_id", "method", "value_per_share")
             if path.is_file()
@@ -239,7 +242,82 @@ def run_diff(root: Path, run_a: str, run_b: str) -> dict[str, pl.DataFrame]:
         schema=["table", "sha256_a", "sha256_b"],
         orient="row",
     )
-    return {"values": values, "parameters": parameters, "inputs": inputs, "effects": effect_frame}
+    return {
+        "values": values,
+        "blend": blend_diff(root, run_a, run_b),
+        "parameters": parameters,
+        "inputs": inputs,
+        "effects": effect_frame,
+    }
+
+
+#: A blended value that moves by at least this much per share counts as changed (one cent).
+CHANGED = 0.005
+
+
+def _recorded_blend(root: Path, run_id: str) -> pl.DataFrame | None:
+    path = _run_folder(root, run_id) / "results" / "blend.parquet"
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def _run_folder(root: Path, run_id: str) -> Path:
+    for folder, manifest in _manifests(root):
+        if manifest.get("run_id") == run_id or folder.name == run_id:
+            return folder
+    return Path(root) / run_id
+
+
+def blend_diff(root: Path, run_a: str, run_b: str) -> pl.DataFrame:
+    """Blended value per share (low, base, high) of each company in two runs, and its change.
+
+    ``changed`` is true where the base moved by a cent or more, or the company has a blended
+    value in one run only.
+    """
+    empty = pl.DataFrame(
+        schema={"company_id": pl.String, "low": pl.Float64, "base": pl.Float64, "high": pl.Float64}
+    )
+    recorded = (_recorded_blend(root, r) for r in (run_a, run_b))
+    a, b = ((empty if f is None else f).select(empty.columns) for f in recorded)
+    joined = a.join(b, on="company_id", how="full", coalesce=True, suffix="_b").rename(
+        {"low": "low_a", "base": "base_a", "high": "high_a"}
+    )
+    change = pl.col("base_b") - pl.col("base_a")
+    return joined.select(
+        "company_id", "base_a", "base_b",
+        change.alias("change"),
+        (pl.col("base_b") / pl.col("base_a") - 1).alias("change_pct"),  # a fraction: 0.05 is 5%
+        "low_a", "low_b", "high_a", "high_b",
+        (
+            (change.abs() >= CHANGED).fill_null(False)
+            | (pl.col("base_a").is_null() != pl.col("base_b").is_null())
+        ).alias("changed"),
+    ).sort("company_id")  # fmt: skip
+
+
+def diff_summary(blend: pl.DataFrame, *, top: int = 5) -> tuple[str, pl.DataFrame]:
+    """One sentence on how many companies moved, and the ``top`` largest moves."""
+    both = blend.filter(pl.col("base_a").is_not_null() & pl.col("base_b").is_not_null())
+    moved = both.filter(pl.col("changed"))
+    only_a = blend.filter(pl.col("base_a").is_not_null() & pl.col("base_b").is_null()).height
+    only_b = blend.filter(pl.col("base_a").is_null() & pl.col("base_b").is_not_null()).height
+    line = (
+        f"{both.height} companies have a blended value in both runs: {moved.height} changed by a "
+        f"cent or more per share, {both.height - moved.height} unchanged; "
+        f"{only_a} only in the first run, {only_b} only in the second"
+    )
+    largest = (
+        moved.sort(pl.col("change").abs(), descending=True)
+        .head(top)
+        .select("company_id", "base_a", "base_b", "change", "change_pct")
+    )
+    return line, largest
+
+
+def diff_attribution(root: Path, run_a: str, run_b: str) -> Attribution:
+    """Each company's change in blended value split into its causes (:mod:`wfo_kit.attribution`)."""
+    manifests = (load_manifest(root, run_a), load_manifest(root, run_b))
+    recorded = (_recorded_blend(root, run_a), _recorded_blend(root, run_b))
+    return attribute_runs(manifests, recorded, (run_a, run_b))
 
 
 def _effects_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -306,3 +384,232 @@ def _first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str | None:
             values = f"{a[column][row]!r} vs {b[column][row]!r}"
             return f"column {column!r} first differs at row {row}: {values}"
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# The history dashboard (notebooks/history.ipynb -> <output root>/history.html): figures and the
+# runs table. Pure: frames in, a figure or HTML out.
+
+#: Colours per outcome, the same in every chart of the dashboard.
+STATUS_COLOURS = {
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "interrupted": "#ef6c00",
+    "running": "#1565c0",
+    "incomplete": "#6d4c41",
+    "unreadable": "#616161",
+}
+_DAY_MS = 86_400_000
+
+
+def value_trends(root: Path) -> pl.DataFrame:
+    """Blended value per share of each company in each succeeded run (oldest run first).
+
+    run_id, started, company_id, low, base, high; read from each run's ``results/blend.parquet``.
+    """
+    schema = {"run_id": pl.String, "started": pl.Datetime("us", "UTC"), "company_id": pl.String,
+              "low": pl.Float64, "base": pl.Float64, "high": pl.Float64}  # fmt: skip
+    frames = []
+    for folder, manifest in _manifests(root):
+        path = folder / "results" / "blend.parquet"
+        if manifest.get("status") != "succeeded" or not path.is_file():
+            continue
+        frames.append(
+            pl.read_parquet(path, columns=["company_id", "low", "base", "high"]).with_columns(
+                pl.lit(manifest.get("run_id", folder.name)).alias("run_id"),
+                pl.lit(_parse_time(manifest.get("started"))).alias("started"),
+            )
+        )
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return (
+        pl.concat(frames, how="diagonal_relaxed")
+        .select(list(schema))
+        .cast(schema)
+        .sort("started", "company_id")
+    )
+
+
+def _escaped(column: str) -> pl.Expr:
+    """A text column as plotly.js shows literally (as :func:`wfo_kit.trust.plotly_text`)."""
+    return (
+        pl.col(column)
+        .str.replace_all("&", "&amp;", literal=True)
+        .str.replace_all("<", "&lt;", literal=True)
+        .str.replace_all(">", "&gt;", literal=True)
+    )
+
+
+def runs_per_day_figure(runs: pl.DataFrame) -> Any:
+    """Stacked bars of runs per calendar day (UTC) by outcome, on a date axis of whole days."""
+    import plotly.graph_objects as go
+
+    per_day = (
+        runs.filter(pl.col("started").is_not_null())
+        .with_columns(pl.col("started").dt.date().alias("day"))
+        .group_by("day", "status")
+        .agg(pl.len().alias("runs"))
+        .sort("day", "status")
+    )
+    fig = go.Figure()
+    for status in per_day["status"].unique(maintain_order=True).to_list():
+        part = per_day.filter(pl.col("status").eq_missing(status))
+        fig.add_bar(
+            x=part["day"].to_list(),
+            y=part["runs"].to_list(),
+            name=plotly_text(status or "unknown"),
+            marker_color=STATUS_COLOURS.get(status or "", "#9e9e9e"),
+            width=0.8 * _DAY_MS,  # on a date axis a bar's width is in milliseconds: 80% of a day
+            hovertemplate="%{x|%d %b %Y}: %{y} runs<extra>%{fullData.name}</extra>",
+        )
+    days = per_day["day"]
+    xaxis: dict[str, Any] = {"title": {"text": "day (UTC)"}, "type": "date",
+                             "tickformat": "%d %b %Y", "dtick": _DAY_MS}  # fmt: skip
+    if days.len():
+        first, last = days.min(), days.max()
+        span = (last - first).days  # type: ignore[operator]
+        pad = dt.timedelta(days=max(1, 3 - span // 2))  # a lone day is a bar, not the width
+        xaxis["range"] = [str(first - pad), str(last + pad)]  # type: ignore[operator]
+        if span > 14:
+            xaxis.pop("dtick")  # many days: let plotly choose the ticks
+    fig.update_layout(
+        title="Runs per day, by outcome",
+        barmode="stack",
+        xaxis=xaxis,
+        yaxis={
+            "title": {"text": "runs"},
+            "rangemode": "tozero",
+            "dtick": 1 if per_day.height and per_day["runs"].max() <= 10 else None,
+        },
+        legend_title_text="outcome",
+    )
+    return fig
+
+
+def quality_figure(runs: pl.DataFrame) -> Any:
+    """Data-quality score (valid rows / rows in, 0 to 1) of each run over time."""
+    import plotly.graph_objects as go
+
+    scored = runs.filter(pl.col("quality_score").is_not_null()).sort("started")
+    fig = go.Figure(
+        go.Scatter(
+            x=scored["started"].to_list(),
+            y=scored["quality_score"].to_list(),
+            mode="lines+markers",
+            text=scored.select(_escaped("run_id"))["run_id"].to_list(),
+            hovertemplate="%{text}<br>%{x|%d %b %Y %H:%M} UTC: %{y:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Data quality score per run (valid rows / rows in)",
+        xaxis_title="run started (UTC)",
+        yaxis={
+            "title": {"text": "quality score (0 to 1)"},
+            "range": [0, 1.05],  # a score of 1 stays in view
+            "dtick": 0.2,
+            "tickformat": ".1f",
+        },
+    )
+    return fig
+
+
+def throughput_figure(runs: pl.DataFrame) -> Any:
+    """Companies valued per second of each whole run, over time."""
+    import plotly.graph_objects as go
+
+    rated = runs.filter(pl.col("companies_per_second").is_not_null()).sort("started")
+    fig = go.Figure(
+        go.Scatter(
+            x=rated["started"].to_list(),
+            y=rated["companies_per_second"].to_list(),
+            mode="lines+markers",
+            hovertemplate="%{x|%d %b %Y %H:%M} UTC: %{y:.2f} companies/s<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Throughput (companies per second, whole run)",
+        xaxis_title="run started (UTC)",
+        yaxis={"title": {"text": "companies per second"}, "rangemode": "tozero"},
+    )
+    return fig
+
+
+def step_figure(steps: pl.DataFrame) -> Any:
+    """Seconds each pipeline step took, one box per step over all runs."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for step in steps["step"].unique(maintain_order=True).to_list():
+        part = steps.filter(pl.col("step").eq_missing(step))
+        fig.add_box(y=part["seconds"].to_list(), name=plotly_text(step), boxpoints="all")
+    fig.update_layout(
+        title="Step durations over all runs",
+        xaxis_title="pipeline step",
+        yaxis={"title": {"text": "seconds"}, "rangemode": "tozero"},
+        showlegend=False,
+    )
+    return fig
+
+
+def value_trend_figure(trends: pl.DataFrame) -> Any:
+    """Blended value per share of each company across runs: one line per company."""
+    import plotly.graph_objects as go
+
+    shown = trends.with_columns(_escaped("company_id"), _escaped("run_id"))
+    fig = go.Figure()
+    for company in shown["company_id"].unique(maintain_order=True).sort().to_list():
+        part = shown.filter(pl.col("company_id") == company)
+        fig.add_scatter(
+            x=part["started"].to_list(),
+            y=part["base"].to_list(),
+            mode="lines+markers",
+            name=company,
+            text=part["run_id"].to_list(),
+            hovertemplate=f"{company}<br>%{{text}}<br>%{{y:,.2f}} per share<extra></extra>",
+        )
+    fig.update_layout(
+        title="Blended value per share of each company across runs",
+        xaxis_title="run started (UTC)",
+        yaxis_title="blended value per share (company currency)",
+        legend_title_text="company",
+    )
+    return fig
+
+
+def runs_table_html(runs: pl.DataFrame, *, history_file: Path) -> str:
+    """The runs as an HTML table, each with a link to its report relative to ``history_file``.
+
+    Every cell is escaped; a run whose folder has no ``report.html`` has no link. Links are
+    relative (``<run folder>/report.html``), so they work wherever the outputs folder is copied.
+    """
+    import html
+    from urllib.parse import quote
+
+    from wfo_kit.display import html_table
+
+    base = Path(history_file).resolve().parent
+    links = []
+    for path in runs["path"].to_list():
+        report = Path(path) / "report.html"
+        if not report.is_file():
+            links.append("")
+            continue
+        try:
+            relative = report.resolve().relative_to(base)
+        except ValueError:  # a run folder outside the history file's folder: name it only
+            links.append("")
+            continue
+        href = html.escape(quote(relative.as_posix()), quote=True)
+        links.append(f'<a href="{href}">report</a>')
+    shown = runs.select(
+        "run_id", "status", "started", "seconds", "companies", "valued", "quality_score", "error"
+    ).with_columns(
+        pl.col("started").dt.strftime("%Y-%m-%d %H:%M:%S UTC"), pl.col("seconds").round(1)
+    )
+    table = html_table(shown, rows=max(shown.height, 1))
+    # One link cell per row, added after escaping: the only markup not from html_table.
+    rows = table.split("<tr>")
+    head, body = rows[:2], rows[2:]
+    head[1] = head[1].replace("<th>run_id</th>", "<th>report</th><th>run_id</th>", 1)
+    body = [f"<td>{link}</td>{row}" for link, row in zip(links, body, strict=True)]
+    return "<tr>".join([*head, *body])

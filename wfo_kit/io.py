@@ -608,8 +608,19 @@ def write_frame(frame: pl.DataFrame, target: Path) -> Path:
 def write_results(
     frames: Mapping[str, pl.DataFrame], folder: Path, *, formats: list[str]
 ) -> dict[str, list[str]]:
-    """Write each frame in each format under ``folder``; return the written paths per table."""
+    """Write each frame in each format under ``folder``; return the written paths per table.
+
+    ``xlsx`` is one workbook for all tables, ``results.xlsx``, a sheet per table
+    (:mod:`wfo_kit.excel`).
+    """
     written: dict[str, list[str]] = {}
+    files = [fmt for fmt in formats if fmt != "xlsx"]
     for name, frame in frames.items():
-        written[name] = [str(write_frame(frame, Path(folder) / f"{name}.{fmt}")) for fmt in formats]
+        written[name] = [str(write_frame(frame, Path(folder) / f"{name}.{fmt}")) for fmt in files]
+    if "xlsx" in formats:
+        from wfo_kit.excel import write_workbook
+
+        workbook = str(write_workbook(frames, Path(folder) / "results.xlsx"))
+        for name in frames:
+            written[name].append(f"{workbook}#{name}")
     return written

@@ -172,6 +172,7 @@ RESULT_TABLES = (
     "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
     "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
     "reverse_dcf", "quarantine", "quality", "warnings", "setting_effects",
+    "ddm_detail", "fcfe_detail", "fcfe",
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.m
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -325,7 +326,8 @@ def reverse_dcf(
     number); terminal value by Gordon on FCFF_N x (1 + g) at
     each company's own g. Solved for all companies at once by bisection (value rises with x when
     the base flow is positive). Returns (growth, reason): reason 0 solved, 1 no price or base
-    flow not positive, 2 price outside the value range of [low, high].
+    flow not positive, 2 price outside the value range of [low, high]. Under a valuation date
+    the year under way counts only its stub share (``inputs.first_stub``), as in the DCF itself.
     """
     n = inputs.companies.height
     horizon = inputs.companies["horizon"].to_numpy().astype(np.int64)
@@ -333,20 +335,16 @@ def reverse_dcf(
     t = np.arange(1, width + 1, dtype=np.float64)[None, :]
     inside = t <= horizon[:, None]
     exponent = t if lead is None else t + np.asarray(lead, dtype=np.float64)[:, None]
+    share = np.ones((n, width))
+    if inputs.first_stub is not None and width:
+        share[:, 0] = inputs.first_stub  # the year under way at the valuation date is pro-rated
 
     def value(x: np.ndarray) -> np.ndarray:
-        flows = np.where(inside, base_flow[:, None] * (1.0 + x[:, None]) ** exponent, 0.0)
+        grown = base_flow[:, None] * (1.0 + x[:, None]) ** exponent * share
+        flows = np.where(inside, grown, 0.0)
         rows = np.arange(n)
-        shifted = DcfInputs(
-            companies=inputs.companies,
-            flows=flows,
-            times=inputs.times,
-            terminal_time=inputs.terminal_time,
-            last_flow=flows[rows, horizon - 1],
-            last_ebitda=inputs.last_ebitda,
-            regular=inputs.regular,
-            timing=inputs.timing,
-        )
+        # the same inputs (rate path, stub, timing) with the solved flows and no driver model
+        shifted = replace(inputs, flows=flows, last_flow=flows[rows, horizon - 1], model=None)
         return _per_share(shifted, terminal="gordon")
 
     usable = np.isfinite(price) & (price > 0) & np.isfinite(base_flow) & (base_flow > 0)

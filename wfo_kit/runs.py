@@ -222,6 +222,35 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
     return partial
 
 
+QUEUED_SUFFIX = ".queued"
+
+
+def claim_queued_run(root: Path, run_id: str) -> Path | None:
+    """Take a queued run (``root/.<run_id>.queued``, written by ``wfo serve``) for execution.
+
+    The queued folder is renamed to ``.<run_id>.partial``: ``rename`` is atomic, so of several
+    processes claiming one run (servers sharing an output folder) exactly one gets the folder and
+    the others get None. The run then goes on as one claimed by :func:`claim_run_folder`.
+    """
+    partial = root / f".{run_id}.partial"
+    try:
+        if partial.exists() or (root / run_id).exists():
+            return None
+        os.rename(root / f".{run_id}{QUEUED_SUFFIX}", partial)
+    except OSError:  # gone (another claimer won), or the target appeared meanwhile
+        return None
+    return partial
+
+
+def _claimed_folder(root: Path, run_id: str) -> Path:
+    """The ``.partial`` folder a run's caller claimed already (see :func:`claim_queued_run`)."""
+    partial = root / f".{run_id}.partial"
+    if not partial.is_dir():
+        msg = f"run {run_id!r} was not claimed under {root} (no .{run_id}.partial folder)"
+        raise InfrastructureError(msg, hint="claim the run before running it")
+    return partial
+
+
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
@@ -245,6 +274,7 @@ def run_report(
     verbose: bool = False,
     rerun_of: str | None = None,
     owner: str | None = None,
+    claimed: bool = False,
 ) -> RunResult:
     """Execute the valuation notebook for one configuration and publish its HTML report.
 
@@ -257,6 +287,7 @@ def run_report(
     folder cannot be finished (disk full, read-only) stays ``.partial``, which ``wfo runs`` lists
     as incomplete, and raises :class:`~wfo_kit.errors.InfrastructureError` (exit code 3).
     ``owner`` (the API user who submitted the run to ``wfo serve``) goes into its manifest.
+    ``claimed``: the caller already holds ``.<run_id>.partial`` (:func:`claim_queued_run`).
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
@@ -264,6 +295,10 @@ def run_report(
     check_kernel(config.report.kernel)
     if config.report.notebook:
         check_notebook(Path(config.report.notebook))
+    if config.report.pdf:
+        from wfo_kit.pdf import find_chromium
+
+        find_chromium()  # no browser: say so before anything runs
     fetched = fetch_http_sources(config)
     hashes = input_hashes(resolved, fetched)
     content = content_hash(resolved, hashes)
@@ -273,7 +308,7 @@ def run_report(
         msg = f"cannot use the output folder {output_root or config.output.root}: {exc}"
         raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
     run_id = run_id or make_run_id(default_run_prefix(content))
-    partial = claim_run_folder(root, run_id)
+    partial = _claimed_folder(root, run_id) if claimed else claim_run_folder(root, run_id)
     started = dt.datetime.now(dt.UTC)
     record = _RunRecord(
         run_id=run_id,
@@ -336,6 +371,8 @@ def run_report(
         export_html(executed, partial / "report.html", failed=record.error)
         record.timings["export"] = time.perf_counter() - tick
         emit("step_finished", step="publish", seconds=record.timings["export"])
+        if config.report.pdf and record.error is None:
+            record.error = _print_pdf(partial, record, say=say, emit=emit)
         record.status = "failed" if record.error else "succeeded"
     except (KeyboardInterrupt, SystemExit) as exc:
         record.status = "interrupted"
@@ -375,6 +412,23 @@ def run_report(
             raise escaping
         raise record.error from escaping
     return RunResult(run_id, final, record.status, final / "report.html", record.error)
+
+
+def _print_pdf(partial: Path, record: _RunRecord, *, say: Any, emit: Any) -> WfoError | None:
+    """report.html printed to report.pdf (``report.pdf: true``); the error that failed it."""
+    from wfo_kit.pdf import print_pdf
+
+    say("printing report.pdf")
+    emit("step_started", step="pdf")
+    tick = time.perf_counter()
+    try:
+        print_pdf(partial / "report.html", partial / "report.pdf")
+    except WfoError as exc:
+        emit("step_failed", step="pdf", error=exc.to_dict())
+        return exc
+    record.timings["pdf"] = time.perf_counter() - tick
+    emit("step_finished", step="pdf", seconds=record.timings["pdf"])
+    return None
 
 
 MANIFEST = "manifest.json"
@@ -682,21 +736,17 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def rerun(
+def rerun_config(
     output_root: Path,
     run_id: str,
     *,
     accept_changed_inputs: bool = False,
     confine: str | Path | None = None,
-    log: Any = None,
-    progress: bool = False,
-) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
-    """Execute a run again from its manifest: the same effective configuration and sources.
+) -> tuple[ResolvedConfig, dict[str, tuple[str | None, str | None]], str | None]:
+    """What :func:`rerun` executes: run ``run_id``'s configuration and sources, checked.
 
-    The inputs are hashed again first; if any changed since the run, the rerun is refused with
-    the tables named (a :class:`~wfo_kit.errors.DataError`, exit code 2) unless
-    ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
-    (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
+    Returns the configuration, the inputs that changed since the run (table -> (old hash, new
+    hash)) and the run's parameters file. Raises as :func:`rerun` does.
     """
     from wfo_kit.config import MASK, Config, SecurityConfig, check_confined
     from wfo_kit.history import load_manifest
@@ -704,6 +754,7 @@ def rerun(
     root = Path(output_root).resolve()
     manifest = load_manifest(root, run_id)
     if not isinstance(manifest.get("config"), dict) or manifest.get("status") in (
+        "queued",
         "running",
         "incomplete",
         "unreadable",
@@ -736,9 +787,32 @@ def rerun(
         raise DataError(
             msg, hint="pass --accept-changed-inputs to value the current data and compare"
         )
+    return resolved, changed, manifest.get("params_file")
+
+
+def rerun(
+    output_root: Path,
+    run_id: str,
+    *,
+    accept_changed_inputs: bool = False,
+    confine: str | Path | None = None,
+    log: Any = None,
+    progress: bool = False,
+) -> tuple[RunResult, dict[str, tuple[str | None, str | None]]]:
+    """Execute a run again from its manifest: the same effective configuration and sources.
+
+    The inputs are hashed again first; if any changed since the run, the rerun is refused with
+    the tables named (a :class:`~wfo_kit.errors.DataError`, exit code 2) unless
+    ``accept_changed_inputs``. Returns the new run and the inputs that changed (table ->
+    (old hash, new hash)). Compare the two with :func:`wfo_kit.history.compare_results`.
+    """
+    root = Path(output_root).resolve()
+    resolved, changed, params_file = rerun_config(
+        root, run_id, accept_changed_inputs=accept_changed_inputs, confine=confine
+    )
     result = run_report(
         resolved,
-        params_file=manifest.get("params_file"),
+        params_file=params_file,
         output_root=root,
         log=log,
         progress=progress,

@@ -59,6 +59,13 @@ class Companies(_Base):
     terminal_growth: Optional[float] = pa.Field(
         nullable=True, gt=-0.5, lt=0.5, description="stable growth, decimal; null: configured"
     )
+    stable_discount_rate: Optional[float] = pa.Field(
+        nullable=True,
+        gt=0,
+        lt=1,
+        description="discount rate of the stable phase (the terminal value's r), decimal; null: "
+        "valuation.stable_discount_rate, else the discount rate throughout",
+    )
     share_price: Optional[float] = pa.Field(
         nullable=True, gt=0, description="market price per share (reverse DCF, market weights)"
     )
@@ -79,6 +86,67 @@ class Companies(_Base):
     )
     stable_roc: Optional[float] = pa.Field(
         nullable=True, gt=0, description="driver mode: return on capital in stable growth"
+    )
+    cost_of_equity: Optional[float] = pa.Field(
+        nullable=True,
+        gt=0,
+        lt=1,
+        description="equity models (ddm, fcfe): cost of equity, decimal; null: CAPM from beta "
+        "and valuation.wacc",
+    )
+    stable_cost_of_equity: Optional[float] = pa.Field(
+        nullable=True,
+        gt=0,
+        lt=1,
+        description="equity models: cost of equity in stable growth, decimal; null: "
+        "valuation.equity.stable_cost_of_equity, else the cost of equity",
+    )
+    dividend_per_share: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="ddm: dividend per share, money per share: the one just paid (D0) or next "
+        "year's (D1), as dividend_basis says",
+    )
+    dividend_basis: Optional[str] = pa.Field(
+        nullable=True,
+        isin=["D0", "D1"],
+        description="ddm: D0 (dividend_per_share was just paid) or D1 (it is next year's); null: "
+        "valuation.equity.dividend_basis",
+    )
+    dividend_growth: Optional[float] = pa.Field(
+        nullable=True,
+        gt=-1,
+        lt=1,
+        description="ddm: growth of dividends (or EPS) in the high-growth stage, decimal",
+    )
+    high_growth_years: Optional[int] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=100,
+        description="ddm: years of high growth (n1); null: valuation.equity.high_growth_years",
+    )
+    transition_years: Optional[int] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=100,
+        description="ddm three-stage: years of linear decline to stable growth (n2); H-model: 2H; "
+        "null: valuation.equity.transition_years",
+    )
+    eps: Optional[float] = pa.Field(
+        nullable=True,
+        description="ddm earnings route: earnings per share of the last year, money per share",
+    )
+    payout_ratio: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=1,
+        description="ddm earnings route: payout in high growth, decimal (with eps)",
+    )
+    stable_payout_ratio: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=1,
+        description="ddm earnings route: payout in stable growth, decimal; null: payout_ratio",
     )
 
 
@@ -111,6 +179,15 @@ class Financials(_Base):
     net_income: Optional[float] = pa.Field(nullable=True, description="net income, money")
     fcff: Optional[float] = pa.Field(
         nullable=True, description="free cash flow to the firm if given; else computed, money"
+    )
+    interest_expense: Optional[float] = pa.Field(
+        nullable=True,
+        description="fcfe: interest expense, before tax, money; null: 0 for a company with no debt",
+    )
+    net_borrowing: Optional[float] = pa.Field(
+        nullable=True,
+        description="fcfe: new debt issued - debt repaid (negative: net repayment), money; null: "
+        "0 for a company with no debt",
     )
 
 
@@ -295,6 +372,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "beta": None,
         "discount_rate": None,
         "terminal_growth": None,
+        "stable_discount_rate": None,
         "share_price": None,
         "market_cap": None,
         "exit_multiple": None,
@@ -302,6 +380,16 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "target_margin": None,
         "sales_to_capital": None,
         "stable_roc": None,
+        "cost_of_equity": None,
+        "stable_cost_of_equity": None,
+        "dividend_per_share": None,
+        "dividend_basis": None,
+        "dividend_growth": None,
+        "high_growth_years": None,
+        "transition_years": None,
+        "eps": None,
+        "payout_ratio": None,
+        "stable_payout_ratio": None,
     },
     "financials": {
         "net_income": None,
@@ -312,6 +400,8 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "depreciation": None,
         "capex": None,
         "change_nwc": None,
+        "interest_expense": None,
+        "net_borrowing": None,
     },
     "peers": {"revenue": None, "ebitda": None, "ebit": None, "net_income": None},
     "balance_sheet": {

@@ -9,7 +9,7 @@ companies whose input row was quarantined), so nothing disappears silently.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,7 @@ from wfo_kit.dcf import (
 )
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.effects import apply_precedence, apply_recovery_precedence
+from wfo_kit.equity import fcfe_tables, value_ddm
 from wfo_kit.errors import ConfigurationError
 from wfo_kit.frames import format_text
 from wfo_kit.rates import wacc_gaps, with_discount_rates
@@ -101,8 +102,31 @@ def prepare_dcf(
             fiscal_year_end_md=valuation.fiscal_year_end,
         )
         tables = {"fcff": flows}
+    inputs = with_rate_path(inputs, valuation)
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
     return inputs, tables, pl.concat([gaps, excluded, bad])
+
+
+def with_rate_path(inputs: DcfInputs, valuation: ValuationConfig) -> DcfInputs:
+    """Attach the stable-phase rate (row first, then configuration); none set: one rate."""
+    frame = inputs.companies
+    row = frame["stable_discount_rate"] if "stable_discount_rate" in frame.columns else None
+    if valuation.stable_discount_rate is None and (row is None or row.null_count() == frame.height):
+        return inputs
+    given = pl.lit(valuation.stable_discount_rate, pl.Float64)
+    stable = frame.select(
+        pl.coalesce(
+            pl.col("stable_discount_rate") if row is not None else given,
+            given,
+            pl.col("discount_rate"),
+        ).alias("stable_discount_rate")
+    )["stable_discount_rate"]
+    return replace(
+        inputs,
+        companies=frame.with_columns(stable),
+        stable_rate=stable.fill_null(np.nan).to_numpy(),
+        fade_from=valuation.rate_fade_from_year,
+    )
 
 
 def dcf_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
@@ -144,6 +168,50 @@ def asset_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> 
     )
 
 
+def ddm_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    companies = apply_precedence(valid["companies"], valuation=valuation)
+    valued, detail, excluded = value_ddm(companies, valuation=valuation)
+    return MethodResult(valued=valued, excluded=excluded, tables={"ddm_detail": detail})
+
+
+def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    """The explicit DCF on FCFE at the cost of equity (Gordon terminal value): equity directly."""
+    ordered = valid["companies"].sort("company_id", maintain_order=True)
+    companies = apply_precedence(ordered, valuation=valuation)
+    companies, financials, gaps = fcfe_tables(companies, valid["financials"], valuation=valuation)
+    companies = with_defaults(
+        companies, discount_rate=None, terminal_growth=valuation.terminal_growth
+    )
+    inputs, flows, excluded = explicit_inputs(
+        companies,
+        financials,
+        timing=valuation.timing,
+        valuation_date=valuation.valuation_date,
+        fiscal_year_end_md=valuation.fiscal_year_end,
+    )
+    equity_path = valuation.model_copy(
+        update={"stable_discount_rate": None, "rate_fade_from_year": valuation.rate_fade_from_year}
+    )
+    inputs = with_rate_path(inputs, equity_path)
+    inputs, bad = drop_unvaluable(inputs, terminal="gordon")
+    detail = dcf_detail(inputs, terminal="gordon")
+    bounds = value_range(inputs, deltas=valuation.range, terminal="gordon")
+    valued = detail.select(
+        "company_id",
+        pl.lit(None, pl.Float64).alias("enterprise_value"),
+        "equity_value",
+        "value_per_share",
+    ).join(bounds, on="company_id", how="left", maintain_order="left")
+    detail = detail.drop("cost_of_equity", strict=False).rename(
+        {"enterprise_value": "pv_fcfe", "discount_rate": "cost_of_equity"}
+    )
+    return MethodResult(
+        valued=valued,
+        excluded=pl.concat([gaps, excluded, bad]),
+        tables={"fcfe_detail": detail, "fcfe": flows.rename({"fcff": "fcfe"})},
+    )
+
+
 def _all_excluded(valid: dict[str, pl.DataFrame], reason: str) -> MethodResult:
     return MethodResult(
         valued=pl.DataFrame(schema={"company_id": pl.String}),
@@ -155,7 +223,66 @@ METHODS: dict[str, Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodRe
     "dcf": dcf_method,
     "comparables": comparables_method,
     "asset": asset_method,
+    "ddm": ddm_method,
+    "fcfe": fcfe_method,
 }
+
+
+def route_exclusions(
+    companies: pl.DataFrame, *, routes: dict[str, list[str]], method: str
+) -> pl.DataFrame:
+    """Companies that ``valuation.routes`` sends to other methods than ``method``, with why.
+
+    A company_id key wins over the company's sector.
+
+    >>> c = pl.DataFrame({"company_id": ["A", "B"], "sector": ["Banks", "Tech"]})
+    >>> route_exclusions(c, routes={"Banks": ["ddm"]}, method="dcf")["reason"].to_list()
+    ['valuation.routes.Banks values it by ddm only']
+    """
+    if not routes:
+        return pl.DataFrame(schema={"company_id": pl.String, "reason": pl.String})
+    listed = {key: ", ".join(names) for key, names in routes.items()}
+    allowed = {key: method in names for key, names in routes.items()}
+    key = pl.when(pl.col("company_id").is_in(list(routes))).then(pl.col("company_id"))
+    key = key.when(pl.col("sector").is_in(list(routes))).then(pl.col("sector"))
+    return (
+        companies.select("company_id", key.alias("key"))
+        .filter(pl.col("key").is_not_null())
+        .filter(~pl.col("key").replace_strict(allowed, return_dtype=pl.Boolean))
+        .select(
+            "company_id",
+            format_text(
+                "valuation.routes.{} values it by {} only",
+                pl.col("key"),
+                pl.col("key").replace_strict(listed, return_dtype=pl.String),
+            ).alias("reason"),
+        )
+    )
+
+
+def _routed(
+    result: MethodResult, valid: dict[str, pl.DataFrame], valuation: ValuationConfig, method: str
+) -> MethodResult:
+    away = route_exclusions(valid["companies"], routes=valuation.routes, method=method)
+    if away.height == 0:
+        return result
+    ids = away["company_id"].implode()
+    inputs = result.inputs
+    if inputs is not None:
+        inputs = inputs.take(~inputs.companies["company_id"].is_in(ids).to_numpy())
+    tables = {
+        name: table.filter(~pl.col("company_id").is_in(ids))
+        if "company_id" in table.columns
+        else table
+        for name, table in result.tables.items()
+    }
+    return replace(
+        result,
+        tables=tables,
+        valued=result.valued.filter(~pl.col("company_id").is_in(ids)),
+        excluded=pl.concat([away, result.excluded.filter(~pl.col("company_id").is_in(ids))]),
+        inputs=inputs,
+    )
 
 
 def risk_tables(
@@ -226,7 +353,8 @@ def _reverse(
         lead=frame["lead"].fill_null(0).to_numpy(),
     )
     # Under an exit multiple a company with r <= g is DCF-valued, but has no Gordon value to solve.
-    no_gordon = ~(inputs.rate > inputs.growth)
+    tv_rate = inputs.rate if inputs.stable_rate is None else inputs.stable_rate
+    no_gordon = ~(tv_rate > inputs.growth)
     code = np.where(no_gordon, 3, code)
     reasons = [
         None,
@@ -265,7 +393,7 @@ def value_companies(
     out: dict[str, pl.DataFrame] = {}
     rows = []
     for method in valuation.methods:
-        result = METHODS[method](valid, valuation)
+        result = _routed(METHODS[method](valid, valuation), valid, valuation, method)
         out.update(result.tables)
         if result.inputs is not None:
             out.update(risk_tables(result.inputs, valid, valuation))

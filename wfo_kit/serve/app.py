@@ -17,8 +17,9 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from wfo_kit import __version__
-from wfo_kit.serve import config, health, problems, results, runs
+from wfo_kit.serve import config, docs, health, history, problems, results, runs, web
 from wfo_kit.serve.auth import require
+from wfo_kit.serve.index import RunIndex
 from wfo_kit.serve.runqueue import RunQueue
 from wfo_kit.serve.settings import ServeSettings
 from wfo_kit.serve.users import TokenVerifier, users_path
@@ -57,8 +58,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             kernel=settings.kernel,
             prewarm=settings.prewarm,
             retry_after=settings.retry_after_seconds,
+            scheduler=settings.scheduler,
         )
-        queue.start()
+        await run_in_threadpool(queue.start)  # finishes what a dead server left running
         app.state.queue = queue
         try:
             yield
@@ -72,22 +74,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
         "its report and result tables. Bearer tokens on every route but /healthz (and "
         "POST /hooks/run, which is HMAC-signed instead).",
         lifespan=lifespan,
-        docs_url=None,  # the interactive docs load assets from a CDN: a later slice serves them
+        docs_url=None,  # FastAPI's page loads its assets from a CDN: /docs is served by docs.py
         redoc_url=None,
         openapi_url=None,  # served below, behind authentication
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(users_path(settings.output_root, settings.users_file))
+    app.state.index = RunIndex(settings.output_root)
     problems.install(app)
-    for module in (runs, results, config, health):
+    for module in (runs, results, config, history, health, docs):
         app.include_router(module.router)
+    web.install(app)  # the web pages under /ui (sessions, CSRF, the configuration form)
     _operations(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
     def openapi() -> dict[str, Any]:
         return app.openapi()
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     app.add_middleware(SecurityHeaders, tls=settings.tls)
     app.add_middleware(AuditLog, path=settings.output_root / "audit.jsonl")
     return app
@@ -156,18 +162,22 @@ def _preload() -> None:
 
 
 class BodyLimit:
-    """413 for a request body over ``max_bytes``: by its Content-Length, or as it streams."""
+    """413 for a request body over ``max_bytes`` (``max_upload_bytes`` for a multipart body,
+    which may carry data files): by its Content-Length, or as it streams."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
+        self.app, self.max_bytes, self.max_upload_bytes = app, max_bytes, max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, receive, send)
+        headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.max_upload_bytes if multipart else self.max_bytes
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         started = False
@@ -177,7 +187,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLargeError
             return message
 
@@ -190,15 +200,15 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLargeError:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problems.problem_response(
             413,
             "body-too-large",
             "Request body too large",
-            f"a request body may hold at most {self.max_bytes} bytes",
-            hint="a parameters document holds settings; data belongs in the data root",
+            f"this request body may hold at most {limit} bytes",
+            hint="a parameters document holds settings; large data belongs in the data root",
         )
         await response(scope, receive, send)
 

@@ -38,7 +38,25 @@ def add_parsers(commands: argparse._SubParsersAction, parser_class: type) -> Non
     serve.add_argument(
         "--queue", type=int, default=16, help="runs that may wait for a worker; more get 429"
     )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=32,
+        metavar="MB",
+        help="largest multipart submission (parameters and data files), in MB; more get 413",
+    )
+    serve.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run submissions on this Dask scheduler (tcp://host:8786) instead of local workers",
+    )
     serve.add_argument("--users", type=Path, help="users file (default OUTPUT/users.json)")
+    serve.add_argument(
+        "--first-admin",
+        metavar="NAME",
+        help="when the users file has no user yet, add NAME as admin and print its token "
+        "(once; an existing user's token is never printed)",
+    )
     serve.add_argument("--certfile", type=Path, help="TLS certificate (PEM)")
     serve.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
 
@@ -65,8 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from wfo_kit.serve.settings import ServeSettings
     from wfo_kit.serve.users import load_users, users_path
 
-    if args.workers < 1 or args.queue < 0:
-        print("wfo: error: --workers must be at least 1, --queue at least 0", file=sys.stderr)
+    if args.workers < 1 or args.queue < 0 or not 0 < args.max_upload_mb <= 4096:
+        print(
+            "wfo: error: --workers must be at least 1, --queue at least 0, --max-upload-mb "
+            "between 0 and 4096",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     if (args.certfile is None) != (args.keyfile is None):
         print("wfo: error: TLS needs both --certfile and --keyfile", file=sys.stderr)
@@ -80,13 +102,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         users_file=args.users,
         workers=args.workers,
         queue_capacity=args.queue,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        scheduler=args.scheduler,
     )
     path = users_path(args.output, args.users)
     active = [u for u in load_users(path) if u.revoked is None]
+    if not load_users(path) and args.first_admin:
+        from wfo_kit.serve.users import add_user
+
+        token = add_user(path, args.first_admin, "admin")
+        active = [u for u in load_users(path) if u.revoked is None]
+        print(
+            f"wfo: added {args.first_admin} (admin), the first user; the token is shown only now:",
+            file=sys.stderr,
+        )
+        print(token, flush=True)
     scheme = "https" if args.certfile else "http"
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.workers} worker(s)"
     print(
         f"wfo serve: {scheme}://{args.host}:{args.port} (data root {args.data_root.resolve()}, "
-        f"outputs {args.output.resolve()}, {args.workers} worker(s), {len(active)} user(s))",
+        f"outputs {args.output.resolve()}, {where}, {len(active)} user(s))",
         file=sys.stderr,
     )
     if not active:

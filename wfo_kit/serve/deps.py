@@ -1,4 +1,4 @@
-"""Dependencies shared by the routers: the settings, the run queue, a checked run id."""
+"""Dependencies shared by the routers: the settings, the run queue and index, a checked run id."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
+from wfo_kit.serve.index import RunIndex
 from wfo_kit.serve.models import RUN_ID_PATTERN
 from wfo_kit.serve.problems import Problem
 from wfo_kit.serve.runqueue import RunQueue
@@ -20,6 +21,10 @@ def get_settings(request: Request) -> ServeSettings:
 
 def get_queue(request: Request) -> RunQueue:
     return request.app.state.queue
+
+
+def get_index(request: Request) -> RunIndex:
+    return request.app.state.index
 
 
 def checked_run_id(
@@ -38,6 +43,7 @@ def checked_run_id(
 
 Settings = Annotated[ServeSettings, Depends(get_settings)]
 Queue = Annotated[RunQueue, Depends(get_queue)]
+Index = Annotated[RunIndex, Depends(get_index)]
 RunId = Annotated[str, Depends(checked_run_id)]
 
 

@@ -70,6 +70,8 @@ class RunLinks(BaseModel):
     self: str
     log: str
     report: str
+    notebook: str
+    manifest: str
     results: dict[str, str] = Field(
         default_factory=dict, description="table -> URL (.parquet; .csv and .json also served)"
     )
@@ -98,12 +100,73 @@ class CancelResult(BaseModel):
     )
 
 
+class QualityRow(BaseModel):
+    """One input table's data quality (the pipeline's ``quality`` table)."""
+
+    model_config = {"extra": "allow"}
+
+    table: str
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    score: float | None = None
+
+
 class ValidationResult(BaseModel):
-    """A parameters document that is valid, with its effective configuration."""
+    """A parameters document that is valid, its effective configuration and, when its data
+    could be loaded, the data's quality and quarantine (what the run's validate step decides)."""
 
     valid: Literal[True] = True
     config: dict[str, Any] = Field(description="the effective configuration, secrets masked")
     sources: dict[str, str] = Field(description="setting -> where its value came from")
+    data_checked: bool = Field(
+        description="whether the data was loaded and validated (false: `check_data=false`)"
+    )
+    quality: list[QualityRow] = Field(
+        default_factory=list, description="per input table: rows in, valid, quarantined, score"
+    )
+    quarantine: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="rows set aside, each with its table, row, company, column, check, value "
+        "and reason (at most `quarantine_limit`)",
+    )
+    quarantine_total: int = Field(0, description="rows quarantined in all")
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TableComparison(BaseModel):
+    """One result table of two runs compared exactly (:func:`wfo_kit.history.compare_results`)."""
+
+    table: str
+    status: Literal["identical", "different", "missing"]
+    rows_a: int | None = None
+    rows_b: int | None = None
+    detail: str | None = None
+
+
+class RunDiff(BaseModel):
+    """Two runs compared: each result table, the values per company and method, the
+    parameters and inputs that differ."""
+
+    a: str
+    b: str
+    tables: list[TableComparison]
+    values: list[dict[str, Any]] = Field(description="company, method, value_a, value_b, change")
+    parameters: list[dict[str, Any]] = Field(description="key, run_a, run_b, effect")
+    inputs: list[dict[str, Any]] = Field(description="table, sha256_a, sha256_b")
+
+
+class HistorySummary(BaseModel):
+    """The run history at a glance."""
+
+    total: int
+    by_status: dict[str, int]
+    by_owner: dict[str, int]
+    median_seconds: float | None = Field(None, description="of the finished runs")
+    mean_quality_score: float | None = None
+    last_succeeded: str | None = Field(None, description="the newest succeeded run's id")
+    first_started: dt.datetime | None = None
+    last_started: dt.datetime | None = None
 
 
 class Health(BaseModel):

@@ -65,11 +65,12 @@ def spool(data_root: Path, run_id: str, body: bytes, suffix: str) -> Path:
     return path
 
 
-def resolve(path: Path, data_root: Path) -> ResolvedConfig:
+def resolve(path: Path, data_root: Path, *, also: tuple[Path, ...] = ()) -> ResolvedConfig:
     """The effective configuration of a spooled document, confined to ``data_root``.
 
     Also checks the pipeline's step names, so that a document that cannot run is refused now
-    (422) rather than failing in a worker.
+    (422) rather than failing in a worker. ``also``: more files written for the request (a
+    document with uploads), which messages also call "the request body".
     """
     from wfo_kit.pipeline import check_step_names
 
@@ -77,7 +78,10 @@ def resolve(path: Path, data_root: Path) -> ResolvedConfig:
         resolved = resolve_config(path, confine=data_root)
         check_step_names(resolved.config)
     except WfoError as exc:
-        raise _without_server_paths(exc, path, Path(data_root)) from exc
+        cleaned = _without_server_paths(exc, path, Path(data_root))
+        for other in also:
+            cleaned = _without_server_paths(cleaned, other, Path(data_root))
+        raise cleaned from exc
     return resolved
 
 
@@ -115,3 +119,8 @@ def _without_server_paths(exc: WfoError, spooled_file: Path, data_root: Path) ->
         row=exc.row,
         hint=clean(exc.hint),
     )
+
+
+def clean_error(exc: WfoError, spooled_file: Path, data_root: Path) -> WfoError:
+    """``exc`` without the server's folders (the spooled file is "the request body")."""
+    return _without_server_paths(exc, spooled_file, Path(data_root))

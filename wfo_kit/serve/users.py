@@ -153,6 +153,12 @@ class TokenVerifier:
             self._verified = {}
             self._stamp = stamp
 
+    def active(self, token_id: str) -> User | None:
+        """The active user holding token id ``token_id`` now (a web session's check)."""
+        with self._lock:
+            self._refresh()
+            return self._by_id.get(token_id)
+
     def verify(self, token: str) -> User | None:
         """The active user holding ``token``, or None."""
         from argon2.exceptions import InvalidHashError, VerificationError

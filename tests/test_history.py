@@ -1,0 +1,80 @@
+"""The run-history dashboard (history.html): date axis, words on axes, a 0-1 score axis, a
+table of runs linking to each report (relative links), value trends per company across runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import polars as pl
+
+from wfo_kit import history
+from wfo_kit.publish import publish_history
+
+
+def test_runs_per_day_on_one_day_is_a_date_axis_with_a_bar_not_the_width(
+    two_runs: tuple[Path, str, str],
+) -> None:
+    out, _, _ = two_runs
+    runs = history.run_history(out)
+    fig = history.runs_per_day_figure(runs)
+    xaxis, yaxis = fig.layout.xaxis, fig.layout.yaxis
+    assert xaxis.type == "date"
+    assert xaxis.title.text == "day (UTC)"
+    assert yaxis.title.text == "runs"
+    day = runs["started"].dt.date().max()
+    low, high = (dt.date.fromisoformat(x[:10]) for x in xaxis.range)
+    assert low < day < high  # padded around the one day: a bar in the middle
+    assert (high - low).days >= 4
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [b.name for b in bars] == ["succeeded"]
+    assert list(bars[0].y) == [runs.height]
+    assert bars[0].width == 0.8 * 86_400_000  # 80% of a day, in milliseconds
+
+
+def test_quality_axis_runs_from_0_to_1_and_every_axis_has_words(
+    two_runs: tuple[Path, str, str],
+) -> None:
+    out, _, _ = two_runs
+    runs = history.run_history(out)
+    quality = history.quality_figure(runs)
+    assert tuple(quality.layout.yaxis.range) == (0, 1.05)
+    assert quality.layout.yaxis.dtick == 0.2
+    figures = [
+        history.runs_per_day_figure(runs),
+        quality,
+        history.throughput_figure(runs),
+        history.step_figure(history.step_durations(out)),
+        history.value_trend_figure(history.value_trends(out)),
+    ]
+    for fig in figures:
+        titles = [fig.layout.xaxis.title.text, fig.layout.yaxis.title.text]
+        assert all(titles), fig.layout.title.text
+        assert "len" not in titles
+
+
+def test_value_trends_follow_each_company_across_runs(two_runs: tuple[Path, str, str]) -> None:
+    out, a, b = two_runs
+    trends = history.value_trends(out)
+    assert trends["run_id"].unique(maintain_order=True).to_list() == [a, b]
+    recorded = pl.read_parquet(out / b / "results" / "blend.parquet")
+    c001 = trends.filter(pl.col("company_id") == "C001", pl.col("run_id") == b)["base"][0]
+    assert c001 == recorded.filter(pl.col("company_id") == "C001")["base"][0]
+    fig = history.value_trend_figure(trends)
+    assert len(fig.data) == 40  # one line per company
+    assert all(len(t.y) == 2 for t in fig.data)  # one point per run
+
+
+def test_history_page_links_each_run_to_its_report(two_runs: tuple[Path, str, str]) -> None:
+    out, a, b = two_runs
+    page = publish_history(out)
+    assert page == out.resolve() / "history.html"
+    html = page.read_text()
+    hrefs = re.findall(r'<a href="([^"]+)">report</a>', html)
+    assert sorted(hrefs) == sorted([f"{a}/report.html", f"{b}/report.html"])
+    for href in hrefs:  # relative to the page's folder: they work wherever outputs/ is copied
+        assert (page.parent / href).is_file()
+    assert "Blended value per share of each company across runs" in html
+    assert '"type":"date"' in html
+    assert '"text":"len"' not in html
