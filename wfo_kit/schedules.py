@@ -223,14 +223,16 @@ class _Tickets:
     def poll(self) -> int | None:
         from wfo_kit.history import load_manifest
 
-        if any(self.queue.ticket(run_id) is not None for run_id in self.run_ids):
-            return None
+        ended = ("succeeded", "failed", "interrupted", "incomplete", "unreadable")
         statuses = []
         for run_id in self.run_ids:
-            try:
-                statuses.append(load_manifest(self.root, run_id).get("status"))
+            try:  # the queue records a run in the output folder when it accepts it
+                status = load_manifest(self.root, run_id).get("status")
             except ConfigurationError:
-                statuses.append(None)  # never started (the server stopped first)
+                status = None
+            if status not in ended:
+                return None  # queued or running
+            statuses.append(status)
         return 0 if all(s == "succeeded" for s in statuses) else 1
 
 

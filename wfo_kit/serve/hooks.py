@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from wfo_kit.batch import Job
 from wfo_kit.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from wfo_kit.serve import submissions
-from wfo_kit.serve.deps import Queue, Settings
+from wfo_kit.serve.deps import Index, Queue, Settings
 from wfo_kit.serve.models import RunDetail
 from wfo_kit.serve.problems import Problem, responses
 
@@ -53,10 +53,10 @@ def _params_name(body: bytes) -> str:
     summary="Start a run from a signed webhook",
 )
 async def hook_run(
-    request: Request, response: Response, settings: Settings, queue: Queue
+    request: Request, response: Response, settings: Settings, queue: Queue, index: Index
 ) -> RunDetail:
     """Queue a run of a parameters file of the data root; 202 with the run's URL."""
-    from wfo_kit.serve.runs import _from_ticket
+    from wfo_kit.serve.runs import _queued
 
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
@@ -79,14 +79,14 @@ async def hook_run(
     run_id = submissions.new_run_id()
     request.state.audit = {"run_id": run_id, "params": name}
 
-    def accept() -> Any:
+    def accept() -> RunDetail:
         path = settings.data_root / name
         # Resolved in confinement: absolute paths, `..` and links leaving the data root refused.
         submissions.resolve(path, settings.data_root)
         job = Job(params_file=str(path), run_id=run_id, output_root=str(settings.output_root),
                   confine=str(settings.data_root), owner=OWNER)  # fmt: skip
-        return queue.submit(job)
+        return _queued(queue, index, job)
 
-    ticket = await run_in_threadpool(accept)
+    detail = await run_in_threadpool(accept)
     response.headers["Location"] = f"/runs/{run_id}"
-    return _from_ticket(ticket)
+    return detail
