@@ -3,7 +3,8 @@
 No bearer token: the request is signed like outbound webhooks (:mod:`wfo_kit.notify`):
 ``X-WFO-Timestamp`` and ``X-WFO-Signature: sha256=<HMAC-SHA256 of "<timestamp>." + body>`` with
 the shared secret in the server's ``WFO_HOOK_SECRET`` environment variable; a request more than
-five minutes old is refused (no replays). Without that variable the route answers 503. The body
+five minutes old is refused (no replays). Without that variable the route answers 404 (hooks are
+off on this server). The body
 names a parameters file already in the data root (``{"params": "prices.yaml"}``); the run is
 confined to the data root like any remote submission and owned by ``hook``.
 """
@@ -49,7 +50,7 @@ def _params_name(body: bytes) -> str:
     "/run",
     status_code=202,
     response_model=RunDetail,
-    responses=responses(401, 413, 422, 429, 503),
+    responses=responses(401, 404, 413, 422, 429),
     summary="Start a run from a signed webhook",
 )
 async def hook_run(
@@ -60,7 +61,7 @@ async def hook_run(
 
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
-        raise Problem(503, "hooks-off", "Inbound hooks are off",
+        raise Problem(404, "hooks-off", "Inbound hooks are off",
                       f"the server has no shared secret: set {SECRET_ENV}")  # fmt: skip
     body = await request.body()
     signed = verify(
