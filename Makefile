@@ -8,6 +8,7 @@ KERNEL := wfo_kit
 # Two workers, a whole test file on one worker (module fixtures such as a live server stay shared);
 # PYTEST_ARGS= for a serial run.
 PYTEST_ARGS ?= -n 2 --dist loadfile
+SERVE_ARGS ?=
 
 .PHONY: setup run test lab bench lint clean serve
 
@@ -30,8 +31,8 @@ test: setup
 # The first start adds an admin user and prints its token, once; later starts print no token.
 serve: setup
 	@mkdir -p outputs/serve-data
-	@cp -n wfo_kit/sample_data/*.csv outputs/serve-data/
-	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin
+	@test -f outputs/serve-data/companies.csv || cp wfo_kit/sample_data/*.csv outputs/serve-data/
+	$(BIN)/wfo serve --data-root outputs/serve-data --output outputs --first-admin admin $(SERVE_ARGS)
 
 # JupyterLab at the project root (parameters/, outputs/ and docs/ reachable), showing notebooks/;
 # no positional folder (it would override the root). Jupyter refuses root without --allow-root.

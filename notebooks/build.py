@@ -91,6 +91,7 @@ if valued:
     show.show(charts.upside_ranking(prices))
     show.table(wfo.portfolio_summary(ctx["valuations"], ctx["blend"], names), config.report,
                rows=10_000, caption="Value per share by method and blended range")
+    show.show(charts.value_per_share_bars(ctx["valuations"], names))  # one currency at a time
 """),
     md("""
 ## Company detail
@@ -224,6 +225,17 @@ show.table(
     caption="Parameters (with their source), settings that apply to none or only some "
     "companies (effect.*), input hashes, versions, step timings",
 )
+"""),
+    md("""
+## Model diagnostics and accuracy
+"""),
+    code("""
+for name, caption in (
+    ("diagnostics", "DCF traffic lights (thresholds: valuation.diagnostics)"),
+    ("accuracy", "Model value / market price by method and sector"),
+):
+    if name in ctx.frames:
+        show.table(ctx[name], config.report, rows=1000, caption=caption)
 """),
 ]
 

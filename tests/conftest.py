@@ -90,3 +90,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
         assert result.status == "succeeded", result.error
         ids.append(result.run_id)
     return out, ids[0], ids[1]
+
+
+@pytest.fixture(scope="session")
+def sample_ctx() -> object:
+    """The bundled sample loaded, validated and valued once per session (read-only: tests that
+    change frames make their own)."""
+    from wfo_kit.config import load_config
+    from wfo_kit.pipeline import RunContext, run_pipeline
+
+    return run_pipeline(RunContext(load_config()), ["load", "validate", "value"])

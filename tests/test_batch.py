@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +53,9 @@ def test_batch_keeps_failures_and_resumes(
     assert len(errors) == 2
     assert any("DataFormatError: financials: file not found" in line for line in errors)
     assert any("RuntimeError: boom in a cell" in line for line in errors)
-    failed = [p for p in out.iterdir() if p.is_dir() and p.name.startswith("raising_cell")]
+    failed = [p for p in out.iterdir() if p.is_dir() and "-raising_cell-" in p.name]
+    # the one run-id scheme of `wfo run` and `wfo batch`: <UTC time>-<file stem>-<hash>-<suffix>
+    assert re.fullmatch(r"\d{8}T\d{6}-raising_cell-[0-9a-f]{8}-[0-9a-f]{6}", failed[0].name)
     assert len(failed) == 1
     manifest = json.loads((failed[0] / "manifest.json").read_text())
     assert manifest["status"] == "failed"
@@ -70,7 +73,7 @@ def test_batch_keeps_failures_and_resumes(
     assert main(["runs", "--output", str(out)]) == 0
     listing = capsys.readouterr().out
     assert listing.count("succeeded") == 4
-    ids = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith("good"))
+    ids = sorted(p.name for p in out.iterdir() if p.is_dir() and "-good" in p.name)
     assert main(["diff", ids[0], ids[1], "--output", str(out)]) == 0
     diff = capsys.readouterr().out
     assert "valuation.terminal_growth" in diff
@@ -145,7 +148,7 @@ def test_sigint_keeps_finished_runs_and_a_second_invocation_finishes(tmp_path: P
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for one finished run, then interrupt
-        if any((p / "manifest.json").is_file() for p in out.glob("slow*")):
+        if any((p / "manifest.json").is_file() for p in out.glob("[0-9]*-slow*")):
             break
         time.sleep(0.2)
     time.sleep(1.0)

@@ -106,7 +106,7 @@ def test_unknown_method_name_suggests_the_nearest() -> None:
         resolve_config(None, sets=["valuation.methods=[dcf, comparable]"], environ={})
     assert exc.value.one_line() == (
         "unknown name 'comparable' at valuation.methods.1 (did you mean 'comparables'?) "
-        "(hint: known names: dcf, comparables, asset, ddm, fcfe)"
+        "(hint: known names: dcf, comparables, asset, ddm, fcfe, dated)"
     )
 
 
@@ -610,6 +610,7 @@ def test_given_tables_say_where_each_table_comes_from(tmp_path: Path) -> None:
         ("financials", str(SAMPLE_TABLES / "financials.csv")),
         ("peers", "postgresql://bob:***@db/x (table peers)"),
         ("balance_sheet", "not given"),
+        ("dated_flows", "not given"),
     ]
 
 

@@ -10,16 +10,20 @@ stops iterating within about 1e-8, so we match to 2e-9). 2008 is a leap year: 20
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+import wfo_kit as wfo
 from tests.builders import companies, financials
 from wfo_kit.config import ValuationConfig
-from wfo_kit.dated import xirr, xirr_frame, xnpv, xnpv_frame, year_fractions
+from wfo_kit.dated import irr_matrix, xirr, xirr_frame, xnpv, xnpv_frame, year_fractions
 from wfo_kit.validate import validate_tables
 from wfo_kit.value import value_companies
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MS_DATES = [
     dt.date(2008, 1, 1),
@@ -135,3 +139,89 @@ def test_reverse_dcf_under_a_valuation_date_counts_the_stub() -> None:
     reverse = out["reverse_dcf"].row(0, named=True)
     assert reverse["reason"] is None
     assert reverse["implied_fcff_growth"] == pytest.approx(0.05, abs=1e-9)
+
+
+def test_dated_flows_table_values_deals_through_the_pipeline(tmp_path: Path) -> None:
+    # The sample's companies with a dated_flows file naming ids it does not have: the file is
+    # read (dates parsed) and its rows quarantined with the reason, never dropped silently.
+    (tmp_path / "dated.csv").write_text(
+        "company_id,date,amount\n"
+        "X,2026-06-30,50\nX,2027-03-31,60\nX,2028-12-31,1000\n"
+        "Y,2025-12-31,10\nY,2026-12-31,10\nZZ,2026-12-31,5\n",
+        encoding="utf-8",
+    )
+    config = wfo.load_config(
+        ROOT / "parameters" / "default.yaml",
+        overrides={
+            "data": {"dated_flows": str(tmp_path / "dated.csv")},
+            "valuation": {
+                "methods": ["dated"],
+                "blend": {"dated": 1.0},
+                "valuation_date": "2026-01-31",
+                "monte_carlo": {"enabled": False},
+                "scenarios": [],
+            },
+        },
+    )
+    ctx = wfo.run_pipeline(wfo.RunContext(config))
+    sample = ctx["companies"].filter(pl.col("company_id").is_in(["C001", "C002"]))
+    assert sample.height == 2  # the sample's ids: X, Y, ZZ are not among them
+    quarantined = ctx["quarantine"].filter(pl.col("table") == "dated_flows")
+    assert set(quarantined["company_id"]) == {"X", "Y", "ZZ"}
+    assert quarantined["check"].unique().to_list() == ["known_company"]
+
+
+def test_dated_method_by_hand() -> None:
+    day = dt.date(2026, 1, 31)
+    comp = companies(
+        {"company_id": "X", "discount_rate": 0.10, "debt": 100.0, "cash": 20.0},
+        {"company_id": "Y", "discount_rate": 0.10},
+        {"company_id": "W", "discount_rate": 0.10},
+    )
+    dated = pl.DataFrame(
+        {
+            "company_id": ["X", "X", "X", "Y", "Y"],
+            "date": [dt.date(2026, 6, 30), dt.date(2027, 3, 31), dt.date(2028, 12, 31),
+                     dt.date(2025, 12, 31), dt.date(2026, 12, 31)],
+            "amount": [50.0, 60.0, 1000.0, 10.0, 10.0],
+        }
+    )  # fmt: skip
+    valuation = ValuationConfig(
+        methods=["dated"], blend={"dated": 1.0}, valuation_date=day,
+        monte_carlo={"enabled": False}, scenarios=[],
+    )  # fmt: skip
+    tables = {
+        "companies": comp,
+        "financials": financials([{**fcff_rows_one(c)} for c in ("X", "Y", "W")]),
+        "dated_flows": dated,
+    }
+    checked = validate_tables(tables, valuation=valuation)
+    out = value_companies(
+        checked.valid,
+        valuation=valuation,
+        universe=comp["company_id"],
+        quarantine=checked.quarantine,
+    )
+    rows = {r["company_id"]: r for r in out["valuations"].iter_rows(named=True)}
+    ev = xnpv(0.10, [50.0, 60.0, 1000.0], dated["date"].to_list()[:3], valuation_date=day)
+    assert rows["X"]["enterprise_value"] == pytest.approx(ev, rel=1e-12)
+    assert rows["X"]["equity_value"] == pytest.approx(ev - 100.0 + 20.0, rel=1e-12)
+    low = xnpv(0.11, [50.0, 60.0, 1000.0], dated["date"].to_list()[:3], valuation_date=day)
+    assert rows["X"]["low"] == pytest.approx((low - 80.0) / 100.0, rel=1e-12)
+    assert rows["Y"]["reason"] == (
+        "a flow is dated before the valuation date (spreadsheet XNPV: #NUM!)"
+    )
+    assert rows["W"]["reason"] == "no rows in dated_flows"
+
+
+def fcff_rows_one(company: str) -> dict:
+    return {"company_id": company, "year": 2026, "is_forecast": True, "fcff": 1.0}
+
+
+def test_xirr_falls_back_to_bisection_and_says_when_there_is_no_root() -> None:
+    amounts = np.array([[-100.0, 0.0, 0.0, 1e6], [-1.0, 3.0, -2.5, 0.0]])
+    times = np.array([[0.0, 1.0, 2.0, 3.0]] * 2)
+    # one Newton step cannot converge: the bracketed bisection finds (10^4)^(1/3) - 1
+    rate = irr_matrix(amounts, times, iterations=1)
+    assert rate[0] == pytest.approx(1e4 ** (1 / 3) - 1, rel=1e-9)
+    assert np.isnan(rate[1])  # -1 + 3x - 2.5x^2 has no real root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from wfo_kit.schemas import contract_markdown
@@ -67,3 +68,43 @@ def test_make_lab_serves_the_project_root_and_runs_as_root() -> None:
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=30)
+
+
+# Paths the README names that are not files of this repository, by design: the reader's own data
+# folder of the "Your own data" example, run outputs and a run folder's `results/`, the virtualenv
+# `make setup` creates, a path relative to a parameters file (`../`), an elided one (`.../`), and
+# `serve/` named inside the `wfo_kit/` layout list.
+NOT_REPO_PATHS = ("data/", "outputs/", "results/", ".venv/", "../", ".../", "serve/")
+_PATH = re.compile(r"^[\w.][\w./*-]*(?:/|\.(?:ya?ml|md|py|ipynb|csv|parquet|json|js|css|toml))$")
+
+
+def readme_paths(text: str) -> set[str]:
+    """Every repository path the README's examples and links name: link targets, words in
+    ``sh``/``python``/``yaml`` examples and in inline code that look like a path."""
+    found = set(re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text))
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    commands = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    for chunk, bare in [*[(c, True) for c in commands], *[(c, False) for c in [*blocks, *inline]]]:
+        for word in re.split(r"[\s=(),\[\]{}]+", chunk):
+            word = word.strip("\"'`:;,")
+            named = "/" in word or (bare and not word.startswith("-"))  # a command's argument
+            if named and _PATH.match(word) and not word.startswith(NOT_REPO_PATHS):
+                found.add(word)
+    # placeholders are in capitals: DATA_ROOT/..., OUTPUT/users.json
+    return {p for p in found if not p.startswith("http") and not re.match(r"[A-Z_]+/", p)}
+
+
+def test_every_path_in_readme_examples_exists() -> None:
+    """Issue 12 item 12: no example names a file the repository does not ship."""
+    paths = readme_paths((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert {"parameters/scenarios/bear.yaml", "parameters/scenarios/*.yaml"} <= paths
+    missing = [
+        p for p in sorted(paths) if not (list(ROOT.glob(p)) if "*" in p else (ROOT / p).exists())
+    ]
+    assert missing == []
+
+
+def test_readme_path_finder_sees_a_missing_example() -> None:
+    text = "```sh\nwfo run my.yaml\n```\nsee [x](docs/nothing.md) and `wfo_kit/none.py`"
+    assert readme_paths(text) == {"my.yaml", "docs/nothing.md", "wfo_kit/none.py"}

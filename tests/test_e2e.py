@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -74,6 +75,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = Path(result.stdout.strip().splitlines()[-1])
     assert report.name == "report.html"
     assert report.parent.parent == out
+    # the one run-id scheme of `wfo run` and `wfo batch`: <UTC time>-<file stem>-<hash>-<suffix>
+    assert re.fullmatch(r"\d{8}T\d{6}-params-[0-9a-f]{8}-[0-9a-f]{6}", report.parent.name)
     return report.parent
 
 
@@ -320,6 +323,38 @@ PICK_COMPANIES = """async (ids) => {
 }"""
 
 
+@contextlib.contextmanager
+def _csp_server(report: Path) -> Iterator[str]:
+    """A real HTTP server on loopback sending ``report`` with `wfo serve`'s report CSP."""
+    import http.server
+    import threading
+
+    from wfo_kit.serve.runs import REPORT_CSP
+
+    body = report.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", REPORT_CSP)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/report.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 CHART_CONTENT = """() => [...document.querySelectorAll('.js-plotly-plot')]
   .filter(gd => gd.layout.meta && gd.layout.meta.wfo_companies)
   .map(gd => ({title: gd.layout.title.text, ids: gd.layout.meta.wfo_companies,
@@ -334,7 +369,8 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
     sample_run: Path, chromium: str, record_property: Callable[[str, object], None]
 ) -> None:
     """Issue 12 items 1-4 in Chromium: the headline, the price line, each valued company chosen
-    in the shared picker shows in every detail section, axis titles, no request leaves the file.
+    in the shared picker shows in every detail section, axis titles, no request but the page
+    (served with `wfo serve`'s CSP; test_report_opens_offline_in_chromium opens the file).
     """
     from playwright.sync_api import sync_playwright
 
@@ -347,13 +383,18 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
     currency = dict(
         companies.unique("company_id", keep="first").select("company_id", "currency").rows()
     )
-    with sync_playwright() as p:
+    # served as `wfo serve` serves it (its CSP: sandboxed, no network) from a real HTTP server
+    with sync_playwright() as p, _csp_server(sample_run / "report.html") as url:
         browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page()
-        requests, errors = [], []
+        requests, errors, violations = [], [], []
         page.on("request", lambda r: requests.append(r.url))
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((sample_run / "report.html").as_uri())
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security" in m.text else None,
+        )
+        page.goto(url)
         page.wait_for_function(ALL_CHARTS_DRAWN, polling="raf", timeout=60_000)
         headline = page.inner_text("#wfo-headline")
         first_table = page.evaluate(
@@ -376,8 +417,15 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
             round((page.evaluate("() => performance.now()") - start) / len(picked)),
         )
         axes_after = page.evaluate(AXIS_TITLES)
+        # the company bar stays at the top of the window down to the last detail section
+        page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].pop().scrollIntoView()"
+        )
+        bar_top = page.evaluate(
+            "() => document.getElementById('wfo-picker').getBoundingClientRect().top"
+        )
         browser.close()
-    assert [u for u in requests if not u.startswith("file://")] == []
+    assert [u for u in requests if u != url] == []  # nothing but the page itself
     assert errors == []
     # 1. headline first: dates, units, counts and a reading, before any table
     assert first_table & 4  # DOCUMENT_POSITION_FOLLOWING: the first table comes after it
@@ -417,6 +465,8 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
             assert set(table["rows"]) <= {cid}
             assert table["rows"] or table["none"]
         assert sum(bool(t["rows"]) for t in company["tables"]) >= 3, cid  # DCF/comparables/assets
+    assert 0 <= bar_top < 5, bar_top
+    assert violations == []
     # 3. every axis of every chart has a title (with units), before and after switching
     for chart in axes + axes_after:
         assert all(title for _axis, title in chart["axes"]), chart

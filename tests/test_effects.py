@@ -421,7 +421,8 @@ def test_batch_rate_changes_values_only_with_precedence_and_says_so(
     )
 
     def dcf(stem: str) -> pl.DataFrame:
-        run = next(p for p in out.iterdir() if p.is_dir() and p.name.startswith(stem + "-"))
+        # run folders are <UTC time>-<file stem>-<hash>-<suffix> (README, Where outputs land)
+        run = next(p for p in out.iterdir() if p.is_dir() and f"-{stem}-" in p.name)
         frame = pl.read_parquet(run / "results" / "valuations.parquet")
         return frame.filter(pl.col("method") == "dcf", pl.col("status") == "valued")
 
@@ -430,7 +431,7 @@ def test_batch_rate_changes_values_only_with_precedence_and_says_so(
     assert low.height == high.height > 30
     assert (low["value_per_share"] > high["value_per_share"]).all()
 
-    runs = {p.name.split("-")[0]: p.name for p in out.iterdir() if p.is_dir()}
+    runs = {p.name.split("-")[1]: p.name for p in out.iterdir() if p.is_dir()}  # <time>-<stem>-...
     assert main(["diff", runs["rows08"], runs["rows12"], "--output", str(out)]) == 0
     assert (
         "valuation.discount_rate differs (0.08 -> 0.12); applies to 0 of 38 companies (both runs)"

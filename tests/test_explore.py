@@ -8,13 +8,13 @@ import polars as pl
 import pytest
 
 from wfo_kit.config import load_config
-from wfo_kit.explore import Assumptions, revalue
+from wfo_kit.explore import Assumptions, percent_input, revalue
 from wfo_kit.pipeline import RunContext, run_pipeline
 
 
 @pytest.fixture(scope="module")
-def ctx() -> RunContext:
-    return run_pipeline(RunContext(load_config()), ["load", "validate", "value"])
+def ctx(sample_ctx: RunContext) -> RunContext:
+    return sample_ctx
 
 
 def test_revalue_at_the_company_own_rates_reproduces_the_pipeline(ctx: RunContext) -> None:
@@ -152,9 +152,36 @@ def test_explorer_labels_are_words_with_units_and_axes_are_titled(explorer: obje
 
 
 def test_percent_boxes_keep_the_company_own_rate_exactly() -> None:
-    from wfo_kit.explore import percent_input
-
     assert 8.22 / 100 != 0.0822  # why the box cannot just divide by 100 (a sample company's)
     assert percent_input(8.22, 0.0822) == 0.0822
     assert percent_input(0.0822 * 100, 0.0822) == 0.0822
     assert percent_input(8.5, 0.0822) == 0.085
+
+
+def test_driver_forecasts_open_on_the_report_numbers_too() -> None:
+    """Under driver forecasts the inputs the explorer opens on (each company's own rates and
+    target margin, as its percent boxes hold them) give exactly the report's values."""
+    from wfo_kit.explore import report_inputs
+
+    fast = {"monte_carlo": {"enabled": False}, "sensitivity": {"enabled": False}}
+    config = load_config(overrides={"valuation": {"forecast": "drivers", **fast}})
+    ctx = run_pipeline(RunContext(config), ["load", "validate", "value"])
+    base = dict(ctx["blend"].select("company_id", "base").iter_rows())
+    for company_id in ("C001", "C004"):
+        own = report_inputs(ctx, company_id)
+        assert own["target_margin"] is not None
+        shown = {k: percent_input(v * 100.0, v) for k, v in own.items() if v is not None}
+        assumed = Assumptions(
+            company_id,
+            shown["discount_rate"],
+            shown["terminal_growth"],
+            target_margin=shown["target_margin"],
+        )
+        assert revalue(ctx, assumed)["blend"]["base"] == base[company_id], company_id
+        more = Assumptions(
+            company_id,
+            shown["discount_rate"],
+            shown["terminal_growth"],
+            target_margin=shown["target_margin"] + 0.01,
+        )
+        assert revalue(ctx, more)["blend"]["base"] > base[company_id]

@@ -14,7 +14,7 @@ import pytest
 from tests.builders import balance_sheet, companies, fcff_rows, financials, peers
 from wfo_kit.config import TableSource
 from wfo_kit.errors import DataFormatError
-from wfo_kit.io import read_table
+from wfo_kit.io import conform, read_table
 from wfo_kit.schemas import INPUT_SCHEMAS, polars_dtypes
 from wfo_kit.validate import validate_tables
 
@@ -169,6 +169,10 @@ MINIMAL = {
     "balance_sheet": lambda **kw: balance_sheet(
         [{"company_id": "X", "item": "Land", "side": "asset", "book_value": 1.0,
           "fair_value_adjustment": 0.0, **kw}]
+    ),
+    "dated_flows": lambda **kw: conform(
+        pl.DataFrame([{"company_id": "X", "date": "2026-06-30", "amount": 1.0, **kw}]),
+        table="dated_flows", where="test",
     ),
 }  # fmt: skip
 

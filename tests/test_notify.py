@@ -160,7 +160,7 @@ def test_rules_fire_together_and_inert_rules_are_reported() -> None:
     assert fired[2]["companies"][0]["moved_pct"] == pytest.approx(30.0)
     assert notes == [
         "notify.rules.diagnostics_red has no effect: this run has no `diagnostics` result table "
-        "with a status column"
+        "(with a light or status column)"
     ]
     fired, notes = evaluate(rules, Facts(status="succeeded", quality_score=1.0, blend=blend))
     assert [f["rule"] for f in fired] == ["run_succeeded"]

@@ -87,3 +87,27 @@ def test_what_was_read_is_recorded_per_table(sqlite_peers: Path, tmp_path: Path)
     assert {k: v for k, v in second.inputs_read.items() if k != "peers"} == {
         k: v for k, v in read.items() if k != "peers"
     }
+
+
+def test_run_and_batch_name_run_folders_with_one_scheme(tmp_path: Path) -> None:
+    """Issue 12 item 13: <UTC time>-<parameters file stem>-<content hash>-<random suffix>."""
+    import re
+
+    from wfo_kit.batch import new_run_id, succeeded_run
+    from wfo_kit.runs import default_run_prefix, make_run_id
+
+    scheme = r"\d{8}T\d{6}-bear-0d1ae7d3-[0-9a-f]{6}"
+    from_batch = new_run_id("bear-0d1ae7d3ffff")  # content_id: <stem>-<hash, 12 digits>
+    from_run = make_run_id(default_run_prefix("0d1ae7d3ffff", label="bear"))
+    assert re.fullmatch(scheme, from_batch)
+    assert re.fullmatch(scheme, from_run)
+    # `wfo batch` resumes from a folder `wfo run` made, and only from a succeeded one
+    folder = tmp_path / from_run
+    folder.mkdir()
+    manifest = {"status": "failed", "content_hash": "0d1ae7d3ffff"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert succeeded_run(tmp_path, "bear-0d1ae7d3ffff") is None
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "status": "succeeded"}))
+    assert succeeded_run(tmp_path, "bear-0d1ae7d3ffff") == folder
+    assert succeeded_run(tmp_path, "bull-0d1ae7d3ffff") is None
+    assert succeeded_run(tmp_path, "bear-0d1ae7d3eeee") is None  # same 8 digits, not the hash

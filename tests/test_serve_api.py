@@ -401,7 +401,7 @@ def test_schemathesis_against_the_openapi_schema(cluster: Cluster) -> None:
     def fuzz(operation: object) -> None:
         @given(case=operation.as_strategy())  # type: ignore[attr-defined]
         @settings(
-            max_examples=4,
+            max_examples=int(os.environ.get("WFO_FUZZ_EXAMPLES", "4")),  # bounded: suite time
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

@@ -243,6 +243,14 @@ def test_markup_in_names_is_text_in_every_chart(hostile_run: Path, chromium: str
             buttons += page.eval_on_selector_all(
                 ".updatemenu-dropdown-button", "els => els.map(e => e.textContent)"
             )
+        # the report's shared company picker (the charts' own dropdowns are left out of the
+        # HTML): each company's label is an <option>'s text
+        buttons += page.eval_on_selector_all(
+            "#wfo-company-picker option", "els => els.map(e => e.textContent)"
+        )
+        picker_markup = page.eval_on_selector_all(
+            "#wfo-company-picker *:not(option)", "els => els.length"
+        )
         images = page.eval_on_selector_all("img", "els => els.length")
         scripts = page.eval_on_selector_all("script", "els => els.map(s => s.textContent)")
         browser.close()
@@ -254,7 +262,8 @@ def test_markup_in_names_is_text_in_every_chart(hostile_run: Path, chromium: str
     assert [link for link in links if "modebar-btn" not in str(link[0]) or link[1]] == []
     assert bold == []
     assert images == 0
-    assert len(buttons) >= 4 * 5  # four charts with a dropdown of the five companies
+    assert len(buttons) >= 5  # the picker offers the five companies
+    assert picker_markup == 0  # no element inside an option: the names stayed text
     for company_id, name in HOSTILE_NAMES.items():
         assert f"{company_id} {name}" in buttons, name  # the label, as text
     assert f"C001 {LINK}" in "".join(hover)  # hover text of the first bar, as text

@@ -91,15 +91,27 @@ def content_id(params_file: Path, sets: tuple[str, ...] = (), confine: str | Non
     return f"{params_file.stem}-{content_hash(resolved, input_hashes(resolved))}"
 
 
+def new_run_id(content: str) -> str:
+    """A run id for ``content`` (:func:`content_id`), the same scheme as ``wfo run``'s."""
+    from wfo_kit.runs import default_run_prefix, make_run_id
+
+    stem, _, full_hash = content.rpartition("-")
+    return make_run_id(default_run_prefix(full_hash, label=stem))
+
+
 def succeeded_run(root: Path, content: str) -> Path | None:
     """A run folder under ``root`` that already computed ``content`` successfully, if any."""
-    for manifest_path in sorted(root.glob(f"{glob.escape(content)}-*/manifest.json")):
+    from wfo_kit.runs import run_label
+
+    stem, _, full_hash = content.rpartition("-")
+    # run ids are <time>-<stem>-<hash, 8 digits>-<suffix> (wfo_kit.runs.default_run_prefix)
+    pattern = f"[0-9]*-{glob.escape(run_label(stem))}-{full_hash[:8]}-*/manifest.json"
+    for manifest_path in sorted(root.glob(pattern)):
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # unreadable: not proof of success (`wfo runs` lists it as unreadable)
-        hash_part = content.rpartition("-")[2]
-        if manifest.get("status") == "succeeded" and manifest.get("content_hash") == hash_part:
+        if manifest.get("status") == "succeeded" and manifest.get("content_hash") == full_hash:
             return manifest_path.parent
     return None
 
@@ -347,9 +359,7 @@ def run_batch(
         if done is not None:
             outcomes[key] = Outcome(done.name, key, "skipped", report=str(done / "report.html"))
             continue
-        from wfo_kit.runs import make_run_id
-
-        jobs.append(Job(key, make_run_id(content), str(root), sets, confine))
+        jobs.append(Job(key, new_run_id(content), str(root), sets, confine))
     tick = progress or (lambda _done, _total, _outcome: None)
     total = len(files)
     for done_count, outcome in enumerate(list(outcomes.values()), start=1):
@@ -448,11 +458,10 @@ def _run_round(
                 report=str(root / job.run_id / "report.html"),
             )
         elif status in (None, "interrupted"):
-            from wfo_kit.runs import make_run_id
-
             # A fresh run id: an interrupted run's folder is kept as it is, never reused.
-            content = job.run_id.rpartition("-")[0]
-            retry.append(dataclasses.replace(job, run_id=make_run_id(content)))
+            from wfo_kit.runs import renewed_run_id
+
+            retry.append(dataclasses.replace(job, run_id=renewed_run_id(job.run_id)))
             continue
         else:
             outcome = Outcome(

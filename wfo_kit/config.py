@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
 from wfo_kit.opsconfig import HttpPagination, LoggingConfig, NotifyConfig
@@ -123,7 +124,7 @@ def is_http(url: str) -> bool:
 _SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|password", re.IGNORECASE)
 
 
-TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet")
+TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet", "dated_flows")
 #: Tables without which nothing can be valued; the others only feed their method.
 REQUIRED_TABLES = ("companies", "financials")
 
@@ -134,7 +135,11 @@ def sample_data() -> dict[str, str]:
     >>> sorted(sample_data())
     ['balance_sheet', 'companies', 'financials', 'peers']
     """
-    return {name: str(SAMPLE_DIR / f"{name}.csv") for name in TABLE_NAMES}
+    return {
+        name: str(SAMPLE_DIR / f"{name}.csv")
+        for name in TABLE_NAMES
+        if (SAMPLE_DIR / f"{name}.csv").is_file()  # the sample has no dated flows
+    }
 
 
 class DataConfig(_Section):
@@ -150,6 +155,10 @@ class DataConfig(_Section):
     )
     balance_sheet: TableSource | None = Field(
         None, description="balance-sheet items; not given: the asset method values none"
+    )
+    dated_flows: TableSource | None = Field(
+        None,
+        description="cash flows on dates (deal-style); not given: the dated method values none",
     )
 
 
@@ -202,7 +211,7 @@ class ValidationConfig(_Section):
     )
 
 
-METHOD_NAMES = ("dcf", "comparables", "asset", "ddm", "fcfe")
+METHOD_NAMES = ("dcf", "comparables", "asset", "ddm", "fcfe", "dated")
 #: the methods run when valuation.methods is not set (the equity models are chosen explicitly)
 DEFAULT_METHODS = ("dcf", "comparables", "asset")
 #: A shift added to a rate or a growth rate (decimal).
@@ -413,6 +422,21 @@ class MonteCarloConfig(_Section):
     )
 
 
+def known_methods() -> tuple[str, ...]:
+    """Built-in method names, then plug-ins (registered in code or installed entry points)."""
+    from wfo_kit.plugins import METHOD_GROUP, plugin_names
+
+    return (*METHOD_NAMES, *(n for n in plugin_names(METHOD_GROUP) if n not in METHOD_NAMES))
+
+
+def _method_name(name: str) -> str:
+    known = known_methods()
+    if name not in known:
+        kind, template = "unknown_name", "unknown name {input}"
+        raise PydanticCustomError(kind, template, {"input": name, "expected": ", ".join(known)})
+    return name
+
+
 class EquityConfig(_Section):
     """Equity-side models (methods ddm and fcfe); a company row's own column wins."""
 
@@ -439,6 +463,66 @@ class EquityConfig(_Section):
         description="fcff: FCFE = FCFF - interest x (1 - t) + net borrowing; net_income: FCFE = "
         "net income - (capex - D&A) - change in NWC + net borrowing",
     )
+
+
+class TaxConfig(_Section):
+    """Ginzu-style taxes on explicit forecasts (optional; docs/conventions.md)."""
+
+    carry_forward_losses: bool = Field(
+        False,
+        description="carry net operating losses forward for every company: a loss adds to the "
+        "NOL, later profits are taxed only beyond it (a row's nol column turns it on for that "
+        "company, from that starting NOL); false: a loss is taxed at the rate (a tax credit)",
+    )
+    fade_from_year: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="a row's effective_tax_rate holds through this year, then moves linearly to "
+        "its marginal tax_rate, reached in year N",
+    )
+
+
+class DiagnosticsConfig(_Section):
+    """Traffic-light thresholds of the DCF diagnostics (table ``diagnostics``)."""
+
+    roic_spread_green: float = Field(0.02, gt=-1, lt=1, description="ROIC - r at or above: green")
+    roic_spread_amber: float = Field(0.0, gt=-1, lt=1, description="ROIC - r at or above: amber")
+    terminal_share_green: float = Field(
+        0.75, ge=0, le=1, description="PV(TV) / EV at or below: green"
+    )
+    terminal_share_amber: float = Field(
+        0.85, ge=0, le=1, description="PV(TV) / EV at or below: amber"
+    )
+    spread_green: float = Field(0.03, ge=0, lt=1, description="r - g at or above: green")
+    spread_amber: float = Field(0.015, ge=0, lt=1, description="r - g at or above: amber")
+    peer_multiple_tolerance: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="implied EV/EBITDA within the peers' quartiles: green; within this share "
+        "beyond them (q1 / (1 + x) .. q3 x (1 + x)): amber",
+    )
+    growth_gap_green: float = Field(
+        0.01, ge=0, lt=1, description="|g - reinvestment rate x ROIC| at or below: green"
+    )
+    growth_gap_amber: float = Field(
+        0.03, ge=0, lt=1, description="|g - reinvestment rate x ROIC| at or below: amber"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DiagnosticsConfig:
+        pairs = [
+            ("roic_spread", self.roic_spread_amber <= self.roic_spread_green),
+            ("terminal_share", self.terminal_share_green <= self.terminal_share_amber),
+            ("spread", self.spread_amber <= self.spread_green),
+            ("growth_gap", self.growth_gap_green <= self.growth_gap_amber),
+        ]
+        for name, ok in pairs:
+            if not ok:
+                msg = f"diagnostics.{name}_amber must be looser than {name}_green"
+                raise ValueError(msg)
+        return self
 
 
 class RangeConfig(_Section):
@@ -487,18 +571,21 @@ class ValuationConfig(_Section):
         "[discount_rate]: the configured value wins for those assumptions only",
     )
 
-    methods: list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]] = Field(
+    methods: list[Annotated[str, AfterValidator(_method_name)]] = Field(
         default_factory=lambda: list(DEFAULT_METHODS),
         description="valuation methods to run: dcf (FCFF), comparables, asset, ddm (dividend "
-        "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity)",
+        "discount, valuation.equity.ddm_model), fcfe (free cash flow to equity), or a plug-in's "
+        "name (wfo_kit.register_method, or entry-point group wfo_kit.methods)",
     )
-    routes: dict[str, list[Literal["dcf", "comparables", "asset", "ddm", "fcfe"]]] = Field(
+    routes: dict[str, list[Annotated[str, AfterValidator(_method_name)]]] = Field(
         default_factory=dict,
         description="company_id or sector -> the only methods that value it, e.g. {Banks: [ddm, "
         "fcfe]}: a bank is then excluded from dcf with the reason; a company_id key wins over "
         "its sector's",
     )
     equity: EquityConfig = Field(default_factory=lambda: EquityConfig())
+    diagnostics: DiagnosticsConfig = Field(default_factory=lambda: DiagnosticsConfig())
+    taxes: TaxConfig = Field(default_factory=lambda: TaxConfig())
     forecast: Literal["explicit", "drivers"] = Field(
         "explicit",
         description="explicit: forecast rows in financials; drivers: growth, margin, reinvestment",
@@ -633,9 +720,9 @@ class ValuationConfig(_Section):
                     f"them to methods"
                 )
                 raise ValueError(msg)
-        unknown = set(self.blend) - set(METHOD_NAMES)
+        unknown = set(self.blend) - set(known_methods())
         if unknown:
-            msg = f"blend weights name unknown methods {sorted(unknown)}; known: {METHOD_NAMES}"
+            msg = f"blend weights name unknown methods {sorted(unknown)}; known: {known_methods()}"
             raise ValueError(msg)
         if any(w < 0 for w in self.blend.values()):
             msg = "blend weights must not be negative"
@@ -707,7 +794,7 @@ class ReportConfig(_Section):
         40,
         ge=1,
         description="with no `companies` given: detail the first N valued companies (each adds "
-        "about 12 KB to report.html; README, Report)",
+        "about 10 KB to report.html; README, Reading the report)",
     )
     units: str = Field(
         "millions",
@@ -1454,7 +1541,7 @@ def _config_error(exc: PydanticValidationError) -> ConfigurationError:
         msg = f"unknown configuration key {dotted!r}{did_you_mean(loc[-1], known)}"
         hint = f"known keys here: {', '.join(sorted(known))}"
         return ConfigurationError(msg, column=dotted, hint=hint, details=exc.errors())
-    if first["type"] == "literal_error" and isinstance(first.get("input"), str):
+    if first["type"] in ("literal_error", "unknown_name") and isinstance(first.get("input"), str):
         expected = [
             e.strip(" '") for e in str(first["ctx"]["expected"]).replace(" or ", ", ").split(",")
         ]

@@ -142,6 +142,8 @@ def irr_matrix(
             step = np.where(done, 0.0, f / df)
             rate = rate - step
             done |= np.abs(step) < 1e-12
+            if done.all():
+                break
         ok = done & np.isfinite(rate) & (rate > -1)
         ok &= np.abs(npv_matrix(amounts, times, rate)) <= 1e-7 * np.maximum(
             1.0, np.abs(amounts).sum(axis=1)
@@ -149,7 +151,8 @@ def irr_matrix(
         lo, hi = np.full(n, -0.999999), np.full(n, 100.0)
         f_lo, f_hi = npv_matrix(amounts, times, lo), npv_matrix(amounts, times, hi)
         bracket = np.sign(f_lo) * np.sign(f_hi) < 0
-        for _ in range(200):
+        rounds = 0 if (ok | ~signs).all() else 200  # bisection only where Newton failed
+        for _ in range(rounds):
             mid = 0.5 * (lo + hi)
             f_mid = npv_matrix(amounts, times, mid)
             same = np.sign(f_mid) == np.sign(f_lo)

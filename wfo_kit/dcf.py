@@ -456,6 +456,53 @@ def fcff_expr(tax_rate: pl.Expr | str = "tax_rate") -> pl.Expr:
     return pl.coalesce(pl.col("fcff"), computed)
 
 
+_TAX_COLUMNS = {"tax_rate", "effective_tax_rate", "nol"}
+
+
+@dataclass(frozen=True)
+class TaxPath:
+    """Ginzu-style taxes: ``carry_forward`` losses for every company (a row with ``nol`` always
+    carries its own forward); the effective rate held through ``fade_from``, then linear to the
+    marginal rate by year N (for rows with ``effective_tax_rate``)."""
+
+    carry_forward: bool = False
+    fade_from: int = 5
+
+
+def taxed_fcff_expr(taxes: TaxPath, companies: pl.DataFrame) -> pl.Expr:
+    """FCFF with the tax rate path and NOL carry-forward, over forecast rows sorted by company
+    and year (``t`` = years from the base year). A given ``fcff`` is used as is.
+
+    rate_t = eff + (marginal - eff) x clip((t - F) / (N - F), 0, 1); NOL_t = max(NOL_0, max_{k<=t}
+    S_k) - S_t with S_t the cumulative EBIT (S_0 = 0): a loss adds to the NOL, a profit uses it up;
+    taxable_t = max(0, EBIT_t - NOL_{t-1}); FCFF = EBIT - rate_t x taxable_t + D&A - capex - dNWC.
+    """
+    by = "company_id"
+    marginal = pl.col("tax_rate")
+    effective = (
+        pl.coalesce(pl.col("effective_tax_rate"), marginal)
+        if "effective_tax_rate" in companies.columns
+        else marginal
+    )
+    horizon = pl.col("t").max().over(by)
+    weight = (pl.col("t") - taxes.fade_from) / pl.max_horizontal(horizon - taxes.fade_from, 1)
+    rate = effective + (marginal - effective) * weight.clip(0.0, 1.0)
+    ebit = pl.col("ebit")
+    start = pl.col("nol") if "nol" in companies.columns else pl.lit(None, pl.Float64)
+    carries = start.is_not_null() | pl.lit(taxes.carry_forward)
+    nol0 = start.fill_null(0.0)
+    cumulative = ebit.cum_sum().over(by)
+    nol = (
+        pl.max_horizontal(nol0, pl.max_horizontal(cumulative.cum_max().over(by), 0.0)) - cumulative
+    )
+    before = nol.shift(1).over(by).fill_null(nol0)
+    taxable = pl.when(carries).then((ebit - before).clip(lower_bound=0.0)).otherwise(ebit)
+    computed = (
+        ebit - rate * taxable + pl.col("depreciation") - pl.col("capex") - pl.col("change_nwc")
+    )
+    return pl.coalesce(pl.col("fcff"), computed)
+
+
 def fiscal_year_end(year: pl.Expr, fiscal_year_end: str = "12-31") -> pl.Expr:
     month, day = (int(part) for part in fiscal_year_end.split("-"))
     return pl.date(year, month, day)
@@ -516,8 +563,12 @@ def forecast_flows(
     valuation_date: dt.date | None = None,
     fiscal_year_end_md: str = "12-31",
     timing: Timing = "end_of_year",
+    taxes: TaxPath | None = None,
 ) -> pl.DataFrame:
     """Long table of forecast FCFF with discount exponents.
+
+    ``taxes`` (optional, Ginzu): the effective-to-marginal tax rate path and net operating loss
+    carry-forward of :func:`taxed_fcff_expr`; None: FCFF at the marginal ``tax_rate``.
 
     Columns: company_id, year, t, fcff, ebitda, time (discount exponent, years), stub (share of
     the year's flow counted: 1, or less for a stub year under a valuation date). ``t`` is the
@@ -531,10 +582,21 @@ def forecast_flows(
     frame = (
         financials.lazy()
         .filter(pl.col("is_forecast"))
-        .join(companies.lazy().select("company_id", "tax_rate"), on="company_id", how="inner")
+        .join(
+            companies.lazy().select("company_id", *_TAX_COLUMNS.intersection(companies.columns)),
+            on="company_id",
+            how="inner",
+        )
         .join(bases.lazy().select("company_id", "base_year"), on="company_id", how="left")
-        .with_columns(fcff_expr().alias("fcff"), (pl.col("year") - pl.col("base_year")).alias("t"))
+        .with_columns((pl.col("year") - pl.col("base_year")).alias("t"))
     )
+    if taxes is None:
+        frame = frame.with_columns(fcff_expr().alias("fcff"))
+    else:
+        # the terminal value's flow is taxed at the marginal rate, NOL used up (Ginzu)
+        frame = frame.sort("company_id", "year").with_columns(
+            taxed_fcff_expr(taxes, companies).alias("fcff"), fcff_expr().alias("terminal_fcff")
+        )
     if valuation_date is None:
         frame = frame.with_columns(pl.lit(1.0).alias("stub")).with_columns(
             (pl.col("t") - (0.5 if timing == "mid_year" else 0.0)).cast(pl.Float64).alias("time")
@@ -553,10 +615,20 @@ def forecast_flows(
                     - (0.5 * pl.col("stub") if timing == "mid_year" else pl.lit(0.0))
                 ).alias("time"),
                 pl.col("fcff") * pl.col("stub"),
+                *([pl.col("terminal_fcff") * pl.col("stub")] if taxes is not None else []),
             )
         )
     return (
-        frame.select("company_id", "year", "t", "fcff", "ebitda", "time", "stub")
+        frame.select(
+            "company_id",
+            "year",
+            "t",
+            "fcff",
+            "ebitda",
+            "time",
+            "stub",
+            *(["terminal_fcff"] if taxes is not None else []),
+        )
         .sort("company_id", "year")
         .collect()
     )
@@ -601,7 +673,13 @@ def forecast_matrix(
     columns = [str(t) for t in range(1, width + 1)]
     kept = flows.join(ok.select("company_id"), on="company_id", how="semi")
     matrices = {}
-    for value in ("fcff", "time", "ebitda"):
+    names = (
+        "fcff",
+        "time",
+        "ebitda",
+        *(["terminal_fcff"] if "terminal_fcff" in flows.columns else []),
+    )
+    for value in names:
         if ok.height == 0:
             matrices[value] = np.zeros((0, 0))
             continue
@@ -638,6 +716,7 @@ def explicit_inputs(
     timing: Timing = "end_of_year",
     valuation_date: dt.date | None = None,
     fiscal_year_end_md: str = "12-31",
+    taxes: TaxPath | None = None,
 ) -> tuple[DcfInputs, pl.DataFrame, pl.DataFrame]:
     """DCF inputs from explicit forecast rows. Returns (inputs, long flows, excluded).
 
@@ -651,6 +730,7 @@ def explicit_inputs(
         valuation_date=valuation_date,
         fiscal_year_end_md=fiscal_year_end_md,
         timing=timing,
+        taxes=taxes,
     )
     bases = base_years(
         financials, valuation_date=valuation_date, fiscal_year_end_md=fiscal_year_end_md
@@ -681,7 +761,7 @@ def explicit_inputs(
         flows=fcff,
         times=times,
         terminal_time=terminal_time,
-        last_flow=fcff[rows, last] if frame.height else np.zeros(0),
+        last_flow=matrices.get("terminal_fcff", fcff)[rows, last] if frame.height else np.zeros(0),
         last_ebitda=ebitda[rows, last] if frame.height else np.zeros(0),
         regular=regular,
         timing=timing,

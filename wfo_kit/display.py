@@ -60,6 +60,7 @@ def figure_bundle(fig: Any) -> dict[str, Any]:
 
         shown = go.Figure(fig)
         shown.layout.updatemenus = ()
+        shown.layout.margin.t = 60  # no room needed for the dropdown under the title
     div = pio.to_html(
         shown, full_html=False, include_plotlyjs=False, include_mathjax=False, config=_PLOT_CONFIG
     )
@@ -317,6 +318,9 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "implied_fcff_growth": ("Market-implied FCFF growth (reverse DCF)", "pct_year"),
     "forecast_fcff_growth": ("Forecast FCFF growth", "pct_year"),
     "methods_missing": ("Methods that could not value it", ""),
+    "blend_low": ("Blended low per share", "per_share"),
+    "blend_base": ("Blended value per share", "per_share"),
+    "blend_high": ("Blended high per share", "per_share"),
     "methods_used": ("Methods and weights used", ""),
     "discount_rate": ("Discount rate", "pct"),
     "terminal_growth": ("Terminal growth", "pct_year"),
@@ -370,6 +374,20 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+_ACRONYMS = {
+    "dcf": "DCF",
+    "ev": "EV",
+    "ebitda": "EBITDA",
+    "ebit": "EBIT",
+    "fcff": "FCFF",
+    "nav": "NAV",
+    "wacc": "WACC",
+    "pv": "PV",
+    "roc": "ROC",
+    "id": "id",
+}
+
+
 def column_label(column: str, *, currency: str = "", units: str = "millions") -> str:
     """A column's header: words with the unit.
 
@@ -382,11 +400,13 @@ def column_label(column: str, *, currency: str = "", units: str = "millions") ->
     >>> column_label("terminal_share")
     'Terminal value share of EV (%)'
     >>> column_label("dcf_per_share", currency="")
-    'Dcf per share (company currency)'
+    'DCF per share (company currency)'
     """
     words, kind = COLUMN_LABELS.get(column, (None, None))
     if words is None:
-        words = column.replace("_", " ").strip().capitalize()
+        parts = column.replace("_", " ").strip().split(" ")
+        words = " ".join(_ACRONYMS.get(w, w) for w in parts)
+        words = words[:1].upper() + words[1:]
         if column.endswith("per_share"):
             kind = "per_share"
         elif column.isdigit():
@@ -409,6 +429,11 @@ PICKER_SCRIPT = """
   "use strict";
   var picker = document.getElementById("wfo-company-picker");
   if (!picker) return;
+  // Sticky only within its parent: lift the bar out of its output cell to the page's main
+  // column, so that it stays at the top of the window through every detail section.
+  var bar = document.getElementById("wfo-picker");
+  var cell = bar && bar.closest(".jp-Cell");
+  if (cell && cell.parentNode) cell.parentNode.insertBefore(bar, cell);
   function charts(id) {
     if (!window.Plotly || !window.Plotly.update) return;
     document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
@@ -431,6 +456,8 @@ PICKER_SCRIPT = """
       });
       var none = box.querySelector(".wfo-none");
       if (none) none.hidden = shown > 0;
+      var table = box.querySelector("table");
+      if (table) table.hidden = shown === 0;
     });
     document.querySelectorAll("[data-wfo-company-name]").forEach(function (el) {
       el.textContent = picker.options[picker.selectedIndex].text;

@@ -202,7 +202,18 @@ def _inert(config: Config) -> list[tuple[str, str]]:
     v, pipeline = config.valuation, config.pipeline
     out: list[tuple[str, str]] = []
     if "dcf" not in v.methods:
-        out += [(f"valuation.{s}", "dcf is not in valuation.methods") for s in DCF_SETTINGS]
+        # fcfe reuses the DCF's timing, dates, growth, rate path and range; dated the date
+        # and rates; ddm the growth, range and the CAPM inputs
+        shared = set()
+        if "fcfe" in v.methods:
+            shared |= {"timing", "valuation_date", "fiscal_year_end", "terminal_growth", "range",
+                       "rate_fade_from_year", "wacc"}  # fmt: skip
+        if "dated" in v.methods:
+            shared |= {"valuation_date", "rate_source", "discount_rate", "wacc", "range"}
+        if "ddm" in v.methods:
+            shared |= {"terminal_growth", "range", "wacc"}
+        reason = "dcf is not in valuation.methods"
+        out += [(f"valuation.{s}", reason) for s in DCF_SETTINGS if s not in shared]
     for method in ("comparables", "asset"):
         if method not in v.methods:
             out.append((f"valuation.{method}", f"{method} is not in valuation.methods"))

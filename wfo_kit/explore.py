@@ -379,12 +379,18 @@ class Explorer:
             company_id=self.company.value,
             discount_rate=percent_input(self.rate.value, own.get("discount_rate") or 0.0),
             terminal_growth=percent_input(self.growth.value, own.get("terminal_growth") or 0.0),
-            target_margin=None
-            if self.margin.disabled
-            else percent_input(self.margin.value, own.get("target_margin") or 0.0),
+            target_margin=self._margin(),
             scenario=self.scenario.value,
             weights=tuple((m, s.value) for m, s in self.weights.items()),
         )
+
+    def _margin(self) -> float | None:
+        """The target margin to apply: none while the box is off (explicit forecasts) or still
+        shows a company that gives no margin of its own (the configured one then applies)."""
+        own = self._own.get("target_margin")
+        if self.margin.disabled or (own is None and self.margin.value == 0.0):
+            return None
+        return percent_input(self.margin.value, own if own is not None else 0.0)
 
     def update(self) -> dict[str, Any]:
         result = revalue(self.ctx, self.assumptions())

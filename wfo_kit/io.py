@@ -481,6 +481,8 @@ def _cast(series: pl.Series, dtype: pl.DataType) -> pl.Series:
                 .then(False)
                 .otherwise(None)
             ).to_series()
+        if dtype == pl.Date:  # Polars 2 parses dates explicitly; ISO 8601 (2026-06-30) only
+            return text.str.to_date("%Y-%m-%d", strict=False)
         return text.cast(dtype, strict=False)
     return series.cast(dtype, strict=False)
 

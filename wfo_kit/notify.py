@@ -114,17 +114,30 @@ def blend_moves(current: pl.DataFrame, previous: pl.DataFrame, *, pct: float) ->
     )
 
 
-def turned_red(current: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
-    """Rows of a ``diagnostics`` table with status ``red`` that were not red in ``previous``.
+def status_column(frame: pl.DataFrame) -> str | None:
+    """The column holding a diagnostic's colour: ``light`` (wfo_kit's diagnostics table) or
+    ``status``."""
+    return next((c for c in ("light", "status") if c in frame.columns), None)
 
-    A row is identified by every column except ``status`` and numeric ones (the measured value may
-    change while the check stays the same).
+
+def turned_red(current: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """Rows of a ``diagnostics`` table that are red and were not red in ``previous``.
+
+    A row is identified by ``company_id`` and ``check`` (else every text column but the colour,
+    ``rule`` and ``note``): the measured value may change while the check stays the same.
     """
-    keys = [c for c, t in current.schema.items() if c != "status" and not t.is_numeric()]
-    red = current.filter(pl.col("status").str.to_lowercase() == "red")
-    if previous is None or "status" not in previous.columns or not keys:
+    colour = status_column(current)
+    if colour is None:
+        return current.clear()
+    keys = [c for c in ("company_id", "check") if c in current.columns] or [
+        c for c, t in current.schema.items()
+        if c not in (colour, "rule", "note") and t == pl.String
+    ]  # fmt: skip
+    red = current.filter(pl.col(colour).str.to_lowercase() == "red")
+    before_colour = status_column(previous) if previous is not None else None
+    if previous is None or before_colour is None or not keys:
         return red
-    before = previous.filter(pl.col("status").str.to_lowercase() == "red")
+    before = previous.filter(pl.col(before_colour).str.to_lowercase() == "red")
     shared = [k for k in keys if k in before.columns]
     return red.join(before.select(shared).unique(), on=shared, how="anti") if shared else red
 
@@ -152,10 +165,10 @@ def evaluate(rules: NotifyRules, facts: Facts) -> tuple[list[dict[str, Any]], li
         elif outcome:
             notes.append(f"notify.rules.value_moved_pct has no effect: {outcome}")
     if rules.diagnostics_red:
-        if facts.diagnostics is None or "status" not in facts.diagnostics.columns:
+        if facts.diagnostics is None or status_column(facts.diagnostics) is None:
             notes.append(
                 "notify.rules.diagnostics_red has no effect: this run has no `diagnostics` "
-                "result table with a status column"
+                "result table (with a light or status column)"
             )
         else:
             red = turned_red(facts.diagnostics, facts.previous_diagnostics)

@@ -176,8 +176,8 @@ def ops_inert(config: Any) -> list[tuple[str, str]]:
     if config.security.confine is None:
         reason = "only confined runs (--confine, wfo serve) check the hosts of HTTP sources"
         out.append(("security.allowed_hosts", reason))
-    for name in ("companies", "financials", "peers", "balance_sheet"):
-        node, key = getattr(config.data, name), f"data.{name}"
+    for name, source in config.data:
+        node, key = source, f"data.{name}"
         while node is not None:
             http = (node.url or "").lower().startswith(("http://", "https://"))
             for field in HTTP_FIELDS:

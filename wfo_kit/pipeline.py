@@ -40,6 +40,7 @@ from wfo_kit.errors import (
 )
 from wfo_kit.io import load_tables, read_table, write_json, write_results
 from wfo_kit.observers import JsonlLog, Metrics
+from wfo_kit.plugins import STEP_GROUP, plugin, plugin_names
 from wfo_kit.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
 from wfo_kit.trust import mask_frame
 from wfo_kit.validate import validate_tables
@@ -172,7 +173,7 @@ RESULT_TABLES = (
     "comparables_detail", "peer_multiples", "asset_lines", "asset_values",
     "liquidation_waterfall", "sensitivity", "scenarios", "scenario_summary", "simulation",
     "reverse_dcf", "quarantine", "quality", "warnings", "setting_effects",
-    "ddm_detail", "fcfe_detail", "fcfe",
+    "ddm_detail", "fcfe_detail", "fcfe", "diagnostics", "accuracy", "dated_detail",
 )  # fmt: skip
 
 
@@ -194,6 +195,19 @@ STEPS: dict[str, Callable[[RunContext], dict[str, pl.DataFrame]]] = {
     "value": value_step,
     "output": output_step,
 }
+#: the built-in step names (a plug-in may not replace one: see wfo_kit.plugins)
+BUILTIN_STEPS = tuple(STEPS)
+
+
+def step_names() -> list[str]:
+    """Built-in steps, then plug-in steps (registered in code or installed), for messages."""
+    return [*STEPS, *(n for n in plugin_names(STEP_GROUP) if n not in STEPS)]
+
+
+def step_function(name: str) -> Callable[[RunContext], dict[str, pl.DataFrame]] | None:
+    """The step called ``name``: built-in or plug-in (None if unknown)."""
+    return STEPS.get(name) or plugin(STEP_GROUP, name)
+
 
 #: Frames each step reads, and the step that produces them; checked before the step runs.
 NEEDS: dict[str, dict[str, str]] = {
@@ -258,11 +272,12 @@ def check_step_names(config: Config) -> list[str]:
         ("pipeline.step_retry", list(pipeline.step_retry)),
         ("pipeline.fallbacks", [*pipeline.fallbacks, *pipeline.fallbacks.values()]),
     ]
+    known = step_names()
     for where, names in named:
         for name in names:
-            if name not in STEPS:
-                msg = f"unknown step {name!r} in {where}{did_you_mean(name, list(STEPS))}"
-                raise ConfigurationError(msg, column=where, hint=f"known steps: {', '.join(STEPS)}")
+            if name not in known:
+                msg = f"unknown step {name!r} in {where}{did_you_mean(name, known)}"
+                raise ConfigurationError(msg, column=where, hint=f"known steps: {', '.join(known)}")
     return list(pipeline.steps)
 
 
@@ -343,7 +358,7 @@ def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
     attempt = 1
     while True:
         try:
-            return STEPS[name](ctx), attempt
+            return step_function(name)(ctx), attempt  # type: ignore[misc]
         except (Exception, PanicException) as exc:  # a panic is a BaseException, not an Exception
             error = classify(exc, step=name)
             if not error.retryable or attempt >= policy.attempts:
@@ -364,9 +379,10 @@ def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
 
 def run_step(ctx: RunContext, name: str) -> RunContext:
     """Run one named step through the wrapper; return the same context, updated."""
-    if name not in STEPS:
-        msg = f"unknown step {name!r}{did_you_mean(name, list(STEPS))}"
-        raise ConfigurationError(msg, step=name, hint=f"known steps: {', '.join(STEPS)}")
+    if name not in STEPS and step_function(name) is None:
+        known = step_names()
+        msg = f"unknown step {name!r}{did_you_mean(name, known)}"
+        raise ConfigurationError(msg, step=name, hint=f"known steps: {', '.join(known)}")
     ctx.emit("step_started", step=name)
     start = time.perf_counter()
     try:

@@ -190,9 +190,45 @@ def make_run_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
-def default_run_prefix(content: str) -> str:
-    """``<UTC time>-<content hash>``: run folders sort by time and group by content."""
-    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{content[:8]}"
+def default_run_prefix(content: str, *, label: str = "run") -> str:
+    """``<UTC time>-<label>-<content hash, 8 digits>``, the one scheme of ``wfo run`` and
+    ``wfo batch`` (with :func:`make_run_id`'s random suffix): run folders sort by time, say which
+    parameters file they ran (``label``, its stem) and group by content.
+
+    Examples
+    --------
+    >>> default_run_prefix("0d1ae7d3ffff", label="bear")[15:]
+    '-bear-0d1ae7d3'
+    """
+    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{run_label(label)}-{content[:8]}"
+
+
+def renewed_run_id(run_id: str) -> str:
+    """A fresh id for the same label and content (a retried run: the old folder is kept).
+
+    Examples
+    --------
+    >>> renewed_run_id("20261128T205845-bear-0d1ae7d3-3b6f0f")[15:-7]
+    '-bear-0d1ae7d3'
+    """
+    _time, _, rest = run_id.partition("-")
+    label, _, content = rest.rpartition("-")[0].rpartition("-")
+    return make_run_id(default_run_prefix(content, label=label))
+
+
+def run_label(name: str | None) -> str:
+    """A parameters file's stem as a run id shows it: letters, digits and ``_`` kept, anything
+    else (``-``, the id's separator, and ``.``: a run id is a name, never a path) as ``_``, at
+    most 40 characters; ``run`` when there is none.
+
+    Examples
+    --------
+    >>> run_label("my scenario-2.v1"), run_label(None)
+    ('my_scenario_2_v1', 'run')
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]", "_", name or "")[:40] or "run"
 
 
 def claim_run_folder(root: Path, run_id: str) -> Path:
@@ -307,7 +343,8 @@ def run_report(
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python < 3.13)
         msg = f"cannot use the output folder {output_root or config.output.root}: {exc}"
         raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
-    run_id = run_id or make_run_id(default_run_prefix(content))
+    label = Path(params_file).stem if params_file else None
+    run_id = run_id or make_run_id(default_run_prefix(content, label=label))
     partial = _claimed_folder(root, run_id) if claimed else claim_run_folder(root, run_id)
     started = dt.datetime.now(dt.UTC)
     record = _RunRecord(

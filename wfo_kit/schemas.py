@@ -11,6 +11,7 @@ column or row (contiguous forecast years, discount rate above growth, ...) live 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Optional
 
 import pandera.polars as pa
@@ -86,6 +87,19 @@ class Companies(_Base):
     )
     stable_roc: Optional[float] = pa.Field(
         nullable=True, gt=0, description="driver mode: return on capital in stable growth"
+    )
+    effective_tax_rate: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        lt=1,
+        description="explicit forecasts: effective tax rate of the early years, moving to "
+        "tax_rate (valuation.taxes.fade_from_year); null: tax_rate throughout",
+    )
+    nol: Optional[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="explicit forecasts: net operating loss carried forward at the base year, "
+        "money; given (0 included): losses are carried forward for this company",
     )
     cost_of_equity: Optional[float] = pa.Field(
         nullable=True,
@@ -180,6 +194,11 @@ class Financials(_Base):
     fcff: Optional[float] = pa.Field(
         nullable=True, description="free cash flow to the firm if given; else computed, money"
     )
+    invested_capital: Optional[float] = pa.Field(
+        nullable=True,
+        description="diagnostics: invested capital at the year end (operating assets - operating "
+        "liabilities), money; ROIC of year t uses year t - 1's",
+    )
     interest_expense: Optional[float] = pa.Field(
         nullable=True,
         description="fcfe: interest expense, before tax, money; null: 0 for a company with no debt",
@@ -188,6 +207,17 @@ class Financials(_Base):
         nullable=True,
         description="fcfe: new debt issued - debt repaid (negative: net repayment), money; null: "
         "0 for a company with no debt",
+    )
+
+
+class DatedFlows(_Base):
+    """Optional: cash flows on dates, for deal-style valuations (method ``dated``)."""
+
+    company_id: str = pa.Field(description="company the flow belongs to")
+    date: dt.date = pa.Field(description="date of the flow (ISO, e.g. 2026-06-30)")
+    amount: float = pa.Field(
+        description="free cash flow to the firm on that date, money (an exit or terminal value "
+        "is one more dated flow)"
     )
 
 
@@ -245,6 +275,42 @@ class Valuations(_Base):
     value_per_share: Optional[float] = pa.Field(nullable=True, description="money per share")
     low: Optional[float] = pa.Field(nullable=True, description="low end of the range, per share")
     high: Optional[float] = pa.Field(nullable=True, description="high end of the range, per share")
+
+
+class Diagnostics(_Base):
+    """One row per DCF-valued company and check: a traffic light (docs/conventions.md)."""
+
+    company_id: str = pa.Field(description="company")
+    check: str = pa.Field(
+        isin=[
+            "exit_multiple_vs_peers",
+            "growth_consistency",
+            "roic_vs_wacc",
+            "spread",
+            "terminal_share",
+        ],
+        description="the check",
+    )
+    value: Optional[float] = pa.Field(nullable=True, description="the figure checked, decimal")
+    light: str = pa.Field(isin=["green", "amber", "red", "grey"], description="the verdict")
+    rule: str = pa.Field(description="the thresholds, in words")
+    note: Optional[str] = pa.Field(nullable=True, description="why grey: the missing input")
+
+
+class Accuracy(_Base):
+    """Model value / market price per method (``blend``: the blended base) and sector (``all``)."""
+
+    method: str = pa.Field(description="valuation method, or blend")
+    sector: str = pa.Field(description="sector, or all")
+    companies: int = pa.Field(ge=0, description="companies with a price and a positive value")
+    not_positive: int = pa.Field(ge=0, description="companies with a price and a value <= 0")
+    median_ratio: Optional[float] = pa.Field(nullable=True, description="median value / price")
+    median_abs_log_error: Optional[float] = pa.Field(
+        nullable=True, ge=0, description="median |ln(value / price)|"
+    )
+    share_within_20pct: Optional[float] = pa.Field(
+        nullable=True, ge=0, le=1, description="share with 0.8 <= value / price <= 1.2"
+    )
 
 
 class Blend(_Base):
@@ -350,11 +416,14 @@ INPUT_SCHEMAS: dict[str, type[_Base]] = {
     "financials": Financials,
     "peers": Peers,
     "balance_sheet": BalanceSheet,
+    "dated_flows": DatedFlows,
 }
 
 OUTPUT_SCHEMAS: dict[str, type[_Base]] = {
     "valuations": Valuations,
     "blend": Blend,
+    "diagnostics": Diagnostics,
+    "accuracy": Accuracy,
     "sensitivity": Sensitivity,
     "scenarios": Scenarios,
     "simulation": Simulation,
@@ -380,6 +449,8 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "target_margin": None,
         "sales_to_capital": None,
         "stable_roc": None,
+        "effective_tax_rate": None,
+        "nol": None,
         "cost_of_equity": None,
         "stable_cost_of_equity": None,
         "dividend_per_share": None,
@@ -400,6 +471,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {
         "depreciation": None,
         "capex": None,
         "change_nwc": None,
+        "invested_capital": None,
         "interest_expense": None,
         "net_borrowing": None,
     },

@@ -533,11 +533,18 @@ def _balance_sheet_rules(
     ]
 
 
+def _dated_flows_rules(
+    frame: pl.DataFrame, *, valuation: ValuationConfig, company_ids: pl.Series
+) -> list[Rule]:
+    return [*_column_rules("dated_flows", frame), _known_company(company_ids)]
+
+
 RULES: dict[str, Callable[..., list[Rule]]] = {
     "companies": _company_rules,
     "financials": _financials_rules,
     "peers": _peers_rules,
     "balance_sheet": _balance_sheet_rules,
+    "dated_flows": _dated_flows_rules,
 }
 
 

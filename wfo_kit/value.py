@@ -14,25 +14,31 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from wfo_kit.accuracy import accuracy_table
 from wfo_kit.assets import value_assets
 from wfo_kit.blend import blend_values
 from wfo_kit.comparables import value_comparables
 from wfo_kit.config import ValuationConfig
+from wfo_kit.dated import xnpv_frame
 from wfo_kit.dcf import (
     DcfInputs,
+    TaxPath,
     base_years,
     bridge_table,
     dcf_detail,
     drop_unvaluable,
+    equity_bridge,
     explicit_inputs,
     fcff_expr,
     with_defaults,
 )
+from wfo_kit.diagnostics import diagnostics_table
 from wfo_kit.drivers import driver_inputs
 from wfo_kit.effects import apply_precedence, apply_recovery_precedence
 from wfo_kit.equity import fcfe_tables, value_ddm
-from wfo_kit.errors import ConfigurationError
+from wfo_kit.errors import ConfigurationError, did_you_mean
 from wfo_kit.frames import format_text
+from wfo_kit.plugins import METHOD_GROUP, plugin, plugin_names
 from wfo_kit.rates import wacc_gaps, with_discount_rates
 from wfo_kit.risk import (
     monte_carlo,
@@ -100,11 +106,24 @@ def prepare_dcf(
             timing=valuation.timing,
             valuation_date=valuation.valuation_date,
             fiscal_year_end_md=valuation.fiscal_year_end,
+            taxes=tax_path(companies, valuation),
         )
         tables = {"fcff": flows}
     inputs = with_rate_path(inputs, valuation)
     inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
     return inputs, tables, pl.concat([gaps, excluded, bad])
+
+
+def tax_path(companies: pl.DataFrame, valuation: ValuationConfig) -> TaxPath | None:
+    """The Ginzu tax settings when any applies (configured, or a row's nol/effective rate)."""
+    rows = [c for c in ("nol", "effective_tax_rate") if c in companies.columns]
+    given = any(companies[c].null_count() < companies.height for c in rows)
+    if not (valuation.taxes.carry_forward_losses or given):
+        return None  # today's FCFF at the marginal rate, exactly
+    return TaxPath(
+        carry_forward=valuation.taxes.carry_forward_losses,
+        fade_from=valuation.taxes.fade_from_year,
+    )
 
 
 def with_rate_path(inputs: DcfInputs, valuation: ValuationConfig) -> DcfInputs:
@@ -188,6 +207,7 @@ def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> M
         timing=valuation.timing,
         valuation_date=valuation.valuation_date,
         fiscal_year_end_md=valuation.fiscal_year_end,
+        taxes=tax_path(companies, valuation),
     )
     equity_path = valuation.model_copy(
         update={"stable_discount_rate": None, "rate_fade_from_year": valuation.rate_fade_from_year}
@@ -212,6 +232,60 @@ def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> M
     )
 
 
+def dated_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> MethodResult:
+    """EV = XNPV of the company's dated flows at its discount rate, from the valuation date
+    (``valuation.valuation_date``, else each company's first flow date); equity by the bridge."""
+    if "dated_flows" not in valid:
+        return _all_excluded(valid, "no dated_flows table given (data.dated_flows)")
+    companies = with_discount_rates(
+        apply_precedence(valid["companies"].sort("company_id"), valuation=valuation),
+        valuation=valuation,
+    )
+    flows = valid["dated_flows"].join(companies.select("company_id"), on="company_id", how="semi")
+    rates = companies.select("company_id", pl.col("discount_rate").alias("rate"))
+    pv = xnpv_frame(flows, rate=rates, valuation_date=valuation.valuation_date)
+    none = companies.join(flows.select("company_id").unique(), on="company_id", how="anti")
+    excluded = pl.concat(
+        [
+            pv.filter(pl.col("xnpv").is_null()).select("company_id", "reason"),
+            none.select("company_id", pl.lit("no rows in dated_flows").alias("reason")),
+        ]
+    )
+    detail = (
+        pv.filter(pl.col("xnpv").is_not_null())
+        .join(companies, on="company_id", how="left")
+        .with_columns(pl.col("xnpv").alias("enterprise_value"))
+        .pipe(equity_bridge)
+    )
+    # range: the same flows at r + / - range.rate_delta
+    delta = valuation.range.rate_delta
+    bounds = [
+        xnpv_frame(
+            flows,
+            rate=rates.with_columns(pl.col("rate") + shift),
+            valuation_date=valuation.valuation_date,
+        ).select("company_id", pl.col("xnpv").alias(name))
+        for name, shift in (("_ev_low", delta), ("_ev_high", -delta))
+    ]
+    for bound in bounds:
+        detail = detail.join(bound, on="company_id", how="left")
+    # the bridge per share: value per share = EV / shares + bridge / shares
+    per_share = pl.col("value_per_share") - pl.col("enterprise_value") / pl.col("shares_diluted")
+    valued = detail.select(
+        "company_id",
+        "enterprise_value",
+        "equity_value",
+        "value_per_share",
+        (pl.col("_ev_low") / pl.col("shares_diluted") + per_share).alias("low"),
+        (pl.col("_ev_high") / pl.col("shares_diluted") + per_share).alias("high"),
+    ).sort("company_id")
+    return MethodResult(
+        valued=valued,
+        excluded=excluded,
+        tables={"dated_detail": detail.drop("_ev_low", "_ev_high")},
+    )
+
+
 def _all_excluded(valid: dict[str, pl.DataFrame], reason: str) -> MethodResult:
     return MethodResult(
         valued=pl.DataFrame(schema={"company_id": pl.String}),
@@ -225,7 +299,20 @@ METHODS: dict[str, Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodRe
     "asset": asset_method,
     "ddm": ddm_method,
     "fcfe": fcfe_method,
+    "dated": dated_method,
 }
+
+
+def method_function(
+    name: str,
+) -> Callable[[dict[str, pl.DataFrame], ValuationConfig], MethodResult]:
+    """The method called ``name``: built-in, else a plug-in (registered in code or installed)."""
+    function = METHODS.get(name) or plugin(METHOD_GROUP, name)
+    if function is None:
+        known = [*METHODS, *plugin_names(METHOD_GROUP)]
+        msg = f"unknown valuation method {name!r}{did_you_mean(name, known)}"
+        raise ConfigurationError(msg, column="valuation.methods", hint="known: " + ", ".join(known))
+    return function
 
 
 def route_exclusions(
@@ -393,7 +480,7 @@ def value_companies(
     out: dict[str, pl.DataFrame] = {}
     rows = []
     for method in valuation.methods:
-        result = _routed(METHODS[method](valid, valuation), valid, valuation, method)
+        result = _routed(method_function(method)(valid, valuation), valid, valuation, method)
         out.update(result.tables)
         if result.inputs is not None:
             out.update(risk_tables(result.inputs, valid, valuation))
@@ -406,6 +493,14 @@ def value_companies(
     )
     out["valuations"] = valuations
     out["blend"] = blend_values(valuations, weights=valuation.blend)
+    out["accuracy"] = accuracy_table(valuations, out["blend"], valid["companies"])
+    if "dcf_detail" in out:
+        out["diagnostics"] = diagnostics_table(
+            out["dcf_detail"],
+            financials=valid["financials"],
+            peers=out.get("comparables_detail"),
+            config=valuation.diagnostics,
+        )
     return out
 
 

@@ -362,7 +362,7 @@ CASES: dict[str, tuple[dict[str, str | bytes], str | bytes, dict]] = {
         params() + "valuation:\n  methods: [dcf, multiples]\n",
         error(
             "wfo: error: unknown name 'multiples' at valuation.methods.1 (hint: "
-            "known names: dcf, comparables, asset)"
+            "known names: dcf, comparables, asset, ddm, fcfe, dated)"
         ),
     ),
     "scenario-probabilities": (

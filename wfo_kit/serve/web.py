@@ -335,29 +335,15 @@ def _title(manifest: dict[str, Any]) -> str | None:
 
 
 def run_rows(request: Request, *, status: str, owner: str, text: str) -> list[dict[str, Any]]:
-    """The runs list: this server's waiting runs, then every run folder (newest first)."""
-    from wfo_kit.history import run_history
+    """The runs list as ``GET /runs`` has it: waiting runs first (from every server sharing the
+    output folder), then the others newest first."""
+    from wfo_kit.serve.index import LIFECYCLE, folder_of
 
-    settings = request.app.state.settings
-    history = run_history(settings.output_root)
-    on_disk = set(history["run_id"].to_list())
-    rows: list[dict[str, Any]] = [
-        {
-            "run_id": t.run_id,
-            "status": t.state,
-            "owner": t.owner,
-            "started": t.submitted,
-            "title": None,
-            "headline": None,
-            "valued": None,
-            "companies": None,
-            "seconds": None,
-        }
-        for t in request.app.state.queue.tickets()
-        if t.run_id not in on_disk
-    ]
-    for row in history.iter_rows(named=True):
-        manifest = _manifest(row["path"])
+    root = request.app.state.settings.output_root
+    rows: list[dict[str, Any]] = []
+    for row in request.app.state.index.rows():
+        folders = (folder_of(root, row["run_id"], kind) for kind in reversed(LIFECYCLE))
+        manifest = next((m for m in map(_manifest, folders) if m), {})
         headline = manifest.get("headline") or {}
         rows.append(
             {
@@ -400,7 +386,7 @@ def runs_page(
 def _detail(request: Request, run_id: str) -> Any:
     from wfo_kit.serve.runs import _detail as detail
 
-    return detail(request.app.state.settings, request.app.state.queue, run_id)
+    return detail(request.app.state.index, run_id)
 
 
 @router.get("/runs/{run_id}")
@@ -441,7 +427,7 @@ def report_file(request: Request, run_id: RunId, signed: WebUser) -> Response:
     """The report itself, for the sandboxed frame of the report page (and to download)."""
     from wfo_kit.serve.runs import get_report
 
-    response = get_report(run_id, signed[0], request.app.state.settings, request.app.state.queue)
+    response = get_report(run_id, signed[0], request.app.state.settings, request.app.state.index)
     response.headers["Content-Security-Policy"] = FRAMED_REPORT_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     _audit_read(request, signed[0], run_id, "report")
@@ -483,8 +469,8 @@ async def cancel(request: Request, run_id: RunId, signed: WebUser) -> Response:
     user = signed[0]
     if not allowed(user, "cancel_own"):
         raise _forbidden(user, "cancel runs")
-    settings, queue = request.app.state.settings, request.app.state.queue
-    await run_in_threadpool(cancel_run, request, run_id, user, settings, queue)
+    queue, index = request.app.state.queue, request.app.state.index
+    await run_in_threadpool(cancel_run, request, run_id, user, queue, index)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
