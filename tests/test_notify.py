@@ -240,14 +240,25 @@ def test_runs_notify_with_every_fired_rule_and_value_moves(
     assert first.status == second.status == "succeeded"
     assert len(server.requests) == 2  # one notification per run
     bodies = [json.loads(r["body"]) for r in server.requests]
-    assert [f["rule"] for f in bodies[0]["fired"]] == ["run_succeeded"]
-    assert [f["rule"] for f in bodies[1]["fired"]] == ["run_succeeded", "value_moved"]
-    assert bodies[1]["fired"][1]["previous_run"] == first.run_id
+    fired = [{f["rule"]: f for f in body["fired"]} for body in bodies]
+
+    def red(run_dir: Path) -> set[tuple[str, str]]:
+        table = pl.read_parquet(run_dir / "results" / "diagnostics.parquet")
+        return set(table.filter(pl.col("light") == "red").select("company_id", "check").rows())
+
+    first_red, second_red = red(first.run_dir), red(second.run_dir)
+    assert first_red  # the sample has red diagnostics: the rule reads the real table
+    rows = {(r["company_id"], r["check"]) for r in fired[0]["diagnostics_red"]["rows"]}
+    assert rows == first_red  # no previous run: every red light is new
+    assert set(fired[0]) == {"run_succeeded", "diagnostics_red"}
+    turned = second_red - first_red  # only lights that were not red before
+    assert ("diagnostics_red" in fired[1]) == bool(turned)
+    assert {"run_succeeded", "value_moved"} <= set(fired[1])
+    assert fired[1]["value_moved"]["previous_run"] == first.run_id
     assert bodies[1]["report"] == str(second.run_dir / "report.html")
     manifest = json.loads((second.run_dir / "manifest.json").read_text())
     deliveries = {d["channel"]: d for d in manifest["notifications"]["deliveries"]}
     assert (deliveries["webhook"]["ok"], deliveries["email"]["ok"]) == (True, False)
-    assert any("diagnostics_red has no effect" in n for n in manifest["notifications"]["notes"])
     events = [e["event"] for e in read_events(second.run_dir / "log.jsonl")]
     assert (events.count("notification_sent"), events.count("notification_failed")) == (1, 1)
 
