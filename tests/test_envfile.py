@@ -60,3 +60,14 @@ def test_config_show_names_the_environment_file_as_a_source(
 def test_an_environment_name_cannot_name_a_path(files: Path) -> None:
     with pytest.raises(ConfigurationError, match="must be letters, digits"):
         resolve_config(files, environ={}, env_name="../../etc/x")
+
+
+def test_the_shipped_environment_file_of_the_readme() -> None:
+    from tests.conftest import ROOT
+
+    default = ROOT / "parameters" / "default.yaml"
+    quick = resolve_config(default, environ={}, env_name="quick")
+    assert not quick.config.valuation.monte_carlo.enabled
+    source = quick.sources["valuation.monte_carlo.enabled"]
+    assert source == f"env-file:{ROOT / 'parameters' / 'default.quick.yaml'}"
+    assert resolve_config(default, environ={}).config.valuation.monte_carlo.enabled
