@@ -26,10 +26,8 @@ def code(text: str, *tags: str) -> nbf.NotebookNode:
 
 
 # One dict per section of wfo_kit.config.Config (a test checks the names against the model).
-SECTIONS = "".join(
-    f"{name} = {{}}\n"
-    for name in ("data", "validation", "valuation", "output", "report", "pipeline", "security")
-)
+_SECTION_NAMES = "data validation valuation output report pipeline security notify logging"
+SECTIONS = "".join(f"{name} = {{}}\n" for name in _SECTION_NAMES.split())
 
 VALUATION = [
     code(

@@ -57,6 +57,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("params", help="parameters file (YAML or JSON)")
     _add_confine_option(parser)
     parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="layer <params stem>.NAME.yaml over the parameters file, below WFO_ variables "
+        "(also WFO_ENV)",
+    )
+    parser.add_argument(
         "--set",
         dest="sets",
         action="append",
@@ -64,6 +70,31 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one setting, e.g. --set valuation.terminal_growth=0.025 (repeatable)",
     )
+
+
+def _add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="write Prometheus metrics of the run(s) to PATH (node exporter textfile format, "
+        "e.g. /var/lib/node_exporter/wfo.prom), atomically",
+    )
+
+
+def _write_metrics(path: Path | None, root: Path, run_ids: list[str]) -> None:
+    """The runs' metrics file; a failure to write it is a note, never the command's failure."""
+    if path is None:
+        return
+    try:
+        from wfo_kit.metrics_export import run_manifests, write_metrics_file
+
+        write_metrics_file(path, run_manifests(root, run_ids))
+    except ImportError:
+        print("wfo: note: --metrics-file needs prometheus_client (pip install 'wfo_kit[ops]')",
+              file=sys.stderr)  # fmt: skip
+    except OSError as exc:
+        print(f"wfo: note: metrics not written to {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(run)
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
+    _add_metrics_option(run)
     run.add_argument(
         "--pdf",
         action="store_true",
@@ -122,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     batch.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--force", action="store_true", help="re-run runs that already succeeded")
+    _add_metrics_option(batch)
     batch.add_argument("--output", type=Path, default=Path("outputs"), help="output root folder")
     batch.add_argument(
         "--set",
@@ -183,6 +216,50 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="value the inputs as they are now and show what changed",
     )
+
+    logs = commands.add_parser(
+        "logs",
+        help="query the log database (logging.database): events by run, level and step",
+        description="Print the events the `logging.database` sink stored, oldest first.",
+    )
+    logs.add_argument(
+        "--db",
+        default="outputs/logs.sqlite",
+        help="the log database: a SQLite path, sqlite:///path or duckdb:///path "
+        "(default outputs/logs.sqlite)",
+    )
+    logs.add_argument("--run", help="only this run id")
+    logs.add_argument(
+        "--level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="only events at or above this level",
+    )
+    logs.add_argument("--step", help="only events of this step (load, validate, value, ...)")
+
+    schedule = commands.add_parser(
+        "schedule",
+        help="add, list or remove cron schedules (run by `wfo scheduler`)",
+        description='`wfo schedule add NAME "CRON" PARAMS...`, `wfo schedule list`, '
+        "`wfo schedule remove NAME`; stored in <output>/schedules.json.",
+    )
+    schedule.add_argument("action", choices=["add", "list", "remove"])
+    schedule.add_argument("name", nargs="?", help="schedule name (add, remove)")
+    schedule.add_argument("cron", nargs="?", help='cron expression, e.g. "0 6 * * 1-5" (UTC)')
+    schedule.add_argument("params", nargs="*", help="parameters files the schedule runs")
+    schedule.add_argument("--output", type=Path, default=Path("outputs"), help="output root")
+    schedule.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting in every run of the schedule (repeatable)",
+    )  # fmt: skip
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run the schedules of an output folder until interrupted",
+        description="Start each schedule's runs (`wfo batch ... --force`) when due: a time missed "
+        "while the scheduler was down runs once; a schedule whose run still goes is skipped "
+        "(logged in <output>/scheduler.jsonl).",
+    )
+    scheduler.add_argument("--output", type=Path, default=Path("outputs"), help="output root")
+    scheduler.add_argument("--once", action="store_true", help="one pass, then exit")
 
     config = commands.add_parser("config", help="inspect the effective configuration")
     config_commands = config.add_subparsers(
@@ -323,7 +400,9 @@ def mask_arguments(argv: list[str]) -> list[str]:
 def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
     from wfo_kit.config import literal_credentials, resolve_config
 
-    resolved = resolve_config(args.params, sets=args.sets, confine=args.confine)
+    resolved = resolve_config(
+        args.params, sets=args.sets, confine=args.confine, env_name=getattr(args, "env", None)
+    )
     if notes:
         for note in literal_credentials(resolved.config):
             print(f"wfo: note: {note}", file=sys.stderr)
@@ -345,6 +424,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=progress,
         verbose=args.verbose,
     )
+    _write_metrics(args.metrics_file, result.run_dir.parent, [result.run_id])
     if result.error is not None:
         log = result.run_dir / "log.jsonl"
         print(
@@ -448,6 +528,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 130
     if tty:
         sys.stderr.write("\n")
+    ran = [o.run_id for o in outcomes if o.status in ("succeeded", "failed")]
+    _write_metrics(args.metrics_file, args.output, ran)
     _print_outcomes(outcomes)
     for outcome in outcomes:
         _print_notes(_batch_notes(outcome, args), prefix=f"{Path(outcome.params_file).name}: ")
@@ -737,6 +819,67 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import polars as pl
+
+    from wfo_kit.logsinks import query_logs
+
+    path = args.db.partition(":///")[2] or args.db
+    if not Path(path).is_file():
+        print(f"wfo: error: no log database at {path} (set logging.database)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = query_logs(args.db, run_id=args.run, level=args.level, step=args.step)
+    frame = pl.DataFrame(
+        [
+            {
+                "time": dt.datetime.fromtimestamp(r["time"], dt.UTC).isoformat(timespec="seconds"),
+                **{k: r[k] for k in ("run_id", "level", "logger", "message")},
+            }
+            for r in rows
+        ],
+        schema=dict.fromkeys(("time", "run_id", "level", "logger", "message"), pl.String),
+    )
+    _print_table(frame)
+    return EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from wfo_kit import schedules
+
+    if args.action == "list":
+        now = dt.datetime.now(dt.UTC)
+        for name, entry in sorted(schedules.load_schedules(args.output).items()):
+            upcoming = schedules.next_time(entry["cron"], now=now).isoformat(timespec="minutes")
+            print(f"{name}  {entry['cron']!r}  next {upcoming}  last {entry['last_fired']}  "
+                  f"{' '.join(entry['params'])}")  # fmt: skip
+        return EXIT_OK
+    if not args.name or (args.action == "add" and not args.cron):
+        usage = 'add NAME "CRON" PARAMS...' if args.action == "add" else "remove NAME"
+        print(f"wfo: error: usage: wfo schedule {usage}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.action == "add":
+        schedules.add_schedule(args.output, args.name, args.cron, args.params, sets=args.sets)
+        print(f"schedule {args.name} added: {args.cron!r} (UTC); run it with `wfo scheduler`")
+    else:
+        schedules.remove_schedule(args.output, args.name)
+        print(f"schedule {args.name} removed")
+    return EXIT_OK
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from wfo_kit.schedules import run_scheduler
+
+    print(f"wfo: scheduler on {args.output} (Ctrl-C stops it)", file=sys.stderr)
+    run_scheduler(
+        args.output, once=args.once, say=lambda line: print(f"wfo: {line}", file=sys.stderr)
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
@@ -745,6 +888,9 @@ COMMANDS = {
     "runs": cmd_runs,
     "diff": cmd_diff,
     "rerun": cmd_rerun,
+    "logs": cmd_logs,
+    "schedule": cmd_schedule,
+    "scheduler": cmd_scheduler,
     "serve": cmd_serve,
     "users": cmd_users,
     "audit": cmd_audit,

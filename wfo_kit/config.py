@@ -41,6 +41,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from wfo_kit.errors import ConfigurationError, did_you_mean
+from wfo_kit.opsconfig import HttpPagination, LoggingConfig, NotifyConfig
 
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
 ENV_PREFIX = "WFO_"
@@ -76,6 +77,19 @@ class TableSource(_Section):
     fallback: TableSource | None = Field(
         None, description="read instead by the load_fallback step (e.g. a cached snapshot)"
     )
+    format: Literal["json", "csv"] = Field(
+        "json", description="HTTP source (`url: https://...`): the response format"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP source: request headers; credentials written ${VAR} (from the "
+        "environment), e.g. {Authorization: 'Bearer ${PEERS_TOKEN}'}",
+    )
+    records: str | None = Field(
+        None, description="HTTP JSON source: key holding the list of rows (none: the body is it)"
+    )
+    pagination: HttpPagination | None = Field(None, description="HTTP source: follow pages")
+    timeout: float = Field(30.0, gt=0, le=600, description="HTTP source: seconds per request")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,10 +101,27 @@ class TableSource(_Section):
         if (self.path is None) == (self.url is None):
             msg = "give exactly one of `path` (a file) or `url` (a SQL database)"
             raise ValueError(msg)
+        if self.url is not None and is_http(self.url):
+            if self.table is not None or self.query is not None:
+                msg = "an HTTP source takes no `table` or `query`"
+                raise ValueError(msg)
+            for name, value in self.headers.items():
+                if _SECRET_HEADER.search(name) and "${" not in value:
+                    msg = f"header {name}: write the credential as ${{VAR}} (from the environment)"
+                    raise ValueError(msg)
+            return self
         if self.url is not None and (self.table is None) == (self.query is None):
             msg = "a SQL source needs exactly one of `table` or `query`"
             raise ValueError(msg)
         return self
+
+
+def is_http(url: str) -> bool:
+    """Whether a source URL is an HTTP API (else a SQL database)."""
+    return url.lower().startswith(("http://", "https://"))
+
+
+_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|key|password", re.IGNORECASE)
 
 
 TABLE_NAMES = ("companies", "financials", "peers", "balance_sheet", "dated_flows")
@@ -852,6 +883,12 @@ class SecurityConfig(_Section):
         "and symbolic links that leave it are refused. Set by `--confine DIR` or "
         "WFO_SECURITY__CONFINE; a parameters file cannot set it. On for remote submissions.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="in confinement, the hosts HTTP sources may read from; a host resolving to a "
+        "loopback, link-local or private address is refused unless that address (or a network "
+        "holding it, e.g. 10.0.0.0/8) is listed too",
+    )
 
 
 class Config(_Section):
@@ -864,6 +901,8 @@ class Config(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1140,12 +1179,28 @@ def _resolve_paths(layer: dict[str, Any], base: Path, jail: Path | None) -> dict
     if isinstance(report, dict) and isinstance(report.get("notebook"), str):
         notebook = _confined_path(report["notebook"], base, "report.notebook", jail)
         out["report"] = {**report, "notebook": str(notebook)}
+    logs = layer.get("logging")
+    if isinstance(logs, dict):
+        out["logging"] = _resolve_log_paths(logs, base, jail)
     output = layer.get("output")
     if isinstance(output, dict) and isinstance(output.get("root"), str):
         out["output"] = {
             **output,
             "root": str(_confined_path(output["root"], base, "output.root", jail)),
         }
+    return out
+
+
+def _resolve_log_paths(logs: dict[str, Any], base: Path, jail: Path | None) -> dict[str, Any]:
+    """``logging.file`` and ``logging.database`` (a path, or ``scheme:///path``) relative to the
+    parameters file, inside the confinement folder."""
+    out = dict(logs)
+    for key in ("file", "database"):
+        value = logs.get(key)
+        if isinstance(value, str):
+            scheme, sep, rest = value.partition(":///")
+            path = _confined_path(rest if sep else value, base, f"logging.{key}", jail)
+            out[key] = f"{scheme}:///{path}" if sep else str(path)
     return out
 
 
@@ -1232,6 +1287,32 @@ def file_layers(path: Path, *, jail: Path | None = None) -> list[tuple[str, dict
             raise ConfigurationError(msg)
         current = _confined_path(parent, current.parent, f"extends in {current.name}", jail)
     return [(f"file:{p}", _resolve_paths(raw, p.parent, jail)) for p, raw in reversed(chain)]
+
+
+def environment_file(params: Path, name: str) -> Path:
+    """``prices.yaml`` + ``prod`` -> ``prices.prod.yaml`` (same folder; ``.yml``/``.json`` when
+    that is what exists)."""
+    for suffix in (".yaml", ".yml", ".json"):
+        candidate = params.with_name(f"{params.stem}.{name}{suffix}")
+        if candidate.is_file():
+            return candidate
+    return params.with_name(f"{params.stem}.{name}.yaml")
+
+
+def environment_layers(
+    path: str | Path | None, name: str, *, jail: Path | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The layers of the environment file for ``--env NAME`` (see :func:`resolve_config`)."""
+    if path is None or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        what = "needs a parameters file" if path is None else "must be letters, digits, - or _"
+        msg = f"environment name {name!r} (--env / WFO_ENV) {what}"
+        raise ConfigurationError(msg, column="env")
+    target = environment_file(Path(path), name)
+    if not target.is_file():
+        msg = f"no environment file {target} for environment {name!r} (--env / WFO_ENV)"
+        hint = f"create {target.name} beside {Path(path).name}, or drop --env / unset WFO_ENV"
+        raise ConfigurationError(msg, column="env", hint=hint)
+    return [(f"env-file:{label[5:]}", layer) for label, layer in file_layers(target, jail=jail)]
 
 
 def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -1341,8 +1422,13 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     confine: str | Path | None = None,
+    env_name: str | None = None,
 ) -> ResolvedConfig:
     """Build the effective configuration from every layer, remembering each value's source.
+
+    ``env_name`` (``--env NAME``, else the ``WFO_ENV`` variable) adds the environment file
+    ``<params stem>.<NAME>.yaml`` beside the parameters file, above it and below environment
+    variables (source ``env-file:<path>``).
 
     ``confine`` (or ``security.confine`` from the environment, ``--set`` or runtime overrides,
     never from a parameters file) keeps every path of the run inside one folder.
@@ -1357,6 +1443,10 @@ def resolve_config(
         layers.append(("sample", {"data": sample_data()}))  # no file: the bundled sample
     else:
         layers += file_layers(Path(path), jail=jail)
+    if env_name is None and jail is None:  # a confined (remote) run chooses no file by WFO_ENV
+        env_name = (os.environ if environ is None else environ).get("WFO_ENV") or None
+    if env_name is not None:
+        layers += environment_layers(path, env_name, jail=jail)
     layers.append(("env", env))
     layers.append(("--set", cli))
     layers.append(("override", runtime))
@@ -1376,6 +1466,9 @@ def resolve_config(
     config = _validate(merged)
     if jail is not None:
         check_confined(config, jail)
+        from wfo_kit.notify import check_confined_channels
+
+        check_confined_channels(sources, confined=True)
     flat_final = _flatten(config.model_dump(mode="json"))
     return ResolvedConfig(
         config=config,
@@ -1405,7 +1498,11 @@ def check_confined(config: Config, jail: Path) -> None:
         while node is not None:
             if node.path is not None:
                 ensure_inside(_resolved(Path(node.path), key), jail, key)
-            if node.url is not None:
+            if node.url is not None and is_http(node.url):
+                from wfo_kit.httpsource import check_host_listed
+
+                check_host_listed(node.url, config.security.allowed_hosts, key=key)
+            elif node.url is not None:
                 database = node.url.partition(":///")[2]
                 ensure_inside(_resolved(Path(database), key), jail, key)
             node, key = node.fallback, f"{key}.fallback"

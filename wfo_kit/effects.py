@@ -35,6 +35,7 @@ from wfo_kit.config import (
     configured_value,
 )
 from wfo_kit.errors import did_you_mean
+from wfo_kit.opsconfig import ops_inert
 from wfo_kit.schemas import SettingEffects, polars_dtypes
 
 EFFECTS_SCHEMA = polars_dtypes(SettingEffects)
@@ -295,6 +296,7 @@ def _inert(config: Config) -> list[tuple[str, str]]:
             if not sqlite and node.lock_timeout != default_wait:
                 out.append((f"{key}.lock_timeout", "only a SQLite source waits for a lock"))
             node, key = node.fallback, f"{key}.fallback"
+    out += ops_inert(config)
     if "load_fallback" not in reachable:
         reason = "only the load_fallback step reads it, and pipeline.steps and fallbacks omit it"
         for name in TABLE_NAMES:

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from wfo_kit.config import REQUIRED_TABLES, DataConfig, TableSource, require_tables
+from wfo_kit.config import REQUIRED_TABLES, DataConfig, TableSource, is_http, require_tables
 from wfo_kit.errors import (
     ConfigurationError,
     DataFormatError,
@@ -45,10 +45,11 @@ _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
 
-def load_tables(data: DataConfig) -> dict[str, pl.DataFrame]:
+def load_tables(data: DataConfig, *, security: Any = None) -> dict[str, pl.DataFrame]:
     """Read every input table given, typed by the contract; a table not given is left out.
 
-    Raises a ConfigurationError when ``companies`` or ``financials`` is not given.
+    Raises a ConfigurationError when ``companies`` or ``financials`` is not given. ``security``
+    (``config.security``) limits HTTP sources in confinement (:mod:`wfo_kit.httpsource`).
     """
     tables = {}
     for name in INPUT_SCHEMAS:
@@ -56,12 +57,17 @@ def load_tables(data: DataConfig) -> dict[str, pl.DataFrame]:
         if source is None and name in REQUIRED_TABLES:
             require_tables(data)
         if source is not None:
-            tables[name] = read_table(source, table=name)
+            tables[name] = read_table(source, table=name, security=security)
     return tables
 
 
-def read_table(source: TableSource, *, table: str) -> pl.DataFrame:
-    """One input table from a file or a SQL source, conformed to the contract for ``table``."""
+def read_table(source: TableSource, *, table: str, security: Any = None) -> pl.DataFrame:
+    """One input table from a file, a SQL or an HTTP source, conformed to the contract."""
+    if source.url is not None and is_http(source.url):
+        from wfo_kit.httpsource import fetch, shown
+
+        return conform(fetch(source, table=table, security=security).frame, table=table,
+                       where=shown(source.url))  # fmt: skip
     if source.path is not None:
         raw = _read_file(Path(source.path), table=table)
         where = source.path

@@ -93,6 +93,8 @@ def ipc_kernel_manager() -> type:
 # Each run starts from an empty namespace (%reset -f); a kernel that failed is never reused.
 _WARM: dict[str, list[Any]] = {}
 _WARM_LOCK = threading.Lock()
+#: Kernels started and reused by this process (runs record theirs; metrics export them).
+KERNEL_COUNTS = {"starts": 0, "reuses": 0}
 MAX_KERNEL_REUSE = 25
 
 
@@ -108,8 +110,10 @@ def _take_kernel(name: str) -> Any:
         km = ipc_kernel_manager()(kernel_name=name)
         run_sync(km.start_kernel)()
         km.wfo_runs = 0
+        KERNEL_COUNTS["starts"] += 1
         return km
     run_code(km, "%reset -f", timeout=30)
+    KERNEL_COUNTS["reuses"] += 1
     return km
 
 
@@ -193,6 +197,7 @@ def execute_notebook(
 ) -> None:
     template = Path(config.report.notebook) if config.report.notebook else notebook_path()
     if not reuse_kernel:
+        KERNEL_COUNTS["starts"] += 1
         _papermill(
             config,
             template,

@@ -101,7 +101,7 @@ class RunContext:
 
 
 def load_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
-    tables = load_tables(ctx.config.data)
+    tables = load_tables(ctx.config.data, security=ctx.config.security)
     ctx.inputs_read = {name: frame_sha256(frame) for name, frame in tables.items()}
     return {f"input_{name}": frame for name, frame in tables.items()}
 
@@ -125,7 +125,9 @@ def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     for name in INPUT_SCHEMAS:
         source = getattr(ctx.config.data, name)
         if source is not None:
-            frames[f"input_{name}"] = read_table(source.fallback or source, table=name)
+            frames[f"input_{name}"] = read_table(
+                source.fallback or source, table=name, security=ctx.config.security
+            )
     ctx.inputs_read = {k.removeprefix("input_"): frame_sha256(f) for k, f in frames.items()}
     return frames
 
@@ -367,6 +369,9 @@ def _attempt(ctx: RunContext, name: str) -> tuple[dict[str, pl.DataFrame], int]:
                     raise error from exc
                 raise
             wait = backoff_wait(policy, attempt)
+            after = error.details.get("retry_after") if isinstance(error.details, dict) else None
+            if after is not None:  # a server's Retry-After (HTTP 429/503), up to the policy's cap
+                wait = max(wait, min(after, policy.max_backoff_seconds))
             ctx.emit("step_retrying", step=name, attempt=attempt, wait=wait, error=error.to_dict())
             ctx.sleep(wait)
             attempt += 1

@@ -33,7 +33,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wfo_kit.config import ResolvedConfig, TableSource, externalize_secrets, mask_secrets
+from wfo_kit.config import (
+    ResolvedConfig,
+    TableSource,
+    externalize_secrets,
+    is_http,
+    mask_secrets,
+)
 from wfo_kit.errors import (
     ConfigurationError,
     DataError,
@@ -43,6 +49,7 @@ from wfo_kit.errors import (
 )
 from wfo_kit.io import write_json
 from wfo_kit.kernels import check_kernel, check_notebook, execute_notebook
+from wfo_kit.notify import check_confined_channels
 from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
 from wfo_kit.pipeline import check_step_names
 from wfo_kit.publish import export_html
@@ -79,7 +86,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
+def input_hashes(
+    resolved: ResolvedConfig, fetched: dict[str, Any] | None = None
+) -> dict[str, str | None]:
     """SHA-256 of every input source, fallbacks included (``peers.fallback``).
 
     A file is hashed whole; a SQL source by its database file (with SQLite's and DuckDB's
@@ -89,12 +98,50 @@ def input_hashes(resolved: ResolvedConfig) -> dict[str, str | None]:
     manifest). None: the source does not exist (the run then fails on it with the reason).
     """
     hashes: dict[str, str | None] = {}
-    for name, source in resolved.config.data:
+    config = resolved.config
+    for name, source in config.data:
         node, key = source, name
         while node is not None:
-            hashes[key] = source_sha256(node)
+            if node.url is not None and is_http(node.url):
+                # An HTTP source is hashed by its response (every page), fetched once per run.
+                got = (fetched or {}).get(key) or _fetch(node, key, config)
+                hashes[key] = got.sha256
+            else:
+                hashes[key] = source_sha256(node)
             node, key = node.fallback, f"{key}.fallback"
     return hashes
+
+
+def _fetch(source: TableSource, table: str, config: Any) -> Any:
+    from wfo_kit.httpsource import fetch_retrying
+
+    policy = config.pipeline.step_retry.get("load", config.pipeline.retry)
+    return fetch_retrying(source, table=table, policy=policy, security=config.security)
+
+
+def fetch_http_sources(config: Any) -> dict[str, Any]:
+    """Each top-level HTTP source fetched once (with the load step's retry policy)."""
+    return {
+        name: _fetch(source, name, config)
+        for name, source in config.data
+        if source is not None and source.url is not None and is_http(source.url)
+    }
+
+
+def snapshot_http_sources(config: Any, fetched: dict[str, Any], folder: Path) -> Any:
+    """Write each fetched HTTP table to ``folder/inputs/<table>.parquet`` and return the config
+    with those files in place of the URLs: the kernel values exactly what was hashed into the run
+    id, and the run folder keeps it."""
+    if not fetched:
+        return config
+    (folder / "inputs").mkdir(exist_ok=True)
+    replaced = {}
+    for name, got in fetched.items():
+        target = folder / "inputs" / f"{name}.parquet"
+        got.frame.write_parquet(target)
+        fallback = getattr(config.data, name).fallback
+        replaced[name] = TableSource(path=str(target), fallback=fallback)
+    return config.model_copy(update={"data": config.data.model_copy(update=replaced)})
 
 
 def source_sha256(source: TableSource) -> str | None:
@@ -280,6 +327,7 @@ def run_report(
     """
     config, secret_env = externalize_secrets(resolved.config)
     steps = check_step_names(config)
+    check_confined_channels(resolved.sources, confined=config.security.confine is not None)
     check_kernel(config.report.kernel)
     if config.report.notebook:
         check_notebook(Path(config.report.notebook))
@@ -287,7 +335,8 @@ def run_report(
         from wfo_kit.pdf import find_chromium
 
         find_chromium()  # no browser: say so before anything runs
-    hashes = input_hashes(resolved)
+    fetched = fetch_http_sources(config)
+    hashes = input_hashes(resolved, fetched)
     content = content_hash(resolved, hashes)
     try:
         root = Path(output_root or config.output.root).resolve()
@@ -309,6 +358,7 @@ def run_report(
         owner=owner,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
+    config = snapshot_http_sources(config, fetched, partial)
     events = JsonlLog(partial / "log.jsonl")
 
     def emit(event: str, **fields: Any) -> None:
@@ -324,6 +374,7 @@ def run_report(
     emit("run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or "")
     executed = partial / "valuation.ipynb"
     escaping: BaseException | None = None
+    usage = _Usage.now()
     try:
         say(f"run {run_id}: executing the notebook")
         emit("step_started", step="report")
@@ -376,6 +427,11 @@ def run_report(
     else:
         error = record.error.to_dict() if record.error else None
         emit("run_failed", status=record.status, error=error)
+    record.resources = usage.since()
+    if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
+        record.notifications = _notify(root, partial, record, emit)
+    _log_to_sinks(config, partial, problems)
+    _trace(partial, problems)
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
@@ -431,6 +487,8 @@ class _RunRecord:
     error: WfoError | None = None
     timings: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notifications: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
 
     def manifest(self, folder: Path) -> dict[str, Any]:
         metrics = _read_json(folder / "metrics.json") or {"steps": None, "quality": None}
@@ -463,7 +521,116 @@ class _RunRecord:
             else [],
             "error": error.to_dict() | {"details": error.details} if error else None,
             "problems": list(self.problems),
+            "notifications": self.notifications,
+            "resources": self.resources,
         }
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """CPU time of this process and of its finished children, and kernel counts, at one moment."""
+
+    cpu: float
+    starts: int
+    reuses: int
+
+    @classmethod
+    def now(cls) -> _Usage:
+        import resource
+
+        from wfo_kit.kernels import KERNEL_COUNTS
+
+        own, children = (
+            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return cls(cpu, KERNEL_COUNTS["starts"], KERNEL_COUNTS["reuses"])
+
+    def since(self) -> dict[str, Any]:
+        """What the run used: CPU seconds (this process, and kernels that exited during the run;
+        a kernel kept warm is counted when it exits), peak memory of this process, the kernel."""
+        import resource
+
+        later = _Usage.now()
+        return {
+            "cpu_seconds": round(later.cpu - self.cpu, 3),
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "kernel_starts": later.starts - self.starts,
+            "kernel_reuses": later.reuses - self.reuses,
+        }
+
+
+def _log_to_sinks(config: Any, partial: Path, problems: list[str]) -> None:
+    """Every event of the run (this process's and the kernel's, from ``log.jsonl``) to the
+    configured log sinks (:mod:`wfo_kit.logsinks`); a sink that fails is one line in ``problems``.
+    """
+    from wfo_kit.logsinks import SINKS, open_sinks
+
+    if not any(configured(config.logging) for configured, _ in SINKS.values()):
+        return
+    from wfo_kit.observers import read_events
+
+    sinks = open_sinks(config.logging)
+    try:
+        sinks.replay(read_events(partial / "log.jsonl"))
+    finally:
+        sinks.close()
+    problems.extend(sinks.problems)
+
+
+def _trace(partial: Path, problems: list[str]) -> None:
+    """The run's events as OpenTelemetry spans, when the package is installed (``otel`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("opentelemetry") is None:
+        return
+    from wfo_kit.observers import read_events
+    from wfo_kit.tracing import trace_events
+
+    try:
+        trace_events(read_events(partial / "log.jsonl"))
+    except Exception as exc:  # an exporter that fails must not fail the run
+        problems.append(f"tracing: {type(exc).__name__}: {exc}")
+
+
+def _notify(
+    root: Path, partial: Path, record: _RunRecord, emit: Callable[..., None]
+) -> dict[str, Any] | None:
+    """Send the run's notification (:mod:`wfo_kit.notify`); every outcome is logged, none raises."""
+    from wfo_kit.notify import gather_facts, notify_run
+
+    config = record.resolved.config
+    try:
+        facts = gather_facts(
+            partial,
+            root=root,
+            run_id=record.run_id,
+            status=record.status,
+            error=record.error.one_line() if record.error else None,
+            config=mask_secrets(config.model_dump(mode="json")),
+        )
+        outcome = notify_run(
+            config.notify,
+            facts,
+            run_id=record.run_id,
+            report=partial / "report.html",
+            final_report=root / record.run_id / "report.html",
+        )
+    except Exception as exc:  # a notification must never fail the run
+        outcome = {
+            "fired": [],
+            "deliveries": [],
+            "notes": [],
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        emit("notification_failed", channel=None, error=outcome["error"])
+        return outcome
+    for delivery in outcome["deliveries"]:
+        event = "notification_sent" if delivery["ok"] else "notification_failed"
+        emit(event, **delivery)
+    for note in outcome["notes"]:
+        emit("notification_note", note=note)
+    return outcome if (outcome["fired"] or outcome["notes"]) else None
 
 
 def _first_fatal(problems: list[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         title="wfo_kit",
         version=__version__,
         description="Company valuation runs over HTTP: submit parameters, follow the run, read "
-        "its report and result tables. Bearer tokens on every route but /healthz.",
+        "its report and result tables. Bearer tokens on every route but /healthz (and "
+        "POST /hooks/run, which is HMAC-signed instead).",
         lifespan=lifespan,
         docs_url=None,  # FastAPI's page loads its assets from a CDN: /docs is served by docs.py
         redoc_url=None,
@@ -83,6 +85,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     for module in (runs, results, config, history, health, docs):
         app.include_router(module.router)
     web.install(app)  # the web pages under /ui (sessions, CSRF, the configuration form)
+    _operations(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
     def openapi() -> dict[str, Any]:
@@ -94,6 +97,56 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.add_middleware(SecurityHeaders, tls=settings.tls)
     app.add_middleware(AuditLog, path=settings.output_root / "audit.jsonl")
     return app
+
+
+def _with_scheduler(app: FastAPI) -> None:
+    """Run the outputs folder's schedules (:mod:`wfo_kit.schedules`) on this server's queue while
+    it is up. Opt-in (``WFO_SERVE_SCHEDULES=1``): with several instances on one outputs folder,
+    exactly one should run them."""
+    import threading
+
+    from wfo_kit.schedules import queue_launcher, run_scheduler
+
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with serving(app) as state:
+            stop = threading.Event()
+            launch = queue_launcher(app.state.queue)
+            root = app.state.settings.output_root
+            thread = threading.Thread(
+                target=run_scheduler,
+                args=(root,),
+                kwargs={"launch": launch, "stop": stop, "say": log.info},
+                name="wfo-scheduler",
+                daemon=True,
+            )
+            thread.start()
+            try:
+                yield state
+            finally:
+                stop.set()
+                thread.join(timeout=5)
+
+    app.router.lifespan_context = lifespan
+
+
+def _operations(app: FastAPI) -> None:
+    """``POST /hooks/run``; ``GET /metrics`` and the 401/403 counter when prometheus_client (the
+    ops extra) is there."""
+    from wfo_kit.serve import hooks
+
+    app.include_router(hooks.router)
+    if os.environ.get("WFO_SERVE_SCHEDULES") == "1":
+        _with_scheduler(app)
+    try:
+        from wfo_kit.serve import metrics
+    except ImportError:
+        log.warning("GET /metrics is off: prometheus_client is not installed (wfo_kit[ops])")
+        return
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.CountRefusals)
 
 
 def _preload() -> None:
