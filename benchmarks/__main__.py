@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_batch,
+    bench_cache,
     bench_dcf,
     bench_explore,
     bench_report,
@@ -26,6 +27,7 @@ SUITES = {
     "batch": bench_batch.run,
     "report": bench_report.run,
     "explore": bench_explore.run,
+    "cache": bench_cache.run,
 }
 
 

@@ -28,7 +28,16 @@ def code(text: str, *tags: str) -> nbf.NotebookNode:
 # One dict per section of wfo_kit.config.Config (a test checks the names against the model).
 SECTIONS = "".join(
     f"{name} = {{}}\n"
-    for name in ("data", "validation", "valuation", "output", "report", "pipeline", "security")
+    for name in (
+        "data",
+        "validation",
+        "valuation",
+        "output",
+        "report",
+        "pipeline",
+        "security",
+        "cache",
+    )
 )
 
 VALUATION = [
@@ -54,7 +63,8 @@ from wfo_kit import display as show
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline, "security": security})
+                                    "pipeline": pipeline, "security": security,
+                                    "cache": cache})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir, sources=sources or None)
 show.setup(interactive=not run_dir)
@@ -219,7 +229,8 @@ from wfo_kit import explore
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline, "security": security})
+                                    "pipeline": pipeline, "security": security,
+                                    "cache": cache})
 ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
 explorer = explore.Explorer(ctx)
 explorer.widget

@@ -103,7 +103,7 @@ def validate_tables(
         valid=valid,
         quarantine=quarantine,
         quality=pl.DataFrame(quality, schema=polars_dtypes(Quality)),
-        warnings=_spread_warnings(valid.get("companies"), valuation, validation),
+        warnings=spread_warnings(valid.get("companies"), valuation, validation),
     )
 
 
@@ -447,7 +447,7 @@ def _company_rules(
 ) -> list[Rule]:
     # r > g is not a rule on the row: it matters only to the Gordon DCF, on the rate that method
     # uses (the row's, the configured default or the WACC); wfo_kit.dcf excludes the company from
-    # that method alone, with the reason, and _spread_warnings says so at validation.
+    # that method alone, with the reason, and spread_warnings says so at validation.
     return _column_rules("companies", frame)
 
 
@@ -541,7 +541,7 @@ RULES: dict[str, Callable[..., list[Rule]]] = {
 }
 
 
-def _spread_warnings(
+def spread_warnings(
     companies: pl.DataFrame | None, valuation: ValuationConfig, validation: ValidationConfig
 ) -> pl.DataFrame:
     """Companies whose discount rate (the one the DCF uses) is not above, or is close to, g."""
