@@ -39,11 +39,11 @@ from wfo_kit.errors import (
     WfoError,
     did_you_mean,
 )
-from wfo_kit.io import load_tables, read_table, write_json, write_results
+from wfo_kit.io import ROW, load_tables, read_table, write_json, write_results
 from wfo_kit.observers import JsonlLog, Metrics
 from wfo_kit.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
 from wfo_kit.trust import mask_frame
-from wfo_kit.validate import spread_warnings, validate_tables
+from wfo_kit.validate import keep_rows, spread_warnings, validate_tables
 from wfo_kit.value import value_companies
 
 StepFunction = Callable[["RunContext"], dict[str, pl.DataFrame]]
@@ -248,22 +248,39 @@ def checked_key(ctx: RunContext) -> dict[str, Any] | None:
 
 @cached("validate", key=checked_key)
 def _checked_inputs(ctx: RunContext) -> dict[str, pl.DataFrame]:
-    """Valid frames, quarantine and quality: what depends on the inputs alone."""
-    inputs = {n: ctx.frames[f"input_{n}"] for n in INPUT_SCHEMAS if f"input_{n}" in ctx.frames}
+    """Which rows of each input are valid, quarantine and quality: what depends on the inputs
+    alone. The valid rows are kept as one boolean per input row (``keep_<table>``), not as
+    frames: a cache entry then costs a bit per row, and the valid frames are one filter away."""
+    inputs = _inputs(ctx)
     checked = validate_tables(
         inputs, validation=ctx.config.validation, valuation=ctx.config.valuation
     )
-    return {**checked.valid, "quarantine": checked.quarantine, "quality": checked.quality}
+    keep = {
+        f"keep_{name}": pl.DataFrame({"keep": inputs[name][ROW].is_in(valid[ROW].implode())})
+        for name, valid in checked.valid.items()
+    }
+    return {**keep, "quarantine": checked.quarantine, "quality": checked.quality}
+
+
+def _inputs(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    return {n: ctx.frames[f"input_{n}"] for n in INPUT_SCHEMAS if f"input_{n}" in ctx.frames}
 
 
 def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
     checked = _checked_inputs(ctx)
+    valid = {
+        name: keep_rows(frame, checked[f"keep_{name}"]["keep"])
+        for name, frame in _inputs(ctx).items()
+    }
     # Warnings and the quality bar read validation and valuation settings: every run.
-    warnings = spread_warnings(
-        checked.get("companies"), ctx.config.valuation, ctx.config.validation
-    )
+    warnings = spread_warnings(valid.get("companies"), ctx.config.valuation, ctx.config.validation)
     check_quality(checked["quality"], fail_below=ctx.config.validation.fail_below)
-    return {**checked, "warnings": warnings}
+    return {
+        **valid,
+        "quarantine": checked["quarantine"],
+        "quality": checked["quality"],
+        "warnings": warnings,
+    }
 
 
 def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:

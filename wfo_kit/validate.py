@@ -120,8 +120,14 @@ def check_table(
     rule_bad, failed = rule_failures(frame, rules, table=table)
     if schema_bad.height:
         failed = failed | frame[ROW].is_in(schema_bad["row"].unique().implode())
-    helpers = [c for c in frame.columns if c.startswith(FRACTION)]  # the loader's, see io
-    return frame.filter(~failed).drop(helpers), pl.concat([schema_bad, rule_bad])
+    return keep_rows(frame, ~failed), pl.concat([schema_bad, rule_bad])
+
+
+def keep_rows(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """The valid frame: the rows of ``frame`` where ``keep`` is true, without the loader's helper
+    columns (see io). The step cache keeps ``keep`` and rebuilds the valid frame with this."""
+    helpers = [c for c in frame.columns if c.startswith(FRACTION)]
+    return frame.rechunk().filter(keep).drop(helpers)
 
 
 def _quality_row(table: str, rows_in: int, rows_valid: int) -> dict[str, object]:
