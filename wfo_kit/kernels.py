@@ -109,7 +109,10 @@ def _take_kernel(name: str) -> Any:
         run_sync(km.start_kernel)()
         km.wfo_runs = 0
         return km
-    run_code(km, "%reset -f", timeout=30)
+    # %reset ends in a full garbage collection, which scans every object of the imported
+    # libraries (about 1 s per report here). Freezing what is alive after it (gc.freeze) leaves
+    # the next reset only what the last report allocated: about 0.02 s.
+    run_code(km, "%reset -f\n__import__('gc').freeze()", timeout=30)
     return km
 
 
@@ -139,6 +142,8 @@ from wfo_kit.pipeline import RunContext as _Ctx, run_pipeline as _run
 _ctx = _run(_Ctx(_load()), ["load", "validate", "value"])
 wfo_kit.charts.value_per_share_bars(_ctx["valuations"], _ctx["companies"]).to_json()
 del _load, _Ctx, _run, _ctx
+__import__("gc").collect()
+__import__("gc").freeze()  # the libraries are for keeps: later resets need not scan them
 """
 
 
