@@ -192,13 +192,17 @@ def test_the_memory_cache_is_bounded(sample_copy: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
-def test_no_cache_on_the_command_line(sample_copy: Path, tmp_path: Path) -> None:
+def test_no_cache_on_the_command_line(
+    sample_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     params = tmp_path / "params.yaml"
     paths = {name: str(sample_copy / f"{name}.csv") for name in TABLES}
     params.write_text(json.dumps({"data": paths, "output": {"root": str(tmp_path / "out")}}))
     store = tmp_path / "cache"
     argv = ["validate", str(params), "--set", f"cache.dir={store}"]
-    assert main([*argv, "--no-cache"]) == 0
+    assert main([*argv, "--no-cache", "--set", "cache.max_mb=10"]) == 0
     assert entries(store) == []
+    # A cache setting that --no-cache makes moot is said, as every setting that changes nothing.
+    assert "note: cache.max_mb = 10" in capsys.readouterr().err
     assert main(argv) == 0
     assert len(entries(store)) == 1  # wfo validate loads through the cached load step
