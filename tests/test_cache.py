@@ -77,6 +77,8 @@ def test_a_new_process_reads_the_disk_cache(sample_copy: Path, tmp_path: Path) -
     store = tmp_path / "cache"
     first = run(make_config(sample_copy, store))
     assert len(entries(store)) == 2  # one per cached step
+    # They hold input tables: only their owner may read them.
+    assert {p.stat().st_mode & 0o777 for p in [store, *entries(store)]} == {0o700}
     cache.clear_memory()
     second = run(make_config(sample_copy, store))
     assert outcomes(second) == {"load": "disk", "validate": "disk"}

@@ -175,9 +175,10 @@ def _read_entry(folder: Path) -> dict[str, pl.DataFrame] | None:
 
 def _write_entry(root: Path, key: str, frames: dict[str, pl.DataFrame]) -> int:
     """Write one entry atomically (a temporary folder renamed into place); its size in bytes."""
-    root.mkdir(parents=True, exist_ok=True)
+    # Entries hold input tables (a SQL query's rows too): readable by their owner only.
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()
+    tmp.mkdir(mode=0o700)
     try:
         record: dict[str, Any] = {"format": FORMAT, "key": key, "frames": {}}
         for index, (name, frame) in enumerate(frames.items()):
