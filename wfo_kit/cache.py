@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import zlib
@@ -127,22 +128,33 @@ def source_digest(source: TableSource) -> str | None:
 # Memory
 
 _MEMORY: OrderedDict[str, tuple[dict[str, pl.DataFrame], int]] = OrderedDict()
+_MEMORY_LOCK = threading.Lock()  # runs in threads of one process (wfo serve) share it
 
 
 def _remember(key: str, frames: dict[str, pl.DataFrame], *, limit_bytes: float) -> None:
     size = sum(int(f.estimated_size()) for f in frames.values())
     if size > limit_bytes:
         return
-    _MEMORY[key] = ({n: f.clone() for n, f in frames.items()}, size)
-    _MEMORY.move_to_end(key)
-    while sum(s for _, s in _MEMORY.values()) > limit_bytes:
-        _MEMORY.popitem(last=False)
+    with _MEMORY_LOCK:
+        _MEMORY[key] = ({n: f.clone() for n, f in frames.items()}, size)
+        _MEMORY.move_to_end(key)
+        while sum(s for _, s in _MEMORY.values()) > limit_bytes:
+            _MEMORY.popitem(last=False)
+
+
+def _recall(key: str) -> dict[str, pl.DataFrame] | None:
+    with _MEMORY_LOCK:
+        if key not in _MEMORY:
+            return None
+        _MEMORY.move_to_end(key)
+        return {n: f.clone() for n, f in _MEMORY[key][0].items()}
 
 
 def clear_memory() -> None:
     """Forget every entry kept in this process (the disk cache stays)."""
-    _MEMORY.clear()
-    _DIGESTS.clear()
+    with _MEMORY_LOCK:
+        _MEMORY.clear()
+        _DIGESTS.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,9 +245,9 @@ def evict(root: Path, *, max_bytes: float) -> list[str]:
 
 def lookup(key: str, config: CacheConfig) -> Hit | None:
     """The frames stored under ``key`` (memory first, then disk), or None."""
-    if key in _MEMORY:
-        _MEMORY.move_to_end(key)
-        return Hit({n: f.clone() for n, f in _MEMORY[key][0].items()}, "memory")
+    remembered = _recall(key)
+    if remembered is not None:
+        return Hit(remembered, "memory")
     if config.max_mb <= 0:
         return None
     folder = cache_dir(config) / key
