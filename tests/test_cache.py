@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from tests.builders import notebook
 from wfo_kit import cache
 from wfo_kit.cli import main
 from wfo_kit.config import CacheConfig, Config
@@ -208,3 +209,26 @@ def test_no_cache_on_the_command_line(
     assert "note: cache.max_mb = 10" in capsys.readouterr().err
     assert main(argv) == 0
     assert len(entries(store)) == 1  # wfo validate loads through the cached load step
+
+
+def test_wfo_run_in_its_own_kernel_hits_the_disk_cache(sample_copy: Path, tmp_path: Path) -> None:
+    # An in-process run fills the disk cache; `wfo run` executes a notebook in a new kernel
+    # process, which finds the entries on disk, and the run's manifest says so step by step. (A
+    # two-step notebook: the full report adds nothing here but time.)
+    store = tmp_path / "cache"
+    run(make_config(sample_copy, store))
+    checks = notebook(
+        tmp_path / "checks.ipynb",
+        "import wfo_kit as wfo\n"
+        "config = wfo.Config.model_validate({'data': data, 'cache': cache})\n"
+        "ctx = wfo.start_run(config, run_dir=run_dir, run_id=run_id)\n"
+        "wfo.finish_run(wfo.run_steps(ctx, ['load', 'validate']))",
+    )
+    params = tmp_path / "params.yaml"
+    paths = {name: str(sample_copy / f"{name}.csv") for name in TABLES}
+    params.write_text(json.dumps({"data": paths, "report": {"notebook": str(checks)}}))
+    out = tmp_path / "out"
+    assert main(["run", str(params), "--set", f"cache.dir={store}", "--output", str(out)]) == 0
+    (manifest,) = out.glob("*/manifest.json")
+    steps = {s["step"]: s["cache"] for s in json.loads(manifest.read_text())["steps"]}
+    assert steps == {"load": "disk", "validate": "disk"}
