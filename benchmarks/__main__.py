@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_batch,
+    bench_cache,
     bench_dcf,
     bench_explore,
     bench_report,
@@ -28,6 +29,7 @@ SUITES = {
     "report": bench_report.run,
     "explore": bench_explore.run,
     "serve": bench_serve.run,
+    "cache": bench_cache.run,
 }
 
 

@@ -6,8 +6,8 @@ Every comparison runs the same notebook (the bundled valuation.ipynb) with the s
 - cold: a new kernel and a new exporter per report, in this (already imported) process:
   ``wfo_kit.runs.run_report`` vs ``papermill.execute_notebook`` + ``nbconvert.HTMLExporter``;
 - warm: a kernel already running and a cached exporter on both sides: ``run_report`` on a
-  prewarmed kernel vs papermill given the same kind of live kernel (``km=``, ``%reset -f``
-  between reports, as ours does);
+  prewarmed kernel vs papermill given the same kind of live kernel (``km=``, the same reset
+  between reports as ours: ``kernels.RESET``, ``%reset -f`` then ``gc.freeze()``);
 - CLI: ``wfo run`` vs the ``papermill`` CLI then ``jupyter nbconvert --to html``, new processes;
 - batch: ``run_batch`` on 2 workers vs 1 worker, passes interleaved 1, 2, 1, 2;
 - memory: a batch worker's peak (process + its kernel) vs a bare worker process that runs
@@ -85,7 +85,7 @@ def per_report(work: Path, repeats: int) -> list[dict]:
 
     from wfo_kit import publish
     from wfo_kit.config import resolve_config
-    from wfo_kit.kernels import prewarm_kernel, run_code
+    from wfo_kit.kernels import RESET, prewarm_kernel, run_code
     from wfo_kit.runs import run_report
 
     notebook = publish.notebook_path()
@@ -112,7 +112,7 @@ def per_report(work: Path, repeats: int) -> list[dict]:
         run_report(resolved, params_file="bench", output_root=work / "ours-warm", reuse_kernel=True)
 
     def bare_warm() -> None:
-        run_code(km, "%reset -f", timeout=30)  # an empty namespace, as our warm path gives
+        run_code(km, RESET, timeout=30)  # an empty namespace, the same reset as our warm path
         bare_report(notebook, folder("bare-warm"), exporter=exporter, km=km)
 
     try:
@@ -154,9 +154,10 @@ def per_report(work: Path, repeats: int) -> list[dict]:
             params={
                 **same,
                 "goal": "ratio <= 1.15",
-                "ours": "run_report(reuse_kernel=True) on a prewarmed kernel (%reset -f between "
-                "reports), cached exporter",
-                "baseline": "papermill.execute_notebook(km=<live kernel>) with %reset -f before "
+                "ours": "run_report(reuse_kernel=True) on a prewarmed kernel (%reset -f then "
+                "gc.freeze() between reports: kernels.RESET), cached exporter",
+                "baseline": "papermill.execute_notebook(km=<live kernel>) with the same reset "
+                "(kernels.RESET) before "
                 f"each report, one HTMLExporter for all; {baseline_page}",
             },
         ),

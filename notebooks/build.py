@@ -26,7 +26,7 @@ def code(text: str, *tags: str) -> nbf.NotebookNode:
 
 
 # One dict per section of wfo_kit.config.Config (a test checks the names against the model).
-_SECTION_NAMES = "data validation valuation output report pipeline security notify logging"
+_SECTION_NAMES = "data validation valuation output report pipeline security notify logging cache"
 SECTIONS = "".join(f"{name} = {{}}\n" for name in _SECTION_NAMES.split())
 
 VALUATION = [
@@ -52,7 +52,8 @@ from wfo_kit import display as show
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline, "security": security})
+                                    "pipeline": pipeline, "security": security,
+                                    "cache": cache})
 ctx = wfo.start_run(config, run_dir=run_dir or None, run_id=run_id or None,
                     interactive=not run_dir, sources=sources or None)
 show.setup(interactive=not run_dir, units=config.report.units)
@@ -264,7 +265,8 @@ from wfo_kit import explore
 
 config = wfo.Config.model_validate({"data": data or wfo.sample_data(), "validation": validation,
                                     "valuation": valuation, "output": output, "report": report,
-                                    "pipeline": pipeline, "security": security})
+                                    "pipeline": pipeline, "security": security,
+                                    "cache": cache})
 ctx = wfo.run_pipeline(wfo.RunContext(config), ["load", "validate", "value"])
 explorer = explore.Explorer(ctx)
 explorer.widget

@@ -37,7 +37,12 @@ FAST = (
     f"data:\n{DATA}valuation:\n  monte_carlo: {{enabled: false}}\n"
     "  sensitivity: {enabled: false}\nreport:\n  title: Served over HTTP\n"
 )
-SLOW = f"data:\n{DATA}valuation:\n  sensitivity: {{enabled: false}}\n"  # Monte Carlo on
+# A run still running when the test cancels it: warm kernels and the step cache made the sample
+# valuation too quick to rely on, so 2,000,000 Monte Carlo draws per company (seconds).
+SLOW = (
+    f"data:\n{DATA}valuation:\n  sensitivity: {{enabled: false}}\n"
+    "  monte_carlo: {draws: 2000000}\n"
+)
 YAML = {"Content-Type": "application/yaml"}
 DONE = ("succeeded", "failed", "interrupted", "incomplete", "unreadable")
 USERS = {"vic": "viewer", "alice": "analyst", "bob": "analyst", "ada": "admin"}

@@ -97,6 +97,15 @@ def _write_metrics(path: Path | None, root: Path, run_ids: list[str]) -> None:
         print(f"wfo: note: metrics not written to {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
+def _add_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        dest="no_cache",
+        action="store_true",
+        help="load and validate the inputs again, not from the step cache (cache.enabled=false)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wfo",
@@ -119,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and publish it as self-contained HTML under <output.root>/<run_id>/.",
     )
     _add_config_options(run)
+    _add_cache_option(run)
     run.add_argument("--output", type=Path, help="output root folder (default: output.root)")
     _add_metrics_option(run)
     run.add_argument(
@@ -140,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table as CSV. Exit 2 when a table's score is below validation.fail_below.",
     )
     _add_config_options(validate)
+    _add_cache_option(validate)
     validate.add_argument("--quarantine", type=Path, help="CSV file for the quarantine table")
 
     batch = commands.add_parser(
@@ -151,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("params", nargs="+", help="parameters files or globs")
     _add_confine_option(batch)
+    _add_cache_option(batch)
     batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     batch.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     batch.add_argument("--force", action="store_true", help="re-run runs that already succeeded")
@@ -291,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger = logging.getLogger("wfo_kit")  # ours only, not every library's debug output
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
+    if getattr(args, "no_cache", False):  # the last layer, so it wins over any file or --set
+        args.sets = [*args.sets, "cache.enabled=false"]
     started = time.monotonic()
     code, error = _dispatch(args)
     if args.command != "run":  # a run audits itself (started, then its outcome)

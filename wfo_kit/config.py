@@ -891,6 +891,30 @@ class SecurityConfig(_Section):
     )
 
 
+class CacheConfig(_Section):
+    """The step cache: load and validate results reused while their inputs and settings hold."""
+
+    enabled: bool = Field(
+        True, description="reuse cached load and validate results (`--no-cache` sets false)"
+    )
+    dir: str | None = Field(
+        None,
+        description="folder for cached step results; empty: $XDG_CACHE_HOME/wfo_kit/steps "
+        "(~/.cache/wfo_kit/steps)",
+    )
+    max_mb: float = Field(
+        1024,
+        ge=0,
+        description="disk bound in MB: the least recently used entries are evicted; 0: no disk "
+        "cache",
+    )
+    memory_mb: float = Field(
+        512,
+        ge=0,
+        description="bound in MB of the cache kept in memory by one process (a kernel); 0: none",
+    )
+
+
 class Config(_Section):
     """The whole effective configuration of a run."""
 
@@ -903,6 +927,7 @@ class Config(_Section):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
 
 # --------------------------------------------------------------------------------------------

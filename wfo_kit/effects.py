@@ -297,6 +297,11 @@ def _inert(config: Config) -> list[tuple[str, str]]:
                 out.append((f"{key}.lock_timeout", "only a SQLite source waits for a lock"))
             node, key = node.fallback, f"{key}.fallback"
     out += ops_inert(config)
+    if not config.cache.enabled:
+        reason = "cache.enabled is false (--no-cache): no step result is cached"
+        out += [(f"cache.{key}", reason) for key in ("dir", "max_mb", "memory_mb")]
+    elif config.cache.max_mb == 0:
+        out.append(("cache.dir", "cache.max_mb is 0: nothing is kept on disk"))
     if "load_fallback" not in reachable:
         reason = "only the load_fallback step reads it, and pipeline.steps and fallbacks omit it"
         for name in TABLE_NAMES:

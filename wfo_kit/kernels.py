@@ -112,9 +112,15 @@ def _take_kernel(name: str) -> Any:
         km.wfo_runs = 0
         KERNEL_COUNTS["starts"] += 1
         return km
-    run_code(km, "%reset -f", timeout=30)
+    run_code(km, RESET, timeout=30)
     KERNEL_COUNTS["reuses"] += 1
     return km
+
+
+# %reset ends in a full garbage collection, which scans every object of the imported libraries
+# (about 1 s per report here). Freezing what is alive after it (gc.freeze) leaves the next reset
+# only what the last report allocated: about 0.02 s. No name is bound in the emptied namespace.
+RESET = "%reset -f\n__import__('gc').freeze()"
 
 
 def run_code(km: Any, code: str, *, timeout: float) -> None:
@@ -143,6 +149,8 @@ from wfo_kit.pipeline import RunContext as _Ctx, run_pipeline as _run
 _ctx = _run(_Ctx(_load()), ["load", "validate", "value"])
 wfo_kit.charts.value_per_share_bars(_ctx["valuations"], _ctx["companies"]).to_json()
 del _load, _Ctx, _run, _ctx
+__import__("gc").collect()
+__import__("gc").freeze()  # the libraries are for keeps: later resets need not scan them
 """
 
 

@@ -91,6 +91,8 @@ def console_log(event: str, fields: dict[str, Any]) -> None:
     detail = ""
     if event == "step_finished":
         detail = f" in {fields.get('seconds', 0):.3f}s, rows out {fields.get('rows_out')}"
+        if fields.get("cache") in {"memory", "disk"}:
+            detail += f" (from the step cache, {fields['cache']})"
     elif event in {"step_failed", "run_failed"}:
         detail = f": {(fields.get('error') or {}).get('message', '')}"
     elif event == "step_retrying":
@@ -132,6 +134,7 @@ class Metrics:
                         "rows_out",
                         "rows_quarantined",
                         "max_rss_mb",
+                        "cache",
                     )
                 }
             )

@@ -13,6 +13,7 @@ cell by cell; :func:`run_pipeline` runs the configured list of names.
 
 from __future__ import annotations
 
+import functools
 import random
 import resource
 import time
@@ -38,13 +39,15 @@ from wfo_kit.errors import (
     WfoError,
     did_you_mean,
 )
-from wfo_kit.io import load_tables, read_table, write_json, write_results
+from wfo_kit.io import ROW, load_tables, read_table, write_json, write_results
 from wfo_kit.observers import JsonlLog, Metrics
 from wfo_kit.plugins import STEP_GROUP, plugin, plugin_names
 from wfo_kit.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
 from wfo_kit.trust import mask_frame
-from wfo_kit.validate import validate_tables
+from wfo_kit.validate import keep_rows, spread_warnings, validate_tables
 from wfo_kit.value import value_companies
+
+StepFunction = Callable[["RunContext"], dict[str, pl.DataFrame]]
 
 
 class Observer(Protocol):
@@ -74,6 +77,10 @@ class RunContext:
     #: Where each configuration value came from (``ResolvedConfig.sources``); None: unknown, and
     #: a value that differs from its default counts as set (see :mod:`wfo_kit.effects`).
     sources: dict[str, str] | None = None
+    #: Frame name -> (provenance, the frame) as a cached step produced it (see :func:`cached`).
+    provenance: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)
+    #: Step -> its step-cache fields for ``step_finished`` (``cache``: memory, disk, miss, off).
+    cache_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep  # injectable, so retry tests need not wait
 
     def __post_init__(self) -> None:
@@ -100,10 +107,100 @@ class RunContext:
 # Steps
 
 
-def load_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
+# The step cache (see :mod:`wfo_kit.cache`): a decorated function's frames are kept under a key
+# over the configuration it reads and the content of its inputs. Load and validate are cached
+# (reading and checking unchanged inputs again is the slow part of a re-run that changes only
+# valuation settings); what depends on valuation settings is computed after, on every run.
+
+#: Name of the small frame that carries ``inputs_read`` through the cache with the load's frames.
+_INPUTS_READ = "_inputs_read"
+
+
+def cached(
+    step: str, *, key: Callable[[RunContext], dict[str, Any] | None]
+) -> Callable[[StepFunction], StepFunction]:
+    """Decorate ``fn(ctx) -> frames`` so its frames come from the step cache when ``key(ctx)``
+    (the configuration and input digests the function reads; None: not cacheable) was seen.
+
+    The step's ``step_finished`` event says ``cache``: ``memory`` or ``disk`` (a hit), ``miss``
+    or ``off`` (disabled, or inputs not cacheable), with the key and the seconds spent in the
+    cache. Each frame is stamped with its provenance, so a later cached step can key on what it
+    reads without hashing frames.
+    """
+
+    def decorate(fn: StepFunction) -> StepFunction:
+        @functools.wraps(fn)
+        def through_cache(ctx: RunContext) -> dict[str, pl.DataFrame]:
+            from wfo_kit import cache
+
+            settings = ctx.config.cache
+            start = time.perf_counter()
+            material = key(ctx) if settings.enabled else None
+            if material is None:
+                ctx.cache_outcomes[step] = {"cache": "off"}
+                return fn(ctx)
+            digest = cache.step_key(step, material)
+            hit = cache.lookup(digest, settings)
+            if hit is None:
+                frames = fn(ctx)
+                cache.store(digest, frames, settings)
+            else:
+                frames = hit.frames
+            ctx.cache_outcomes[step] = {
+                "cache": "miss" if hit is None else hit.where,
+                "cache_key": digest[:16],
+                "cache_seconds": round(time.perf_counter() - start, 6),
+            }
+            for name, frame in frames.items():
+                ctx.provenance[name] = (f"{digest}:{name}", frame)
+            return frames
+
+        return through_cache
+
+    return decorate
+
+
+def stamp_of(ctx: RunContext, name: str) -> str | None:
+    """The provenance of frame ``name`` as a cached step left it; None once anything replaced it."""
+    stamp = ctx.provenance.get(name)
+    return stamp[0] if stamp is not None and ctx.frames.get(name) is stamp[1] else None
+
+
+def sources_key(ctx: RunContext, *, fallback: bool = False) -> dict[str, Any] | None:
+    """What the load step reads: the ``data`` section and the digest of each source."""
+    from wfo_kit.cache import source_digest
+
+    digests = {}
+    for name in INPUT_SCHEMAS:
+        source = getattr(ctx.config.data, name)
+        if source is None:
+            continue
+        digest = source_digest(source.fallback or source if fallback else source)
+        if digest is None:
+            return None  # not there: the step fails with its own reason, nothing is cached
+        digests[name] = digest
+    return {"data": ctx.config.data.model_dump(mode="json"), "sources": digests}
+
+
+@cached("load", key=sources_key)
+def _read_inputs(ctx: RunContext) -> dict[str, pl.DataFrame]:
     tables = load_tables(ctx.config.data, security=ctx.config.security)
-    ctx.inputs_read = {name: frame_sha256(frame) for name, frame in tables.items()}
-    return {f"input_{name}": frame for name, frame in tables.items()}
+    return {f"input_{name}": frame for name, frame in tables.items()} | {
+        _INPUTS_READ: _inputs_read_frame(tables)
+    }
+
+
+def _inputs_read_frame(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"table": list(tables), "sha256": [frame_sha256(frame) for frame in tables.values()]},
+        schema={"table": pl.String, "sha256": pl.String},
+    )
+
+
+def load_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    frames = _read_inputs(ctx)
+    ctx.inputs_read = dict(frames.pop(_INPUTS_READ).iter_rows())
+    return frames
 
 
 def frame_sha256(frame: pl.DataFrame) -> str:
@@ -118,31 +215,74 @@ def frame_sha256(frame: pl.DataFrame) -> str:
     return hashlib.sha256(buffer.getbuffer()).hexdigest()
 
 
-def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
-    """Like load, but each table with a ``fallback`` source is read from it instead."""
+@cached("load_fallback", key=functools.partial(sources_key, fallback=True))
+def _read_fallbacks(ctx: RunContext) -> dict[str, pl.DataFrame]:
     require_tables(ctx.config.data)
-    frames = {}
+    tables = {}
     for name in INPUT_SCHEMAS:
         source = getattr(ctx.config.data, name)
         if source is not None:
-            frames[f"input_{name}"] = read_table(
+            tables[name] = read_table(
                 source.fallback or source, table=name, security=ctx.config.security
             )
-    ctx.inputs_read = {k.removeprefix("input_"): frame_sha256(f) for k, f in frames.items()}
+    return {f"input_{name}": frame for name, frame in tables.items()} | {
+        _INPUTS_READ: _inputs_read_frame(tables)
+    }
+
+
+def load_fallback_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    """Like load, but each table with a ``fallback`` source is read from it instead."""
+    frames = _read_fallbacks(ctx)
+    ctx.inputs_read = dict(frames.pop(_INPUTS_READ).iter_rows())
     return frames
 
 
-def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
-    inputs = {n: ctx.frames[f"input_{n}"] for n in INPUT_SCHEMAS if f"input_{n}" in ctx.frames}
+def checked_key(ctx: RunContext) -> dict[str, Any] | None:
+    """What the table checks read: the loaded frames (by provenance) and the one valuation setting
+    a rule uses; None when a frame did not come from a cached load (e.g. set by hand)."""
+    inputs = {}
+    for name in INPUT_SCHEMAS:
+        if f"input_{name}" in ctx.frames:
+            inputs[name] = stamp_of(ctx, f"input_{name}")
+            if inputs[name] is None:
+                return None
+    return {"inputs": inputs, "reconcile_tolerance": ctx.config.valuation.asset.reconcile_tolerance}
+
+
+@cached("validate", key=checked_key)
+def _checked_inputs(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    """Which rows of each input are valid, quarantine and quality: what depends on the inputs
+    alone. The valid rows are kept as one boolean per input row (``keep_<table>``), not as
+    frames: a cache entry then costs a bit per row, and the valid frames are one filter away."""
+    inputs = _inputs(ctx)
     checked = validate_tables(
         inputs, validation=ctx.config.validation, valuation=ctx.config.valuation
     )
-    check_quality(checked.quality, fail_below=ctx.config.validation.fail_below)
+    keep = {
+        f"keep_{name}": pl.DataFrame({"keep": inputs[name][ROW].is_in(valid[ROW].implode())})
+        for name, valid in checked.valid.items()
+    }
+    return {**keep, "quarantine": checked.quarantine, "quality": checked.quality}
+
+
+def _inputs(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    return {n: ctx.frames[f"input_{n}"] for n in INPUT_SCHEMAS if f"input_{n}" in ctx.frames}
+
+
+def validate_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
+    checked = _checked_inputs(ctx)
+    valid = {
+        name: keep_rows(frame, checked[f"keep_{name}"]["keep"])
+        for name, frame in _inputs(ctx).items()
+    }
+    # Warnings and the quality bar read validation and valuation settings: every run.
+    warnings = spread_warnings(valid.get("companies"), ctx.config.valuation, ctx.config.validation)
+    check_quality(checked["quality"], fail_below=ctx.config.validation.fail_below)
     return {
-        **checked.valid,
-        "quarantine": checked.quarantine,
-        "quality": checked.quality,
-        "warnings": checked.warnings,
+        **valid,
+        "quarantine": checked["quarantine"],
+        "quality": checked["quality"],
+        "warnings": warnings,
     }
 
 
@@ -410,6 +550,7 @@ def run_step(ctx: RunContext, name: str) -> RunContext:
         step=name,
         seconds=seconds,
         attempts=attempts,
+        **ctx.cache_outcomes.pop(name, {}),
         max_rss_mb=round(_max_rss_mb(), 1),
         **counts,
     )

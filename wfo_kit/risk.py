@@ -16,7 +16,13 @@ import numpy as np
 import polars as pl
 
 from wfo_kit.config import MonteCarloConfig, RangeConfig, Scenario
-from wfo_kit.dcf import DcfInputs, Terminal, enterprise_value_parts, per_share_from_ev
+from wfo_kit.dcf import (
+    DcfInputs,
+    Terminal,
+    enterprise_value_parts,
+    equity_from_ev,
+    per_share_from_ev,
+)
 from wfo_kit.frames import format_text, group_sum
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -245,25 +251,33 @@ def monte_carlo(
     keep = set(keep_draws or [])
     kept = []
     ids = inputs.companies["company_id"].to_numpy()
+    # The bridge and the share count once, not per chunk (each is a column read from a frame).
+    bridge = equity_from_ev(np.zeros(n), inputs.companies)[:, None]
+    shares = inputs.companies["shares_diluted"].to_numpy()[:, None]
+    rates, growths = inputs.rate[:, None], inputs.growth[:, None]
     dr, dg = shocks["discount_rate_shift"][None, :], shocks["terminal_growth_shift"][None, :]
     scale = shocks["cash_flow_scale"][None, :]
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         mask = slice(start, stop)
-        part = inputs.rows(start, stop)
-        rate = part.rate[:, None] + dr
-        growth = part.growth[:, None] + dg
-        values = _per_share(part, rate=rate, growth=growth, terminal=terminal, flow_scale=scale)
-        bad = ~np.isfinite(values)
-        rejected[mask] = bad.sum(axis=1)
-        stats = _row_stats(values)
-        for key, value in stats.items():
-            summary[key][mask] = value
+        values = enterprise_value_parts(
+            inputs.rows(start, stop),
+            rate=rates[mask] + dr,
+            growth=growths[mask] + dg,
+            terminal=terminal,
+            flow_scale=scale,
+        )["enterprise_value"]
+        values += bridge[mask]  # equity, then per share: in place on the chunk's own array
+        values /= shares[mask]
         chunk_ids = ids[mask]
         for i in np.flatnonzero(np.isin(chunk_ids, list(keep))) if keep else ():
+            row = values[i]
             kept.append(
-                pl.DataFrame({"company_id": chunk_ids[i], "value_per_share": values[i][~bad[i]]})
+                pl.DataFrame({"company_id": chunk_ids[i], "value_per_share": row[np.isfinite(row)]})
             )
+        stats, rejected[mask] = _row_stats(values)
+        for key, value in stats.items():
+            summary[key][mask] = value
     frame = pl.DataFrame(
         {
             "company_id": ids,
@@ -286,26 +300,44 @@ def monte_carlo(
     return frame, draws_frame
 
 
-def _row_stats(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, std and percentiles per row, ignoring NaN (rejected draws), without nanpercentile."""
-    finite = np.isfinite(values)
-    count = finite.sum(axis=1)
-    filled = np.where(finite, values, 0.0)
+def _row_stats(values: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Mean, std and percentiles per row over the finite values, and the rejected count per row.
+
+    Works in place on ``values`` (the caller's scratch array; its rows end up reordered). The
+    percentiles interpolate linearly between order statistics, as numpy's default; the order
+    statistics come from one ``np.partition`` at the needed ranks when no draw of the chunk was
+    rejected (as ``np.percentile`` does), else from a sort with rejected draws last.
+    """
+    rows, draws = values.shape
+    bad = ~np.isfinite(values)
+    rejected = bad.sum(axis=1)
+    count = draws - rejected
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=1) / count
-        var = (np.where(finite, values - mean[:, None], 0.0) ** 2).sum(axis=1) / (count - 1)
-    ordered = np.sort(np.where(finite, values, np.inf), axis=1)  # rejected draws sort last
-    out = {"mean": mean, "std": np.sqrt(var)}
-    rows = np.arange(values.shape[0])
-    for p in PERCENTILES:
-        position = (count - 1) * p / 100.0  # linear interpolation, as numpy's default
-        lo = np.clip(np.floor(position).astype(np.int64), 0, values.shape[1] - 1)
-        hi = np.clip(lo + 1, 0, np.maximum(count - 1, 0))
-        frac = position - lo
-        with np.errstate(invalid="ignore"):
-            value = ordered[rows, lo] * (1 - frac) + ordered[rows, hi] * frac
-        out[f"p{p}"] = np.where(count > 0, value, np.nan)
-    return out
+        position = (count[:, None] - 1) * (np.asarray(PERCENTILES) / 100.0)[None, :]
+    lo = np.clip(np.floor(position).astype(np.int64), 0, draws - 1)
+    hi = np.clip(lo + 1, 0, np.maximum(count - 1, 0)[:, None])
+    frac = position - lo
+    if rejected.any():
+        np.copyto(values, np.inf, where=bad)
+        values.sort(axis=1)  # rejected draws last
+    else:
+        values.partition(np.unique(np.concatenate([lo.ravel(), hi.ravel()])), axis=1)
+    index = np.arange(rows)[:, None]
+    with np.errstate(invalid="ignore"):
+        picked = values[index, lo] * (1 - frac) + values[index, hi] * frac
+    out: dict[str, np.ndarray] = {}
+    if rejected.any():
+        np.copyto(values, 0.0, where=np.arange(draws)[None, :] >= count[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=1) / count
+        values -= mean[:, None]
+        values *= values
+        if rejected.any():  # the rejected tail is 0 - mean: zero it again
+            np.copyto(values, 0.0, where=np.arange(draws)[None, :] >= count[:, None])
+        out["mean"], out["std"] = mean, np.sqrt(values.sum(axis=1) / (count - 1))
+    for j, p in enumerate(PERCENTILES):
+        out[f"p{p}"] = np.where(count > 0, picked[:, j], np.nan)
+    return out, rejected
 
 
 def reverse_dcf(

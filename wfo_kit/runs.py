@@ -173,7 +173,8 @@ def content_hash(resolved: ResolvedConfig, hashes: dict[str, str | None]) -> str
     notebook = Path(config.report.notebook) if config.report.notebook else notebook_path()
     payload = json.dumps(
         {
-            "config": config.model_dump(mode="json"),
+            # The step cache changes how fast a run is, never its numbers.
+            "config": config.model_dump(mode="json", exclude={"cache"}),
             "inputs": hashes,
             "notebook": file_sha256(notebook) if notebook.is_file() else None,
             "version": __version__,

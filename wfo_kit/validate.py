@@ -103,7 +103,7 @@ def validate_tables(
         valid=valid,
         quarantine=quarantine,
         quality=pl.DataFrame(quality, schema=polars_dtypes(Quality)),
-        warnings=_spread_warnings(valid.get("companies"), valuation, validation),
+        warnings=spread_warnings(valid.get("companies"), valuation, validation),
     )
 
 
@@ -120,8 +120,14 @@ def check_table(
     rule_bad, failed = rule_failures(frame, rules, table=table)
     if schema_bad.height:
         failed = failed | frame[ROW].is_in(schema_bad["row"].unique().implode())
-    helpers = [c for c in frame.columns if c.startswith(FRACTION)]  # the loader's, see io
-    return frame.filter(~failed).drop(helpers), pl.concat([schema_bad, rule_bad])
+    return keep_rows(frame, ~failed), pl.concat([schema_bad, rule_bad])
+
+
+def keep_rows(frame: pl.DataFrame, keep: pl.Series) -> pl.DataFrame:
+    """The valid frame: the rows of ``frame`` where ``keep`` is true, without the loader's helper
+    columns (see io). The step cache keeps ``keep`` and rebuilds the valid frame with this."""
+    helpers = [c for c in frame.columns if c.startswith(FRACTION)]
+    return frame.rechunk().filter(keep).drop(helpers)
 
 
 def _quality_row(table: str, rows_in: int, rows_valid: int) -> dict[str, object]:
@@ -447,7 +453,7 @@ def _company_rules(
 ) -> list[Rule]:
     # r > g is not a rule on the row: it matters only to the Gordon DCF, on the rate that method
     # uses (the row's, the configured default or the WACC); wfo_kit.dcf excludes the company from
-    # that method alone, with the reason, and _spread_warnings says so at validation.
+    # that method alone, with the reason, and spread_warnings says so at validation.
     return _column_rules("companies", frame)
 
 
@@ -548,7 +554,7 @@ RULES: dict[str, Callable[..., list[Rule]]] = {
 }
 
 
-def _spread_warnings(
+def spread_warnings(
     companies: pl.DataFrame | None, valuation: ValuationConfig, validation: ValidationConfig
 ) -> pl.DataFrame:
     """Companies whose discount rate (the one the DCF uses) is not above, or is close to, g."""
