@@ -120,6 +120,8 @@ def test_accuracy_tracked_per_method_across_runs_in_any_format(tmp_path: Path) -
     assert lines[("dcf", "y2")] == [0.5, 0.5, 0.5]  # share within 20 % below
     assert lines[("blend", "y2")] == [0.7, 0.7, 0.7]
     note = fig.layout.annotations[0].text
-    assert "1 skipped" in note and "r0-old" in note
-    assert fig.layout.yaxis.title.text and fig.layout.yaxis2.title.text
+    assert "1 skipped" in note
+    assert "r0-old" in note
+    assert fig.layout.yaxis.title.text == "median |ln(value / price)|"
+    assert fig.layout.yaxis2.title.text == "share within ±20 %"
     assert fig.layout.xaxis2.title.text == "run started (UTC)"

@@ -625,7 +625,9 @@ def lights_grid_html(diagnostics: Any, names: Any = None, *, rows: int = 1000) -
         "company_id", *checks
     )
     reds = pl.sum_horizontal(pl.col(c) == "red" for c in checks)
-    wide = wide.with_columns(reds.alias("_reds")).sort(["_reds", "company_id"], descending=[True, False])
+    wide = wide.with_columns(reds.alias("_reds")).sort(
+        ["_reds", "company_id"], descending=[True, False]
+    )
     label = dict(names.select("company_id", "name").iter_rows()) if names is not None else {}
     head = "<th>Company</th><th>Name</th>" + "".join(
         f'<th title="{html.escape(c)}">{html.escape(_check_words(c))}</th>' for c in checks

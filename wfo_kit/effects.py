@@ -391,8 +391,7 @@ def _unused_fades(
             v.stable_discount_rate is not None or _count(companies, "stable_discount_rate")
         )
         fcfe = "fcfe" in v.methods and (
-            v.equity.stable_cost_of_equity is not None
-            or _count(companies, "stable_cost_of_equity")
+            v.equity.stable_cost_of_equity is not None or _count(companies, "stable_cost_of_equity")
         )
         if not (dcf or fcfe):
             note = (
