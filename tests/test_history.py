@@ -76,6 +76,8 @@ def test_history_page_links_each_run_to_its_report(two_runs: tuple[Path, str, st
     for href in hrefs:  # relative to the page's folder: they work wherever outputs/ is copied
         assert (page.parent / href).is_file()
     assert "Blended value per share of each company across runs" in html
+    assert "Valuation accuracy across runs" in html  # both runs wrote results/accuracy
+    assert "2 runs with an accuracy table" in html
     assert '"type":"date"' in html
     assert '"text":"len"' not in html
 
