@@ -46,7 +46,7 @@ def test_traffic_lights_escape_every_string_and_name_each_light() -> None:
             "company_id": [hostile, hostile, "B"],
             "check": ["spread", "terminal_share", "spread"],
             "value": [0.01, None, 0.05],
-            "light": ["red", "grey", "bogus\" onmouseover=\"x"],
+            "light": ["red", "grey", 'bogus" onmouseover="x'],
             "rule": [hostile, "r", "r"],
             "note": [None, hostile, None],
         }
