@@ -111,19 +111,22 @@ def test_accuracy_tracked_per_method_across_runs_in_any_format(tmp_path: Path) -
     _accuracy_run(tmp_path, "r1", "2026-11-02T10:00:00+00:00", "parquet", 0.25)
     _accuracy_run(tmp_path, "r2", "2026-11-03T10:00:00+00:00", "csv", 0.15)
     _accuracy_run(tmp_path, "r3", "2026-11-04T10:00:00+00:00", "json", 0.05)
+    _accuracy_run(tmp_path, "r4-torn", "2026-11-05T10:00:00+00:00", None, 0.0)
+    (tmp_path / "r4-torn" / "results" / "accuracy.parquet").write_bytes(b"PAR1 torn")
     trends = history.accuracy_trends(tmp_path)
     dcf = trends.filter(pl.col("method") == "dcf")
     assert dcf["run_id"].to_list() == ["r1", "r2", "r3"]  # sector "all" only, oldest first
     assert dcf["median_abs_log_error"].to_list() == [0.25, 0.15, 0.05]
-    assert trends.filter(pl.col("method").is_null())["run_id"].to_list() == ["r0-old"]
+    skipped = trends.filter(pl.col("method").is_null())["run_id"].to_list()
+    assert skipped == ["r0-old", "r4-torn"]
     fig = history.accuracy_figure(trends)
     lines = {(t.name, t.yaxis): list(t.y) for t in fig.data}
     assert lines[("dcf", "y")] == [0.25, 0.15, 0.05]  # median |log error| on top
     assert lines[("dcf", "y2")] == [0.5, 0.5, 0.5]  # share within 20 % below
     assert lines[("blend", "y2")] == [0.7, 0.7, 0.7]
     note = fig.layout.annotations[0].text
-    assert "1 skipped" in note
-    assert "r0-old" in note
+    assert "2 skipped" in note
+    assert "r0-old, r4-torn" in note
     assert fig.layout.yaxis.title.text == "median |ln(value / price)|"
     assert fig.layout.yaxis2.title.text == "share within ±20 %"
     assert fig.layout.xaxis2.title.text == "run started (UTC)"

@@ -443,7 +443,10 @@ def _result_table(folder: Path, name: str) -> pl.DataFrame | None:
     for suffix, read in _RESULT_READERS.items():
         path = folder / "results" / f"{name}.{suffix}"
         if path.is_file():
-            return read(path)
+            try:
+                return read(path)
+            except (OSError, ValueError, pl.exceptions.PolarsError):
+                continue  # a damaged copy: try the run's other formats, else the run is skipped
     return None
 
 
@@ -509,7 +512,10 @@ def accuracy_figure(trends: pl.DataFrame) -> Any:
     note = f"{runs} runs with an accuracy table"
     if skipped.len():
         listed = ", ".join(skipped.head(5).to_list()) + (", ..." if skipped.len() > 5 else "")
-        note += f"; {skipped.len()} skipped (no results/accuracy table, e.g. older runs): {listed}"
+        note += (
+            f"; {skipped.len()} skipped (no readable results/accuracy table, e.g. runs older "
+            f"than it): {listed}"
+        )
     fig.add_annotation(
         text=note, xref="paper", yref="paper", x=0, y=-0.18, showarrow=False, xanchor="left"
     )
