@@ -135,6 +135,16 @@ else:
     show.note("DCF is not among the configured methods.")
 """),
     md("""
+### Diagnostics
+
+The DCF's traffic lights for the company in the bar: each check's light (red, amber, green; grey
+where an input is missing), its value and its threshold (`valuation.diagnostics`).
+"""),
+    code("""
+if "diagnostics" in ctx.frames:
+    show.lights(ctx["diagnostics"], company_ids=detail_ids)
+"""),
+    md("""
 ### Sensitivity
 
 Value per share when the discount rate and terminal growth (or the exit multiple) move.
@@ -231,12 +241,12 @@ show.table(
 ## Model diagnostics and accuracy
 """),
     code("""
-for name, caption in (
-    ("diagnostics", "DCF traffic lights (thresholds: valuation.diagnostics)"),
-    ("accuracy", "Model value / market price by method and sector"),
-):
-    if name in ctx.frames:
-        show.table(ctx[name], config.report, rows=1000, caption=caption)
+if "diagnostics" in ctx.frames:
+    show.note("DCF traffic lights, every company (red first; thresholds: valuation.diagnostics)")
+    show.lights(ctx["diagnostics"], names=names)
+if "accuracy" in ctx.frames:
+    show.table(ctx["accuracy"], config.report, rows=1000,
+               caption="Model value / market price by method and sector")
 """),
 ]
 
@@ -295,6 +305,7 @@ show.heading("Run history", 1)
 runs = history.run_history(output_root)
 steps = history.step_durations(output_root)
 trends = history.value_trends(output_root)
+accuracy = history.accuracy_trends(output_root)
 show.note(f"{runs.height} runs under {Path(output_root).name}/; times in UTC")
 """),
     md("""
@@ -322,6 +333,17 @@ if trends.height:
     show.show(history.value_trend_figure(trends))
 else:
     show.note("No succeeded run with a blend table yet.")
+"""),
+    md("""
+## Valuation accuracy across runs
+Model value / market price per method (all sectors): median absolute log error and the share of
+companies within ±20 % of the price, from each run's `accuracy` result table.
+"""),
+    code("""
+if accuracy["method"].drop_nulls().len():
+    show.show(history.accuracy_figure(accuracy))
+else:
+    show.note(f"No succeeded run with an accuracy table yet ({accuracy.height} runs skipped).")
 """),
     md("""
 ## Step durations, data quality and throughput

@@ -472,3 +472,88 @@ def test_report_reads_headline_first_and_every_company_in_every_section(
         assert all(title for _axis, title in chart["axes"]), chart
         assert all(chart["bars"]), chart
     assert len(axes) >= 8
+
+
+LIGHT_ROWS = """() => [...document.querySelectorAll('#wfo-lights tr[data-wfo-company]')]
+  .filter(tr => !tr.hidden).map(tr => {
+    const cell = tr.querySelector('td.wfo-light');
+    return {company: tr.getAttribute('data-wfo-company'), check: tr.cells[0].title,
+            light: cell.className, label: cell.innerText.trim(), value: tr.cells[2].innerText,
+            threshold: tr.cells[3].innerText,
+            dot: getComputedStyle(cell.querySelector('.wfo-dot')).backgroundColor,
+            tint: getComputedStyle(cell).backgroundColor,
+            visible: cell.getBoundingClientRect().height > 0};
+  })"""
+LIGHT_COLOURS = {
+    "green": "rgb(46, 125, 50)",
+    "amber": "rgb(249, 168, 37)",
+    "red": "rgb(198, 40, 40)",
+    "grey": "rgb(158, 158, 158)",
+}
+
+
+def test_diagnostics_show_as_traffic_lights_for_the_picked_company(
+    sample_run: Path, chromium: str
+) -> None:
+    """Issue 13 item 6 in Chromium: picking a company in the bar shows its checks, each with a
+    coloured light (report.css), its name, value and threshold; a company without a DCF says so;
+    the portfolio grid colours every company x check."""
+    from playwright.sync_api import sync_playwright
+
+    diagnostics = pl.read_parquet(sample_run / "results" / "diagnostics.parquet")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        # the lights are static HTML and the bar's script runs as the page is parsed: no need
+        # to wait for plotly.js to inflate and draw
+        page.goto((sample_run / "report.html").as_uri(), wait_until="domcontentloaded")
+        options = page.eval_on_selector_all(
+            "#wfo-company-picker option", "els => els.map(e => e.value)"
+        )
+        # a company with a red light, and C038 (no DCF: no lights)
+        reds = diagnostics.filter(pl.col("light") == "red", pl.col("company_id").is_in(options))
+        red = reds["company_id"][0]
+        page.select_option("#wfo-company-picker", red)
+        shown = page.evaluate(LIGHT_ROWS)
+        page.select_option("#wfo-company-picker", "C038")
+        none_shown = page.evaluate(LIGHT_ROWS)
+        none_note = page.is_visible("#wfo-lights .wfo-none")
+        grid = page.eval_on_selector_all(
+            "#wfo-lights-grid tbody tr",
+            "rows => rows.map(r => [r.cells[0].innerText, [...r.querySelectorAll('td.wfo-light')]"
+            ".map(td => [td.className.split('wfo-light-')[1], td.innerText.trim(),"
+            " getComputedStyle(td.querySelector('.wfo-dot')).backgroundColor])])",
+        )
+        browser.close()
+    assert errors == []
+    expected = diagnostics.filter(pl.col("company_id") == red).sort("check")
+    assert [r["check"] for r in sorted(shown, key=lambda r: r["check"])] == expected[
+        "check"
+    ].to_list()
+    by_check = {r["check"]: r for r in shown}
+    for row in expected.iter_rows(named=True):
+        seen = by_check[row["check"]]
+        assert seen["company"] == red
+        assert seen["visible"]
+        assert seen["light"] == f"wfo-light wfo-light-{row['light']}"
+        assert seen["label"].split(":")[0] == row["light"]  # the colour's name, not colour alone
+        assert seen["dot"] == LIGHT_COLOURS[row["light"]]
+        assert seen["tint"] != "rgba(0, 0, 0, 0)"
+        assert seen["threshold"] == row["rule"]
+        assert (seen["value"] == "") == (row["value"] is None)
+    assert "red" in {r["label"] for r in shown}
+    assert none_shown == []
+    assert none_note
+    # the portfolio grid: every company, each check's light as in the table, coloured
+    assert {company for company, _ in grid} == set(diagnostics["company_id"].unique())
+    lights = dict(zip(diagnostics["company_id"] + "|" + diagnostics["check"],
+                      diagnostics["light"], strict=True))  # fmt: skip
+    checks = sorted(diagnostics["check"].unique().to_list())
+    for company, cells in grid:
+        assert len(cells) == len(checks)
+        for check, (cls, label, dot) in zip(checks, cells, strict=True):
+            assert cls == lights[f"{company}|{check}"]
+            assert label.split(":")[0] == cls
+            assert dot == LIGHT_COLOURS[cls]

@@ -443,3 +443,45 @@ def test_a_file_source_with_the_default_lock_timeout_is_not_noted() -> None:
     # A bare path credits every field of its source to the file, lock_timeout's default included.
     found = effects({"data": {"peers": "p.csv", "companies": {"path": "c.csv"}}})
     assert not any(s.endswith("lock_timeout") for s in found)
+
+
+# --------------------------------------------------------------------------------------------
+# Fade years with nothing to fade (issue 13)
+
+
+def test_rate_fade_without_any_stable_rate_applies_to_no_company() -> None:
+    row = effects({"valuation": {"rate_fade_from_year": 3}}, companies=rows(3))[
+        "valuation.rate_fade_from_year"
+    ]
+    assert (row["applies_to"], row["of"], row["value"]) == (0, 3, "3")
+    assert "no stable rate to fade to" in row["note"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "data"),
+    [
+        ({"stable_discount_rate": 0.07}, rows(3)),
+        ({}, rows(3, stable_discount_rate=[None, 0.07, None])),
+        (
+            {"methods": ["fcfe"], "equity": {"stable_cost_of_equity": 0.08}},
+            rows(3),
+        ),
+    ],
+)
+def test_rate_fade_with_a_stable_rate_is_not_noted(
+    overrides: dict[str, Any], data: pl.DataFrame
+) -> None:
+    found = effects({"valuation": {"rate_fade_from_year": 3, **overrides}}, companies=data)
+    assert "valuation.rate_fade_from_year" not in found
+
+
+def test_tax_fade_without_effective_tax_rates_applies_to_no_company() -> None:
+    setting = "valuation.taxes.fade_from_year"
+    found = effects({"valuation": {"taxes": {"fade_from_year": 2}}}, companies=rows(2))
+    assert (found[setting]["applies_to"], found[setting]["of"]) == (0, 2)
+    assert "no row gives effective_tax_rate" in found[setting]["note"]
+    some = rows(2, effective_tax_rate=[0.1, None])
+    found = effects({"valuation": {"taxes": {"fade_from_year": 2}}}, companies=some)
+    assert (found[setting]["applies_to"], found[setting]["of"]) == (1, 2)
+    every = rows(2, effective_tax_rate=[0.1, 0.15])
+    assert setting not in effects({"valuation": {"taxes": {"fade_from_year": 2}}}, companies=every)

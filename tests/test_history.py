@@ -76,5 +76,57 @@ def test_history_page_links_each_run_to_its_report(two_runs: tuple[Path, str, st
     for href in hrefs:  # relative to the page's folder: they work wherever outputs/ is copied
         assert (page.parent / href).is_file()
     assert "Blended value per share of each company across runs" in html
+    assert "Valuation accuracy across runs" in html  # both runs wrote results/accuracy
+    assert "2 runs with an accuracy table" in html
     assert '"type":"date"' in html
     assert '"text":"len"' not in html
+
+
+def _accuracy_run(root: Path, run_id: str, started: str, fmt: str | None, dcf_error: float) -> None:
+    """A synthetic run folder: manifest plus (unless ``fmt`` is None) results/accuracy.<fmt>."""
+    import json
+
+    folder = root / run_id
+    (folder / "results").mkdir(parents=True)
+    manifest = {"run_id": run_id, "status": "succeeded", "started": started}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    if fmt is None:
+        return
+    table = pl.DataFrame(
+        {
+            "method": ["blend", "dcf", "dcf"],
+            "sector": ["all", "all", "Tech"],
+            "companies": [10, 8, 3],
+            "not_positive": [0, 1, 0],
+            "median_ratio": [1.0, 1.1, 1.3],
+            "median_abs_log_error": [0.1, dcf_error, 0.9],
+            "share_within_20pct": [0.7, 0.5, 0.0],
+        }
+    )
+    getattr(table, f"write_{fmt}")(folder / "results" / f"accuracy.{fmt}")
+
+
+def test_accuracy_tracked_per_method_across_runs_in_any_format(tmp_path: Path) -> None:
+    _accuracy_run(tmp_path, "r0-old", "2026-11-01T10:00:00+00:00", None, 0.0)
+    _accuracy_run(tmp_path, "r1", "2026-11-02T10:00:00+00:00", "parquet", 0.25)
+    _accuracy_run(tmp_path, "r2", "2026-11-03T10:00:00+00:00", "csv", 0.15)
+    _accuracy_run(tmp_path, "r3", "2026-11-04T10:00:00+00:00", "json", 0.05)
+    _accuracy_run(tmp_path, "r4-torn", "2026-11-05T10:00:00+00:00", None, 0.0)
+    (tmp_path / "r4-torn" / "results" / "accuracy.parquet").write_bytes(b"PAR1 torn")
+    trends = history.accuracy_trends(tmp_path)
+    dcf = trends.filter(pl.col("method") == "dcf")
+    assert dcf["run_id"].to_list() == ["r1", "r2", "r3"]  # sector "all" only, oldest first
+    assert dcf["median_abs_log_error"].to_list() == [0.25, 0.15, 0.05]
+    skipped = trends.filter(pl.col("method").is_null())["run_id"].to_list()
+    assert skipped == ["r0-old", "r4-torn"]
+    fig = history.accuracy_figure(trends)
+    lines = {(t.name, t.yaxis): list(t.y) for t in fig.data}
+    assert lines[("dcf", "y")] == [0.25, 0.15, 0.05]  # median |log error| on top
+    assert lines[("dcf", "y2")] == [0.5, 0.5, 0.5]  # share within 20 % below
+    assert lines[("blend", "y2")] == [0.7, 0.7, 0.7]
+    note = fig.layout.annotations[0].text
+    assert "2 skipped" in note
+    assert "r0-old, r4-torn" in note
+    assert fig.layout.yaxis.title.text == "median |ln(value / price)|"
+    assert fig.layout.yaxis2.title.text == "share within ±20 %"
+    assert fig.layout.xaxis2.title.text == "run started (UTC)"

@@ -539,3 +539,125 @@ def headline(facts: dict[str, Any]) -> None:
     )
     plain = "\n".join(f"{k}: {v}" for k, v in facts["facts"]) + "\n" + facts["reading"]
     display({"text/html": text, "text/plain": plain}, raw=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics as traffic lights: colours come from report.css classes (wfo-light-<colour>); the
+# light's name is written beside the dot, so colour is never the only cue.
+
+#: light -> its text label (the ``light`` column of the diagnostics table)
+LIGHT_LABELS = {"green": "green", "amber": "amber", "red": "red", "grey": "grey: no data"}
+
+#: check -> (words, how its value reads: "pct" a rate or share, "times" a multiple)
+CHECK_LABELS: dict[str, tuple[str, str]] = {
+    "roic_vs_wacc": ("Return on capital less discount rate", "pct"),
+    "terminal_share": ("Terminal value share of EV", "pct"),
+    "spread": ("Discount rate less terminal growth", "pct"),
+    "exit_multiple_vs_peers": ("Implied exit multiple against peers", "times"),
+    "growth_consistency": ("Growth less reinvestment x return on capital", "pct"),
+}
+
+
+def _light_key(light: Any) -> str:
+    """A light the stylesheet knows (anything else reads grey: never an unescaped class)."""
+    return light if light in LIGHT_LABELS else "grey"
+
+
+def light_cell(light: Any) -> str:
+    """One table cell: a coloured dot (CSS class) and the light's name.
+
+    >>> light_cell("red")
+    '<td class="wfo-light wfo-light-red"><span class="wfo-dot"></span>red</td>'
+    >>> light_cell("<b>")[:44]
+    '<td class="wfo-light wfo-light-grey"><span c'
+    """
+    key = _light_key(light)
+    return (
+        f'<td class="wfo-light wfo-light-{key}"><span class="wfo-dot"></span>'
+        f"{html.escape(LIGHT_LABELS[key])}</td>"
+    )
+
+
+def _check_value(value: Any, check: str) -> str:
+    if value is None or value != value:
+        return ""
+    kind = CHECK_LABELS.get(check, ("", "pct"))[1]
+    return f"{value:.1f}x" if kind == "times" else f"{value:.2%}"
+
+
+def _check_words(check: Any) -> str:
+    return CHECK_LABELS.get(str(check), (str(check), ""))[0]
+
+
+def lights_html(diagnostics: Any, company_ids: list[str]) -> str:
+    """The picked company's checks (rows follow the company bar): check, light, value,
+    threshold and the note where the light is grey. Every string escaped."""
+    import polars as pl
+
+    from wfo_kit.trust import plotly_text
+
+    frame = diagnostics.filter(pl.col("company_id").is_in(company_ids))
+    head = "".join(
+        f"<th>{label}</th>" for label in ("Check", "Light", "Value", "Threshold", "Note")
+    )
+    body = "".join(
+        f'<tr data-wfo-company="{html.escape(plotly_text(r["company_id"]))}">'
+        f'<td title="{html.escape(str(r["check"]))}">{html.escape(_check_words(r["check"]))}</td>'
+        f"{light_cell(r['light'])}"
+        f'<td class="num">{html.escape(_check_value(r["value"], r["check"]))}</td>'
+        f"<td>{html.escape(r['rule'] or '')}</td><td>{html.escape(r['note'] or '')}</td></tr>"
+        for r in frame.iter_rows(named=True)
+    )
+    return (
+        '<div class="wfo-table wfo-lights" id="wfo-lights" data-wfo-picked>'
+        '<p class="wfo-none" hidden>No DCF diagnostics for this company (not valued by DCF).</p>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def lights_grid_html(diagnostics: Any, names: Any = None, *, rows: int = 1000) -> str:
+    """Every company x check, each cell its light (class and label): the portfolio at a glance.
+    Companies with a red light first, then by id."""
+    import polars as pl
+
+    checks = list(dict.fromkeys(diagnostics["check"].to_list()))
+    wide = diagnostics.pivot(on="check", index="company_id", values="light").select(
+        "company_id", *checks
+    )
+    reds = pl.sum_horizontal(pl.col(c) == "red" for c in checks)
+    wide = wide.with_columns(reds.alias("_reds")).sort(
+        ["_reds", "company_id"], descending=[True, False]
+    )
+    label = dict(names.select("company_id", "name").iter_rows()) if names is not None else {}
+    head = "<th>Company</th><th>Name</th>" + "".join(
+        f'<th title="{html.escape(c)}">{html.escape(_check_words(c))}</th>' for c in checks
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['company_id']))}</td>"
+        f"<td>{html.escape(str(label.get(r['company_id']) or ''))}</td>"
+        + "".join(light_cell(r[c]) for c in checks)
+        + "</tr>"
+        for r in wide.head(rows).iter_rows(named=True)
+    )
+    more = wide.height - rows
+    caption = f"<caption>{more:,d} more companies in the result files</caption>" if more > 0 else ""
+    return (
+        '<div class="wfo-table wfo-lights-grid" id="wfo-lights-grid"><table>'
+        f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def lights(diagnostics: Any, *, company_ids: list[str] | None = None, names: Any = None) -> None:
+    """Display the diagnostics: the picked company's lights (with ``company_ids``), else the
+    portfolio grid."""
+    from IPython.display import display
+
+    if diagnostics.height == 0:
+        display({"text/html": "<p>No DCF diagnostics.</p>", "text/plain": "none"}, raw=True)
+        return
+    text = (
+        lights_html(diagnostics, company_ids)
+        if company_ids is not None
+        else lights_grid_html(diagnostics, names)
+    )
+    display({"text/html": text, "text/plain": repr(diagnostics)}, raw=True)

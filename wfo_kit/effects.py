@@ -189,6 +189,8 @@ def setting_effects(
     if companies is not None:
         for setting, note, applies, of in _shadowed(config, explicit, companies):
             add(setting, note, applies, of)
+        for setting, note, applies, of in _unused_fades(config, explicit, companies):
+            add(setting, note, applies, of)
     if balance_sheet is not None and "asset" in config.valuation.methods:
         for setting, note, applies, of in _recovery(config, explicit, balance_sheet):
             add(setting, note, applies, of)
@@ -373,6 +375,46 @@ def _shadowed(
                 f"{_hint(assumption)}"
             )
             out.append((setting, note, applies, n))
+    return out
+
+
+def _count(companies: pl.DataFrame, column: str) -> int:
+    """Rows giving their own ``column`` (0 when the table has no such column)."""
+    return int(companies[column].is_not_null().sum()) if column in companies.columns else 0
+
+
+def _unused_fades(
+    config: Config, explicit: Mapping[str, str], companies: pl.DataFrame
+) -> list[tuple[str, str, int, int]]:
+    """Fade years with nothing to fade to: the rate path needs a stable rate (configured or a
+    row's), the tax path a row's effective_tax_rate; without one the setting changes no value."""
+    v, n, out = config.valuation, companies.height, []
+    if n == 0:
+        return out
+    if "valuation.rate_fade_from_year" in explicit:
+        dcf = "dcf" in v.methods and (
+            v.stable_discount_rate is not None or _count(companies, "stable_discount_rate")
+        )
+        fcfe = "fcfe" in v.methods and (
+            v.equity.stable_cost_of_equity is not None or _count(companies, "stable_cost_of_equity")
+        )
+        if not (dcf or fcfe):
+            note = (
+                f"applies to 0 of {n} companies: no stable rate to fade to (set "
+                "valuation.stable_discount_rate, a row's stable_discount_rate, or for fcfe "
+                "valuation.equity.stable_cost_of_equity)"
+            )
+            out.append(("valuation.rate_fade_from_year", note, 0, n))
+    methods = {"dcf", "fcfe"} & set(v.methods)
+    if "valuation.taxes.fade_from_year" in explicit and methods:
+        own = _count(companies, "effective_tax_rate")
+        if own < n:
+            rows = "no row gives" if own == 0 else f"{n - own} rows give no"
+            note = (
+                f"applies to {own} of {n} companies: {rows} effective_tax_rate to fade from "
+                "(the marginal tax_rate holds throughout)"
+            )
+            out.append(("valuation.taxes.fade_from_year", note, own, n))
     return out
 
 

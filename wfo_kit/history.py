@@ -430,6 +430,109 @@ def value_trends(root: Path) -> pl.DataFrame:
     )
 
 
+#: Readers of a run's result tables, in the order tried: the run wrote whichever of these
+#: ``output.formats`` named (an xlsx workbook alone is not read back).
+_RESULT_READERS = {"parquet": pl.read_parquet, "csv": pl.read_csv, "json": pl.read_json}
+ACCURACY_SCHEMA = {"run_id": pl.String, "started": pl.Datetime("us", "UTC"), "method": pl.String,
+                   "companies": pl.Int64, "median_abs_log_error": pl.Float64,
+                   "share_within_20pct": pl.Float64}  # fmt: skip
+
+
+def _result_table(folder: Path, name: str) -> pl.DataFrame | None:
+    """``results/<name>`` in the first format the run wrote, or None (none written)."""
+    for suffix, read in _RESULT_READERS.items():
+        path = folder / "results" / f"{name}.{suffix}"
+        if path.is_file():
+            try:
+                return read(path)
+            except (OSError, ValueError, pl.exceptions.PolarsError):
+                continue  # a damaged copy: try the run's other formats, else the run is skipped
+    return None
+
+
+def accuracy_trends(root: Path) -> pl.DataFrame:
+    """Valuation accuracy of each succeeded run, per method, over all sectors (oldest first).
+
+    run_id, started, method, companies, median_abs_log_error, share_within_20pct; read from each
+    run's ``results/accuracy`` (parquet, csv or json). A succeeded run without that table (it
+    predates it, or its outputs were off) gives one row with a null ``method``: the figure says
+    it was skipped.
+    """
+    frames = []
+    for folder, manifest in _manifests(root):
+        if manifest.get("status") != "succeeded":
+            continue
+        run = [
+            pl.lit(manifest.get("run_id", folder.name)).alias("run_id"),
+            pl.lit(_parse_time(manifest.get("started"))).alias("started"),
+        ]
+        table = _result_table(folder, "accuracy")
+        if table is None or "method" not in table.columns:
+            frames.append(pl.DataFrame({"method": [None]}, schema={"method": pl.String}))
+        else:
+            frames.append(table.filter(pl.col("sector") == "all"))
+        frames[-1] = frames[-1].with_columns(run)
+    if not frames:
+        return pl.DataFrame(schema=ACCURACY_SCHEMA)
+    return (
+        pl.concat(frames, how="diagonal_relaxed")
+        .select(list(ACCURACY_SCHEMA))
+        .cast(ACCURACY_SCHEMA)
+        .sort("started", "method", nulls_last=True, maintain_order=True)
+    )
+
+
+def accuracy_figure(trends: pl.DataFrame) -> Any:
+    """Median absolute log error (top) and share within +-20 % of the price (bottom) per method
+    across runs; the note names the runs skipped for having no accuracy table."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    shown = trends.with_columns(_escaped("method"), _escaped("run_id"))
+    skipped = shown.filter(pl.col("method").is_null())["run_id"].unique(maintain_order=True)
+    measured = shown.filter(pl.col("method").is_not_null())
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    for i, method in enumerate(measured["method"].unique(maintain_order=True).sort().to_list()):
+        part = measured.filter(pl.col("method") == method)
+        common = {"x": part["started"].to_list(), "mode": "lines+markers", "name": method,
+                  "legendgroup": method, "text": part["run_id"].to_list(),
+                  "line": {"color": colours[i % len(colours)]}}  # fmt: skip
+        fig.add_trace(
+            go.Scatter(y=part["median_abs_log_error"].to_list(), **common,
+                       hovertemplate=f"{method}<br>%{{text}}<br>%{{y:.3f}}<extra></extra>"),
+            row=1, col=1,
+        )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(y=part["share_within_20pct"].to_list(), showlegend=False, **common,
+                       hovertemplate=f"{method}<br>%{{text}}<br>%{{y:.0%}}<extra></extra>"),
+            row=2, col=1,
+        )  # fmt: skip
+    runs = measured["run_id"].n_unique()
+    note = f"{runs} runs with an accuracy table"
+    if skipped.len():
+        listed = ", ".join(skipped.head(5).to_list()) + (", ..." if skipped.len() > 5 else "")
+        note += (
+            f"; {skipped.len()} skipped (no readable results/accuracy table, e.g. runs older "
+            f"than it): {listed}"
+        )
+    fig.add_annotation(
+        text=note, xref="paper", yref="paper", x=0, y=-0.18, showarrow=False, xanchor="left"
+    )
+    fig.update_layout(
+        title="Valuation accuracy across runs (value / market price, all sectors)",
+        legend_title_text="method",
+        margin={"b": 110},
+        meta={"wfo_skipped": skipped.to_list()},
+    )
+    fig.update_yaxes(title_text="median |ln(value / price)|", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="share within ±20 %", range=[0, 1.05], tickformat=".0%",
+                     row=2, col=1)  # fmt: skip
+    fig.update_xaxes(title_text="run started (UTC)", row=2, col=1)
+    fig.update_xaxes(title_text="run started (UTC)", row=1, col=1)
+    return fig
+
+
 def _escaped(column: str) -> pl.Expr:
     """A text column as plotly.js shows literally (as :func:`wfo_kit.trust.plotly_text`)."""
     return (
