@@ -624,7 +624,9 @@ def lights_grid_html(diagnostics: Any, names: Any = None, *, rows: int = 1000) -
     wide = diagnostics.pivot(on="check", index="company_id", values="light").select(
         "company_id", *checks
     )
-    reds = pl.sum_horizontal(pl.col(c) == "red" for c in checks)
+    from wfo_kit.frames import ordered_sum
+
+    reds = ordered_sum((pl.col(c) == "red").cast(pl.Int32) for c in checks)
     wide = wide.with_columns(reds.alias("_reds")).sort(
         ["_reds", "company_id"], descending=[True, False]
     )

@@ -252,18 +252,22 @@ class AuditLog:
         if scope["type"] != "http" or scope["method"] not in STATE_CHANGING:
             await self.app(scope, receive, send)
             return
-        status = 500
+        written = False
 
         async def noted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal written
+            if message["type"] == "http.response.start" and not written:
+                # Before the client sees the status: a client's next request is then always
+                # audited after this one (appending after the response let two lines swap).
+                written = True
+                await run_in_threadpool(self._append, scope, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, noted)
         finally:
-            await run_in_threadpool(self._append, scope, status)
+            if not written:  # no response started: the request failed inside the server
+                await run_in_threadpool(self._append, scope, 500)
 
     def _append(self, scope: Scope, status: int) -> None:
         from wfo_kit.runs import append_audit
