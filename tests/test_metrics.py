@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -135,6 +136,11 @@ def test_serve_metrics_count_refusals_and_failed_sign_ins(served: Served) -> Non
     assert httpx.get(f"{url}/runs", headers={"Authorization": "Bearer wfo_x_y"}).status_code == 401
     assert httpx.post(f"{url}/runs", headers=viewer, content="{}").status_code == 403
     count_failed_sign_in("login_form")
+    with httpx.Client(base_url=url, timeout=30) as browser:  # a wrong token in the web form
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/ui/login").text)
+        assert csrf is not None
+        form = {"name": "vic", "token": "wfo_wrong_guess", "csrf_token": csrf[1]}
+        assert browser.post("/ui/login", data=form).status_code == 401
     response = httpx.get(f"{url}/metrics", headers=viewer)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -144,10 +150,11 @@ def test_serve_metrics_count_refusals_and_failed_sign_ins(served: Served) -> Non
         key = (name, tuple(sorted(labels.items())))
         return after[key] - before.get(key, 0.0)
 
-    assert grew("wfo_serve_refused_requests_total", status="401") == 2
+    assert grew("wfo_serve_refused_requests_total", status="401") == 3
     assert grew("wfo_serve_refused_requests_total", status="403") == 1
     assert grew("wfo_serve_failed_sign_ins_total", reason="http_401") == 2
     assert grew("wfo_serve_failed_sign_ins_total", reason="login_form") == 1
+    assert grew("wfo_serve_failed_sign_ins_total", reason="web_login") == 1  # once, not twice
     assert after[("wfo_runs_total", (("outcome", "succeeded"),))] == 0  # no runs here yet
 
 

@@ -125,6 +125,8 @@ class DatabaseHandler(logging.Handler):
                 json.dumps(fields, default=str),
             ),
         )
+        # Committed per event: whoever tails the table sees a long run's steps as they happen.
+        self.connection.commit()
 
     def close(self) -> None:
         try:
