@@ -175,7 +175,9 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
 
     body = b'{"params": "prices.yaml"}'
     hook = f"{url}/hooks/run"
-    accepted = httpx.post(hook, content=body, headers=signed(body))
+    accepted_headers = signed(body)
+    accepted = httpx.post(hook, content=body, headers=accepted_headers)
+    again = httpx.post(hook, content=body, headers=accepted_headers)  # captured and replayed
     wrong = httpx.post(hook, content=body, headers=signed(body, secret="guess"))
     replayed = httpx.post(hook, content=body, headers=signed(body, age=3600))
     unsigned = httpx.post(hook, content=body)
@@ -199,6 +201,8 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
     )  # started, then refused by the worker
     assert "no-such-kernel" in run["error"]["message"]
     assert [r.status_code for r in (wrong, replayed, unsigned)] == [401, 401, 401]
+    assert again.status_code == 409, again.text
+    assert again.json()["type"].endswith("replayed-hook")
     assert outside.status_code == 422
     assert "data root" in outside.json()["detail"]
     assert str(tmp_path) not in outside.text  # no server paths in messages
@@ -218,3 +222,17 @@ def test_serve_runs_the_schedules_of_its_outputs_folder(served: Served) -> None:
     log = (served.data_root / "out" / "scheduler.jsonl").read_text(encoding="utf-8")
     first = json.loads(log.splitlines()[0])
     assert (first["schedule"], first["action"]) == ("minutely", "started")
+
+
+def test_remembered_hook_signatures_expire_and_are_bounded() -> None:
+    from wfo_kit.serve.hooks import SeenSignatures
+
+    seen = SeenSignatures(limit=2)
+    assert seen.admit("sha256=a", now=1000.0) == "new"
+    assert seen.admit("sha256=a", now=1599.0) == "replay"  # within twice the 300 s tolerance
+    assert seen.admit("sha256=b", now=1100.0) == "new"
+    assert seen.admit("sha256=c", now=1200.0) == "full"  # not forgotten to make room
+    assert seen.admit("sha256=c", now=1600.0) == "new"  # a expired: room again
+    assert seen.admit("sha256=b", now=1650.0) == "replay"
+    assert seen.admit("sha256=a", now=1700.0) == "new"  # b expired too
+    assert list(seen.seen) == ["sha256=c", "sha256=a"]
