@@ -71,3 +71,29 @@ def test_the_shipped_environment_file_of_the_readme() -> None:
     source = quick.sources["valuation.monte_carlo.enabled"]
     assert source == f"env-file:{ROOT / 'parameters' / 'default.quick.yaml'}"
     assert resolve_config(default, environ={}).config.valuation.monte_carlo.enabled
+
+
+def test_batch_layers_the_environment_file_of_each_parameters_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.builders import notebook, params
+
+    monkeypatch.delenv("WFO_ENV", raising=False)
+    quick = notebook(tmp_path / "quick.ipynb", "print(report['title'])")
+    first = params(tmp_path, "a", f"report:\n  notebook: {quick}\n  title: Base A\n")
+    second = params(tmp_path, "b", f"report:\n  notebook: {quick}\n")
+    (tmp_path / "a.prod.yaml").write_text("report: {title: Production A}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["batch", str(first), str(second), "--env", "prod", "--workers", "1",
+                 "--output", str(out)])  # fmt: skip
+    stdout, stderr = capsys.readouterr()
+    assert code == 1, stderr  # b has no b.prod.yaml: it fails before running, a still runs
+    assert "batch: 1 succeeded, 0 skipped (already done), 1 failed" in stdout
+    assert f"no environment file {tmp_path / 'b.prod.yaml'}" in stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["report"]["title"] == "Production A"
+    assert manifest["sources"]["report.title"] == f"env-file:{tmp_path / 'a.prod.yaml'}"
+    assert "Production A" in (run / "valuation.ipynb").read_text(encoding="utf-8")

@@ -187,3 +187,43 @@ def test_confined_requests_go_to_the_address_that_was_checked(tmp_path: Path) ->
         got = fetch(source, table="peers", security=security, resolve=lambda _h: ["127.0.0.1"])
     assert_frame_equal(got.frame, PEERS)
     assert server.requests[0]["headers"]["Host"] == f"data.example:{port}"
+
+
+def test_a_snapshot_that_does_not_fit_on_the_disk_fails_the_run_cleanly(tmp_path: Path) -> None:
+    """The response is fetched, its snapshot does not fit the output disk (a 1 MB tmpfs): exit 3,
+    one line, and the run is finished as failed, not left as a `.partial` folder."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_faults import one_line, small_disk
+
+    # ~2 MB of Parquet even compressed: random hex does not shrink much
+    rows = [{"company_id": os.urandom(16).hex(), "multiple": os.urandom(16).hex()}
+            for _ in range(60_000)]  # fmt: skip
+    big = json.dumps(rows).encode()
+    out = tmp_path / "out"
+    with http_receiver(Receiver(then=(200, JSON, big))) as server, small_disk(out, "1m"):
+        p = tmp_path / "p.yaml"
+        p.write_text(
+            f"data:\n  companies: {SAMPLE / 'companies.csv'}\n"
+            f"  financials: {SAMPLE / 'financials.csv'}\n  peers: {{url: '{server.url}/peers'}}\n",
+            encoding="utf-8",
+        )
+        wfo = str(Path(sys.executable).parent / "wfo")
+        result = subprocess.run(
+            [wfo, "run", str(p), "--output", str(out), "--no-progress"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        line = one_line(result.stderr)
+        assert result.returncode == 3, result.stderr
+        assert "data.peers: the HTTP response could not be saved in the run" in line
+        assert "No space left on device" in line
+        folders = [p for p in out.iterdir() if p.is_dir()]
+        assert [p.name for p in folders if p.name.startswith(".")] == []  # no .partial left
+        (run,) = folders
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["status"] == "failed"
+        assert "data.peers" in manifest["error"]["message"]
+        assert "FAILED" in (run / "report.html").read_text(encoding="utf-8")
+        assert list((run / "inputs").iterdir()) == []  # no half-written snapshot either

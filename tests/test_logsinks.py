@@ -165,3 +165,47 @@ def test_confinement_keeps_log_files_inside_and_refuses_network_sinks_from_files
         with pytest.raises(ConfigurationError) as refused:
             resolve_config(params, confine=tmp_path, environ={})
         assert key in refused.value.one_line()
+
+
+def test_a_long_run_reaches_the_database_sink_while_it_runs(tmp_path: Path) -> None:
+    """`wfo run`'s validate row is in the database while its notebook is still executing."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.builders import notebook, params
+
+    go, database = tmp_path / "go", tmp_path / "logs.sqlite"
+    # The notebook runs load and validate, then waits (at most 30 s) for the test's go file.
+    body = (
+        "import time\nfrom pathlib import Path\nimport wfo_kit as wfo\n"
+        "config = wfo.Config.model_validate({'data': data or wfo.sample_data(),"
+        " 'valuation': valuation, 'pipeline': pipeline})\n"
+        "ctx = wfo.start_run(config, run_dir=run_dir, run_id=run_id)\n"
+        "wfo.run_steps(ctx, ['load', 'validate'])\n"
+        "deadline = time.monotonic() + 30\n"
+        f"while not Path({str(go)!r}).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    slow = notebook(tmp_path / "slow.ipynb", body)
+    p = params(tmp_path, "p", f"report:\n  notebook: {slow}\nlogging:\n  database: {database}\n")
+    wfo = str(Path(sys.executable).parent / "wfo")
+    command = [wfo, "run", str(p), "--output", str(tmp_path / "out"), "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[dict] = []
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline and proc.poll() is None and not seen:
+        if database.is_file():
+            seen = query_logs(str(database), step="validate", level="info")
+        time.sleep(0.1)
+    go.touch()  # the row arrived while the run waits (or it never did): let the run end
+    _, stderr = proc.communicate(timeout=60)
+    assert seen, "no validate row while the run was running"
+    assert seen[0]["event"] == "step_finished"
+    assert proc.returncode == 0, stderr
+    rows = query_logs(str(database))
+    events = [(r["event"], r["step"]) for r in rows]
+    assert len(rows) == len({(r["time"], r["event"], r["step"]) for r in rows})  # once each
+    assert events[-1] == ("run_finished", None)
+    assert ("step_finished", "publish") in events
+    assert {r["run_id"] for r in rows} == {seen[0]["run_id"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -135,6 +136,11 @@ def test_serve_metrics_count_refusals_and_failed_sign_ins(served: Served) -> Non
     assert httpx.get(f"{url}/runs", headers={"Authorization": "Bearer wfo_x_y"}).status_code == 401
     assert httpx.post(f"{url}/runs", headers=viewer, content="{}").status_code == 403
     count_failed_sign_in("login_form")
+    with httpx.Client(base_url=url, timeout=30) as browser:  # a wrong token in the web form
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/ui/login").text)
+        assert csrf is not None
+        form = {"name": "vic", "token": "wfo_wrong_guess", "csrf_token": csrf[1]}
+        assert browser.post("/ui/login", data=form).status_code == 401
     response = httpx.get(f"{url}/metrics", headers=viewer)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -144,10 +150,11 @@ def test_serve_metrics_count_refusals_and_failed_sign_ins(served: Served) -> Non
         key = (name, tuple(sorted(labels.items())))
         return after[key] - before.get(key, 0.0)
 
-    assert grew("wfo_serve_refused_requests_total", status="401") == 2
+    assert grew("wfo_serve_refused_requests_total", status="401") == 3
     assert grew("wfo_serve_refused_requests_total", status="403") == 1
     assert grew("wfo_serve_failed_sign_ins_total", reason="http_401") == 2
     assert grew("wfo_serve_failed_sign_ins_total", reason="login_form") == 1
+    assert grew("wfo_serve_failed_sign_ins_total", reason="web_login") == 1  # once, not twice
     assert after[("wfo_runs_total", (("outcome", "succeeded"),))] == 0  # no runs here yet
 
 
@@ -168,7 +175,9 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
 
     body = b'{"params": "prices.yaml"}'
     hook = f"{url}/hooks/run"
-    accepted = httpx.post(hook, content=body, headers=signed(body))
+    accepted_headers = signed(body)
+    accepted = httpx.post(hook, content=body, headers=accepted_headers)
+    again = httpx.post(hook, content=body, headers=accepted_headers)  # captured and replayed
     wrong = httpx.post(hook, content=body, headers=signed(body, secret="guess"))
     replayed = httpx.post(hook, content=body, headers=signed(body, age=3600))
     unsigned = httpx.post(hook, content=body)
@@ -192,6 +201,8 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
     )  # started, then refused by the worker
     assert "no-such-kernel" in run["error"]["message"]
     assert [r.status_code for r in (wrong, replayed, unsigned)] == [401, 401, 401]
+    assert again.status_code == 409, again.text
+    assert again.json()["type"].endswith("replayed-hook")
     assert outside.status_code == 422
     assert "data root" in outside.json()["detail"]
     assert str(tmp_path) not in outside.text  # no server paths in messages
@@ -211,3 +222,17 @@ def test_serve_runs_the_schedules_of_its_outputs_folder(served: Served) -> None:
     log = (served.data_root / "out" / "scheduler.jsonl").read_text(encoding="utf-8")
     first = json.loads(log.splitlines()[0])
     assert (first["schedule"], first["action"]) == ("minutely", "started")
+
+
+def test_remembered_hook_signatures_expire_and_are_bounded() -> None:
+    from wfo_kit.serve.hooks import SeenSignatures
+
+    seen = SeenSignatures(limit=2)
+    assert seen.admit("sha256=a", now=1000.0) == "new"
+    assert seen.admit("sha256=a", now=1599.0) == "replay"  # within twice the 300 s tolerance
+    assert seen.admit("sha256=b", now=1100.0) == "new"
+    assert seen.admit("sha256=c", now=1200.0) == "full"  # not forgotten to make room
+    assert seen.admit("sha256=c", now=1600.0) == "new"  # a expired: room again
+    assert seen.admit("sha256=b", now=1650.0) == "replay"
+    assert seen.admit("sha256=a", now=1700.0) == "new"  # b expired too
+    assert list(seen.seen) == ["sha256=c", "sha256=a"]

@@ -48,6 +48,7 @@ class Job:
     claimed: bool = False  # its `.partial` folder is claimed already (a `wfo serve` queued run)
     rerun_of: str | None = None  # execute that run's configuration again (params_file unused)
     accept_changed_inputs: bool = False  # for a rerun: value the current inputs all the same
+    env_name: str | None = None  # `--env NAME`: layer <stem>.NAME.yaml over the parameters file
 
 
 @dataclass
@@ -81,13 +82,18 @@ def expand(patterns: list[str]) -> list[Path]:
     return list(found)
 
 
-def content_id(params_file: Path, sets: tuple[str, ...] = (), confine: str | None = None) -> str:
+def content_id(
+    params_file: Path,
+    sets: tuple[str, ...] = (),
+    confine: str | None = None,
+    env_name: str | None = None,
+) -> str:
     """``<stem>-<content hash>``: equal for two runs that would compute the same numbers (same
     effective configuration, input contents, notebook and toolkit version)."""
     from wfo_kit.config import resolve_config
     from wfo_kit.runs import content_hash, input_hashes
 
-    resolved = resolve_config(params_file, sets=list(sets), confine=confine)
+    resolved = resolve_config(params_file, sets=list(sets), confine=confine, env_name=env_name)
     return f"{params_file.stem}-{content_hash(resolved, input_hashes(resolved))}"
 
 
@@ -136,7 +142,9 @@ def run_job(job: Job) -> dict[str, Any]:
                 confine=job.confine,
             )
         else:
-            resolved = resolve_config(job.params_file, sets=list(job.sets), confine=job.confine)
+            resolved = resolve_config(
+                job.params_file, sets=list(job.sets), confine=job.confine, env_name=job.env_name
+            )
         result = run_report(
             resolved,
             params_file=params_file,
@@ -326,12 +334,14 @@ def run_batch(
     sets: tuple[str, ...] = (),
     confine: str | None = None,
     progress: Any = None,
+    env_name: str | None = None,
 ) -> tuple[list[Outcome], Path]:
     """Run every parameters file; return one outcome per file and the batch manifest path.
 
     Every file given is accounted for: run (succeeded, failed, interrupted), skipped because an
     earlier run with the same content succeeded, a duplicate of another file in this batch (same
-    configuration and inputs: run once), or failed before running (invalid parameters).
+    configuration and inputs: run once), or failed before running (invalid parameters, or no
+    environment file ``<stem>.<env_name>.yaml`` beside it).
     """
     root = Path(output_root).resolve()
     check_writable(root)
@@ -342,7 +352,7 @@ def run_batch(
     for path in files:
         key = str(path)
         try:
-            content = content_id(path, sets, confine)
+            content = content_id(path, sets, confine, env_name)
         except WfoError as exc:
             outcomes[key] = Outcome(f"invalid:{path.name}", key, "failed", reason=exc.one_line())
             continue
@@ -359,7 +369,7 @@ def run_batch(
         if done is not None:
             outcomes[key] = Outcome(done.name, key, "skipped", report=str(done / "report.html"))
             continue
-        jobs.append(Job(key, new_run_id(content), str(root), sets, confine))
+        jobs.append(Job(key, new_run_id(content), str(root), sets, confine, env_name=env_name))
     tick = progress or (lambda _done, _total, _outcome: None)
     total = len(files)
     for done_count, outcome in enumerate(list(outcomes.values()), start=1):

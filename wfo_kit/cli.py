@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one setting in every run (repeatable)",
     )
+    batch.add_argument(
+        "--env",
+        metavar="NAME",
+        help="layer <params stem>.NAME.yaml over each parameters file, below WFO_ variables "
+        "(also WFO_ENV)",
+    )
 
     runs = commands.add_parser("runs", help="list runs, or show one (`wfo runs show RUN_ID`)")
     runs.add_argument("action", nargs="?", choices=["list", "show", "report"], default="list")
@@ -530,6 +536,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             sets=tuple(args.sets),
             confine=args.confine,
             progress=tick,
+            env_name=args.env,
         )
     except KeyboardInterrupt as exc:
         if tty:
@@ -618,7 +625,9 @@ def _batch_notes(outcome: Outcome, args: argparse.Namespace) -> list[str]:
     if outcome.status not in ("succeeded", "skipped"):
         return []  # a failure is its one error line; a duplicate's file is listed with its notes
     try:
-        resolved = resolve_config(outcome.params_file, sets=list(args.sets), confine=args.confine)
+        resolved = resolve_config(
+            outcome.params_file, sets=list(args.sets), confine=args.confine, env_name=args.env
+        )
     except WfoError:
         return []  # an invalid parameters file: its error is printed already
     report = outcome.report

@@ -108,7 +108,7 @@ class DatabaseHandler(logging.Handler):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self.connection = connect_log_db(url, create=True)
+        self.connection: Any = connect_log_db(url, create=True)
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = getattr(record, "wfo", {})
@@ -125,11 +125,16 @@ class DatabaseHandler(logging.Handler):
                 json.dumps(fields, default=str),
             ),
         )
+        # Committed per event: whoever tails the table sees a long run's steps as they happen.
+        self.connection.commit()
 
     def close(self) -> None:
+        # Closed twice (by the run's Sinks, then by logging's exit hook): the second is a no-op.
+        connection, self.connection = self.connection, None
         try:
-            self.connection.commit()
-            self.connection.close()
+            if connection is not None:
+                connection.commit()
+                connection.close()
         finally:
             super().close()
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NoReturn
 
 from wfo_kit.config import (
     ResolvedConfig,
@@ -47,7 +47,7 @@ from wfo_kit.errors import (
     InfrastructureError,
     WfoError,
 )
-from wfo_kit.io import write_json
+from wfo_kit.io import write_frame, write_json, write_text
 from wfo_kit.kernels import check_kernel, check_notebook, execute_notebook
 from wfo_kit.notify import check_confined_channels
 from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
@@ -134,11 +134,14 @@ def snapshot_http_sources(config: Any, fetched: dict[str, Any], folder: Path) ->
     id, and the run folder keeps it."""
     if not fetched:
         return config
-    (folder / "inputs").mkdir(exist_ok=True)
     replaced = {}
     for name, got in fetched.items():
         target = folder / "inputs" / f"{name}.parquet"
-        got.frame.write_parquet(target)
+        try:
+            write_frame(got.frame, target)  # atomic: a full disk leaves no half-written snapshot
+        except InfrastructureError as exc:
+            msg = f"data.{name}: the HTTP response could not be saved in the run: {exc.message}"
+            raise InfrastructureError(msg, step="load", table=name, hint=exc.hint) from exc
         fallback = getattr(config.data, name).fallback
         replaced[name] = TableSource(path=str(target), fallback=fallback)
     return config.model_copy(update={"data": config.data.model_copy(update=replaced)})
@@ -359,8 +362,12 @@ def run_report(
         owner=owner,
     )
     problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
-    config = snapshot_http_sources(config, fetched, partial)
+    try:
+        config = snapshot_http_sources(config, fetched, partial)
+    except InfrastructureError as exc:  # the run is finished as failed below, not left running
+        record.status, record.error = "failed", exc
     events = JsonlLog(partial / "log.jsonl")
+    sinks = _LiveSinks.start(config, partial / "log.jsonl")
 
     def emit(event: str, **fields: Any) -> None:
         try:
@@ -373,6 +380,8 @@ def run_report(
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome="started"))
     _guarded(problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial)))
     emit("run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or "")
+    if record.error is not None:
+        return _fail_unstarted(root, partial, record, emit=emit, finish=sinks.stop)
     executed = partial / "valuation.ipynb"
     escaping: BaseException | None = None
     usage = _Usage.now()
@@ -431,7 +440,7 @@ def run_report(
     record.resources = usage.since()
     if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
         record.notifications = _notify(root, partial, record, emit)
-    _log_to_sinks(config, partial, problems)
+    sinks.stop(problems)
     _trace(partial, problems)
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
@@ -450,6 +459,31 @@ def run_report(
             raise escaping
         raise record.error from escaping
     return RunResult(run_id, final, record.status, final / "report.html", record.error)
+
+
+def _fail_unstarted(
+    root: Path, partial: Path, record: _RunRecord, *, emit: Any, finish: Any
+) -> NoReturn:
+    """Finish a run that failed before its notebook started (its HTTP sources' snapshot could not
+    be written) as ``failed``, with a stand-in report, and raise its error (exit code 3)."""
+    from wfo_kit.batch import _stand_in_report
+
+    error, problems = record.error, record.problems
+    assert error is not None
+    emit("run_failed", status="failed", error=error.to_dict())
+    stand_in = _stand_in_report(record.run_id, "failed", error.one_line())
+    _guarded(problems, "report", lambda: write_text(partial / "report.html", stand_in))
+    finish(problems)
+    final = _close_run(root, partial, record, problems)
+    _guarded(problems, "audit", lambda: _audit(root / "audit.jsonl", record, outcome="failed"))
+    if final is None:
+        msg = (
+            f"run {record.run_id} could not be saved ({_first_fatal(problems)}); what it wrote is "
+            f"in {partial} and `wfo runs` lists it as incomplete"
+        )
+        hint = "free disk space or fix the output folder's permissions"
+        raise InfrastructureError(msg, hint=hint)
+    raise error
 
 
 def _print_pdf(partial: Path, record: _RunRecord, *, say: Any, emit: Any) -> WfoError | None:
@@ -561,22 +595,59 @@ class _Usage:
         }
 
 
-def _log_to_sinks(config: Any, partial: Path, problems: list[str]) -> None:
-    """Every event of the run (this process's and the kernel's, from ``log.jsonl``) to the
-    configured log sinks (:mod:`wfo_kit.logsinks`); a sink that fails is one line in ``problems``.
+@dataclass
+class _LiveSinks:
+    """The configured log sinks (:mod:`wfo_kit.logsinks`), fed while the run runs.
+
+    A thread in this process follows the run's ``log.jsonl`` (this process's events and the
+    kernel's) and forwards each complete new line, so an operator tailing the database or the
+    collector sees a long run's steps as they happen. :meth:`stop` lets it read the log once more
+    after the last event and waits for it: every event reaches the sinks exactly once (the
+    follower keeps a byte offset). The sinks are opened, used and closed in that one thread
+    (a SQLite connection belongs to the thread that made it). A failing sink is one line in
+    ``problems``, never a failed run.
     """
-    from wfo_kit.logsinks import SINKS, open_sinks
 
-    if not any(configured(config.logging) for configured, _ in SINKS.values()):
-        return
-    from wfo_kit.observers import read_events
+    thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    problems: list[str] = field(default_factory=list)
 
-    sinks = open_sinks(config.logging)
-    try:
-        sinks.replay(read_events(partial / "log.jsonl"))
-    finally:
-        sinks.close()
-    problems.extend(sinks.problems)
+    #: how long :meth:`stop` waits for the last events to be sent (a slow collector)
+    DRAIN_SECONDS: ClassVar[float] = 60.0
+
+    @classmethod
+    def start(cls, config: Any, log_path: Path) -> _LiveSinks:
+        from wfo_kit.logsinks import SINKS
+
+        live = cls()
+        if any(configured(config.logging) for configured, _ in SINKS.values()):
+            live.thread = threading.Thread(
+                target=live._forward, args=(config.logging, log_path), daemon=True
+            )
+            live.thread.start()
+        return live
+
+    def _forward(self, logging_config: Any, log_path: Path) -> None:
+        from wfo_kit.logsinks import open_sinks
+
+        sinks = open_sinks(logging_config)
+        try:
+            for fields in follow(log_path, self.stopping, poll=0.1):
+                sinks(str(fields.get("event", "")), fields)
+        except Exception as exc:  # an unreadable log: the sinks miss the rest, the run goes on
+            sinks.problems.append(f"log sinks: {type(exc).__name__}: {exc}")
+        finally:
+            sinks.close()
+            self.problems.extend(sinks.problems)
+
+    def stop(self, problems: list[str]) -> None:
+        if self.thread is None:
+            return
+        self.stopping.set()
+        self.thread.join(timeout=self.DRAIN_SECONDS)
+        if self.thread.is_alive():
+            problems.append(f"log sinks: still sending after {self.DRAIN_SECONDS:.0f} s; stopped")
+        problems.extend(self.problems)
 
 
 def _trace(partial: Path, problems: list[str]) -> None:

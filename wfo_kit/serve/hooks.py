@@ -3,7 +3,9 @@
 No bearer token: the request is signed like outbound webhooks (:mod:`wfo_kit.notify`):
 ``X-WFO-Timestamp`` and ``X-WFO-Signature: sha256=<HMAC-SHA256 of "<timestamp>." + body>`` with
 the shared secret in the server's ``WFO_HOOK_SECRET`` environment variable; a request more than
-five minutes old is refused (no replays). Without that variable the route answers 404 (hooks are
+five minutes old is refused, and so is a signature already accepted by this process
+(:class:`SeenSignatures`: a captured request cannot be replayed within those five minutes).
+Without that variable the route answers 404 (hooks are
 off on this server). The body
 names a parameters file already in the data root (``{"params": "prices.yaml"}``); the run is
 confined to the data root like any remote submission and owned by ``hook``.
@@ -13,6 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -28,7 +34,43 @@ from wfo_kit.serve.problems import Problem, responses
 SECRET_ENV = "WFO_HOOK_SECRET"
 OWNER = "hook"
 
+TOLERANCE = 300.0  # seconds a signed request is valid either side of its timestamp
+
 router = APIRouter(prefix="/hooks", tags=["hooks"])
+
+
+@dataclass
+class SeenSignatures:
+    """Signatures accepted by this process, each kept for twice the tolerance (a request stamped
+    at ``t`` verifies until ``t + 300`` and may arrive as early as ``t - 300``), at most
+    ``limit`` of them. When full of unexpired ones, new hooks are refused (429) rather than an
+    old signature forgotten: forgetting would let its request be replayed."""
+
+    window: float = 2 * TOLERANCE
+    limit: int = 10_000
+    seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, signature: str, *, now: float | None = None) -> str:
+        """``"new"`` (now remembered), ``"replay"`` or ``"full"``."""
+        now = time.time() if now is None else now
+        with self.lock:
+            while self.seen and next(iter(self.seen.values())) <= now - self.window:
+                self.seen.popitem(last=False)  # oldest first: insertion order is time order
+            if signature in self.seen:
+                return "replay"
+            if len(self.seen) >= self.limit:
+                return "full"
+            self.seen[signature] = now
+            return "new"
+
+
+def _seen(request: Request) -> SeenSignatures:
+    # One per app (per serve process), made on first use; no await in between: no race.
+    state = request.app.state
+    if getattr(state, "hook_signatures", None) is None:
+        state.hook_signatures = SeenSignatures()
+    return state.hook_signatures
 
 
 def _params_name(body: bytes) -> str:
@@ -50,7 +92,7 @@ def _params_name(body: bytes) -> str:
     "/run",
     status_code=202,
     response_model=RunDetail,
-    responses=responses(401, 404, 413, 422, 429),
+    responses=responses(401, 404, 409, 413, 422, 429),
     summary="Start a run from a signed webhook",
 )
 async def hook_run(
@@ -69,12 +111,24 @@ async def hook_run(
         secret=secret,
         timestamp=request.headers.get(TIMESTAMP_HEADER),
         signature=request.headers.get(SIGNATURE_HEADER),
+        tolerance=TOLERANCE,
     )
     if not signed:
         raise Problem(
             401, "unauthorized", "Bad signature",
             f"{SIGNATURE_HEADER} does not sign this body at {TIMESTAMP_HEADER} (or is older "
             "than five minutes)",
+        )  # fmt: skip
+    admitted = _seen(request).admit(str(request.headers.get(SIGNATURE_HEADER)))
+    if admitted == "replay":
+        raise Problem(
+            409, "replayed-hook", "Replayed request",
+            "this signed request was accepted already: sign each request anew",
+        )  # fmt: skip
+    if admitted == "full":
+        raise Problem(
+            429, "too-many-hooks", "Too many hooks",
+            "too many signed requests in the last ten minutes: try again later",
         )  # fmt: skip
     name = _params_name(body)
     run_id = submissions.new_run_id()

@@ -41,7 +41,7 @@ def count_refused(status: int) -> None:
 
 
 class CountRefusals:
-    """Counts every 401 (also as a failed sign-in) and 403 response."""
+    """Counts every 401 (also as a failed sign-in, unless its handler counted one) and 403."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,7 +54,10 @@ class CountRefusals:
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] in (401, 403):
                 count_refused(message["status"])
-                if message["status"] == 401:
+                # a 401 whose handler counted its own reason (the web sign-in form) is not
+                # counted twice; request.state lives in scope["state"]
+                counted_already = scope.get("state", {}).get("failed_sign_in_counted")
+                if message["status"] == 401 and not counted_already:
                     count_failed_sign_in("http_401")
             await send(message)
 

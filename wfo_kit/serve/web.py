@@ -300,11 +300,22 @@ async def login(request: Request) -> Response:
     user = await run_in_threadpool(webauth.sign_in, verifier, name, _field(form, "token"))
     if user is None:
         throttle.failed(*limits)
+        _count_failed_sign_in(request)
         error = "That name and token do not match an active user."
         return _login_again(request, form, status=401, error=error)
     throttle.clear(f"name:{name}")
     request.state.user = user
     return _signed_response(request, user, _next_page(_field(form, "next")))
+
+
+def _count_failed_sign_in(request: Request) -> None:
+    """A failed web sign-in in ``GET /metrics`` (reason ``web_login``), when metrics are on."""
+    try:
+        from wfo_kit.serve.metrics import count_failed_sign_in
+    except ImportError:  # no prometheus_client (the ops extra): no /metrics to count for
+        return
+    count_failed_sign_in("web_login")
+    request.state.failed_sign_in_counted = True  # CountRefusals: not again as a bare 401
 
 
 @router.post("/logout")
