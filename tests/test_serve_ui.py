@@ -31,7 +31,8 @@ import pytest
 from pydantic import BaseModel
 
 from tests.conftest import SAMPLE
-from tests.test_serve import free_port, make_certificate
+from tests.opservers import make_certificate
+from tests.test_serve import free_port
 from wfo_kit.cli import main
 from wfo_kit.config import Config
 from wfo_kit.serve import configform, webauth

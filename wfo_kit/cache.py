@@ -97,31 +97,20 @@ def file_digest(path: Path) -> str:
     known = _DIGESTS.get(token)
     if known is not None:
         return known
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    from wfo_kit.runs import file_sha256
+
+    digest = file_sha256(path)
     if time.time() - max(stat.st_mtime, stat.st_ctime) > _RACY_SECONDS:
-        _DIGESTS[token] = digest.hexdigest()
-    return digest.hexdigest()
+        _DIGESTS[token] = digest
+    return digest
 
 
 def source_digest(source: TableSource) -> str | None:
-    """SHA-256 of what one input source reads: the file, or the database file (with its
-    write-ahead log) and the table or query. None: the source is not there (no caching; the
-    step then fails with its own reason)."""
-    if source.path is not None:
-        path = Path(source.path)
-        return file_digest(path) if path.is_file() else None
-    database = Path((source.url or "").partition(":///")[2])
-    if not database.is_file():
-        return None
-    digest = hashlib.sha256()
-    for part in (database, Path(f"{database}-wal"), Path(f"{database}.wal")):
-        if part.is_file():
-            digest.update(file_digest(part).encode())
-    digest.update(f"\0{source.table}\0{source.query}".encode())
-    return digest.hexdigest()
+    """SHA-256 of what one input source reads, as the run's input hashes have it (None: the
+    source is not there: no caching; the step then fails with its own reason)."""
+    from wfo_kit.runs import source_sha256
+
+    return source_sha256(source, file_hash=file_digest)
 
 
 # --------------------------------------------------------------------------------------------

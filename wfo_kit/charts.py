@@ -19,6 +19,7 @@ Every axis has a title with its unit; a money axis is always one company's, in i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -453,6 +454,48 @@ def upside_ranking(summary: pl.DataFrame) -> Any:
     return fig
 
 
+def _company_waterfalls(
+    frame: pl.DataFrame,
+    companies: pl.DataFrame,
+    company_ids: list[str],
+    *,
+    bars: Callable[[pl.DataFrame], tuple[list[str], list[float]]],
+    missing: str,
+    total_color: str,
+    title: str,
+    xaxis_title: str,
+    units: str,
+    reasons: dict[str, str] | None,
+) -> Any:
+    """One waterfall per company (first bar absolute, last a total), picked by the company menu;
+    ``bars`` turns a company's rows (sorted by ``step``) into labels and signed amounts."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    items = []
+    for company_id in company_ids:
+        rows = frame.filter(pl.col("company_id") == company_id).sort("step")
+        currency = currency_of(companies, company_id)
+        layout = {"yaxis.title.text": money_title(currency, units)}
+        if rows.height < 2:
+            note = _missing(missing, company_id, reasons)
+            items.append((company_id, 0, {**layout, "annotations": [note]}))
+            continue
+        labels, amounts = bars(rows)
+        fig.add_waterfall(
+            x=labels,
+            y=_num(amounts),
+            measure=["absolute", *(["relative"] * (rows.height - 2)), "total"],
+            increasing={"marker": {"color": UP_COLOR}},
+            decreasing={"marker": {"color": DOWN_COLOR}},
+            totals={"marker": {"color": total_color}},
+            hovertemplate=f"%{{x}}: %{{y:,.1f}} {money_title(currency, units)}<extra></extra>",
+        )
+        items.append((company_id, 1, layout))
+    fig.update_layout(title=title, xaxis_title=xaxis_title, height=400, showlegend=False, **_LAYOUT)
+    return company_menu(fig, companies, items)
+
+
 def bridge_waterfall(
     bridge: pl.DataFrame,
     companies: pl.DataFrame,
@@ -462,47 +505,23 @@ def bridge_waterfall(
     reasons: dict[str, str] | None = None,
 ) -> Any:
     """Waterfall from enterprise value to equity value, one company at a time."""
-    import plotly.graph_objects as go
 
-    fig = go.Figure()
-    items = []
-    for company_id in company_ids:
-        rows = bridge.filter(pl.col("company_id") == company_id).sort("step")
-        currency = currency_of(companies, company_id)
-        layout = {"yaxis.title.text": money_title(currency, units)}
-        if rows.height < 2:
-            items.append(
-                (
-                    company_id,
-                    0,
-                    {
-                        **layout,
-                        "annotations": [
-                            _missing("No DCF equity bridge for this company", company_id, reasons)
-                        ],
-                    },
-                )
-            )
-            continue
+    def bars(rows: pl.DataFrame) -> tuple[list[str], list[float]]:
         labels = [_text(item.replace("_", " ")) for item in rows["item"].to_list()]
-        fig.add_waterfall(
-            x=labels,
-            y=_num(rows["amount"]),
-            measure=["absolute", *(["relative"] * (rows.height - 2)), "total"],
-            increasing={"marker": {"color": UP_COLOR}},
-            decreasing={"marker": {"color": DOWN_COLOR}},
-            totals={"marker": {"color": METHOD_COLORS["dcf"]}},
-            hovertemplate=f"%{{x}}: %{{y:,.1f}} {money_title(currency, units)}<extra></extra>",
-        )
-        items.append((company_id, 1, layout))
-    fig.update_layout(
+        return labels, rows["amount"].to_list()
+
+    return _company_waterfalls(
+        bridge,
+        companies,
+        company_ids,
+        bars=bars,
+        missing="No DCF equity bridge for this company",
+        total_color=METHOD_COLORS["dcf"],
         title="Equity bridge: enterprise value (DCF) to equity value",
         xaxis_title="Bridge item",
-        height=400,
-        showlegend=False,
-        **_LAYOUT,
+        units=units,
+        reasons=reasons,
     )
-    return company_menu(fig, companies, items)
 
 
 def sensitivity_heatmap(
@@ -722,46 +741,20 @@ def liquidation_waterfall(
     reasons: dict[str, str] | None = None,
 ) -> Any:
     """Gross proceeds down to what is left for equity, one company at a time."""
-    import plotly.graph_objects as go
 
-    fig = go.Figure()
-    items = []
-    for company_id in company_ids:
-        rows = waterfall.filter(pl.col("company_id") == company_id).sort("step")
-        currency = currency_of(companies, company_id)
-        layout = {"yaxis.title.text": money_title(currency, units)}
-        if rows.height < 2:
-            items.append(
-                (
-                    company_id,
-                    0,
-                    {
-                        **layout,
-                        "annotations": [
-                            _missing(
-                                "No liquidation waterfall for this company", company_id, reasons
-                            )
-                        ],
-                    },
-                )
-            )
-            continue
+    def bars(rows: pl.DataFrame) -> tuple[list[str], list[float]]:
         paid = rows["paid"].to_list()
-        fig.add_waterfall(
-            x=_texts(rows["item"]),
-            y=_num([paid[0], *[-p for p in paid[1:-1]], paid[-1]]),
-            measure=["absolute", *(["relative"] * (rows.height - 2)), "total"],
-            increasing={"marker": {"color": UP_COLOR}},
-            decreasing={"marker": {"color": DOWN_COLOR}},
-            totals={"marker": {"color": METHOD_COLORS["asset"]}},
-            hovertemplate=f"%{{x}}: %{{y:,.1f}} {money_title(currency, units)}<extra></extra>",
-        )
-        items.append((company_id, 1, layout))
-    fig.update_layout(
+        return _texts(rows["item"]), [paid[0], *[-p for p in paid[1:-1]], paid[-1]]
+
+    return _company_waterfalls(
+        waterfall,
+        companies,
+        company_ids,
+        bars=bars,
+        missing="No liquidation waterfall for this company",
+        total_color=METHOD_COLORS["asset"],
         title="Liquidation waterfall: proceeds to claims, by priority",
         xaxis_title="Proceeds, then claims paid in order of priority",
-        height=400,
-        showlegend=False,
-        **_LAYOUT,
+        units=units,
+        reasons=reasons,
     )
-    return company_menu(fig, companies, items)

@@ -44,6 +44,22 @@ def _parse_time(text: str | None) -> dt.datetime | None:
 PARTIAL_SUFFIX = ".partial"
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run's manifest, or why it cannot be read: ``incomplete`` (not written yet) or
+    ``unreadable`` (with the reason), never an exception."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            msg = "not a JSON object"
+            raise ValueError(msg)
+    except FileNotFoundError:
+        return {"status": "incomplete", "error": {"message": "stopped before its manifest"}}
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        reason = f"manifest.json cannot be read: {type(exc).__name__}: {exc}"
+        return {"status": "unreadable", "error": {"message": reason}}
+    return manifest
+
+
 def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every run folder under ``root`` with its manifest, finished or not.
 
@@ -60,16 +76,7 @@ def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
         if not partial and not path.exists():
             continue  # not a run folder (e.g. bench/)
         run_id = folder.name[1 : -len(PARTIAL_SUFFIX)] if partial else folder.name
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                msg = "not a JSON object"
-                raise ValueError(msg)
-        except FileNotFoundError:
-            manifest = {"status": "incomplete", "error": {"message": "stopped before its manifest"}}
-        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
-            reason = f"manifest.json cannot be read: {type(exc).__name__}: {exc}"
-            manifest = {"status": "unreadable", "error": {"message": reason}}
+        manifest = read_manifest(path)
         manifest.setdefault("run_id", run_id)
         if partial:
             manifest = _partial_state(manifest)

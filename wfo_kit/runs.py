@@ -147,18 +147,22 @@ def snapshot_http_sources(config: Any, fetched: dict[str, Any], folder: Path) ->
     return config.model_copy(update={"data": config.data.model_copy(update=replaced)})
 
 
-def source_sha256(source: TableSource) -> str | None:
-    """The SHA-256 of one input source (see :func:`input_hashes`)."""
+def source_sha256(
+    source: TableSource, *, file_hash: Callable[[Path], str] = file_sha256
+) -> str | None:
+    """The SHA-256 of one input source (see :func:`input_hashes`): the file, or the database
+    file with its write-ahead log, and the table or query. None: the source is not there.
+    ``file_hash`` hashes one file (the step cache passes one that remembers its digests)."""
     if source.path is not None:
         path = Path(source.path)
-        return file_sha256(path) if path.is_file() else None
+        return file_hash(path) if path.is_file() else None
     database = Path((source.url or "").partition(":///")[2])
     if not database.is_file():
         return None
     digest = hashlib.sha256()
     for part in (database, Path(f"{database}-wal"), Path(f"{database}.wal")):
         if part.is_file():
-            digest.update(file_sha256(part).encode())
+            digest.update(file_hash(part).encode())
     digest.update(f"\0{source.table}\0{source.query}".encode())
     return digest.hexdigest()
 

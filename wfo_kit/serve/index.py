@@ -11,7 +11,6 @@ replaced whole, by an atomic rename, so either changes with it).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from wfo_kit.history import _alive, _partial_state, history_row
+from wfo_kit.history import _alive, _partial_state, history_row, read_manifest
 
 Kind = Literal["queued", "partial", "final"]
 SUFFIXES: dict[str, Kind] = {".queued": "queued", ".partial": "partial"}
@@ -46,21 +45,6 @@ def entry_of(name: str, root: Path) -> RunEntry | None:
                 return RunEntry(name[1 : -len(suffix)], kind, root / name)
         return None
     return RunEntry(name, "final", root / name)
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """A manifest as :func:`wfo_kit.history.run_history` shows it (unreadable ones with why)."""
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict):
-            msg = "not a JSON object"
-            raise ValueError(msg)
-    except FileNotFoundError:
-        return {"status": "incomplete", "error": {"message": "stopped before its manifest"}}
-    except (OSError, ValueError) as exc:
-        reason = f"manifest.json cannot be read: {type(exc).__name__}: {exc}"
-        return {"status": "unreadable", "error": {"message": reason}}
-    return manifest
 
 
 def live_state(manifest: dict[str, Any]) -> dict[str, Any]:
