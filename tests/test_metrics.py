@@ -187,7 +187,10 @@ def test_signed_inbound_hook_queues_a_run_and_unsigned_ones_are_refused(
     deadline = time.monotonic() + 90
     while True:  # the run goes through a worker; with no kernel there it fails at once
         status = httpx.get(f"{url}/runs/{run_id}", headers={"Authorization": f"Bearer {token}"})
-        if status.json()["status"] not in ("queued", "starting", "running") or time.monotonic() > deadline:
+        if (
+            status.json()["status"] not in ("queued", "starting", "running")
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.2)
     monkeypatch.delenv("WFO_HOOK_SECRET")
