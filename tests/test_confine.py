@@ -48,6 +48,12 @@ def test_output_root_is_relative_to_its_parameters_file(tmp_path: Path, jail: Pa
     assert load_config(params, sets=["output.root=elsewhere"]).output.root == "elsewhere"
 
 
+def test_cache_dir_is_relative_to_its_parameters_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    params = write(tmp_path / "sub", "cache:\n  dir: steps\n", "p.yaml")
+    assert load_config(params).cache.dir == str(tmp_path / "sub" / "steps")
+
+
 def test_inside_the_folder_everything_works(
     jail: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,6 +109,8 @@ LEAVING = {
     ),
     "output-root": ("output:\n  root: /\n", "output.root: '/' is an absolute path"),
     "output-dotdot": ("output:\n  root: ../out\n", "output.root: '../out' is a path through `..`"),
+    "cache-absolute": ("cache:\n  dir: /etc/wfo\n", "cache.dir: '/etc/wfo' is an absolute path"),
+    "cache-dotdot": ("cache:\n  dir: ../cache\n", "cache.dir: '../cache' is a path through `..`"),
 }
 
 

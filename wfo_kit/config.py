@@ -1192,7 +1192,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _resolve_paths(layer: dict[str, Any], base: Path, jail: Path | None) -> dict[str, Any]:
     """Make every path in one file's layer relative to that file (data sources, SQL database
-    files, the report notebook, the output root); in confinement, check each stays inside."""
+    files, the report notebook, log files, the step cache folder, the output root); in
+    confinement, check each stays inside."""
     out = dict(layer)
     data = layer.get("data")
     if isinstance(data, dict):
@@ -1207,6 +1208,10 @@ def _resolve_paths(layer: dict[str, Any], base: Path, jail: Path | None) -> dict
     logs = layer.get("logging")
     if isinstance(logs, dict):
         out["logging"] = _resolve_log_paths(logs, base, jail)
+    cache = layer.get("cache")
+    if isinstance(cache, dict) and isinstance(cache.get("dir"), str) and cache["dir"]:
+        # cache entries are written there: a submitted file must not name a folder outside
+        out["cache"] = {**cache, "dir": str(_confined_path(cache["dir"], base, "cache.dir", jail))}
     output = layer.get("output")
     if isinstance(output, dict) and isinstance(output.get("root"), str):
         out["output"] = {
