@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import plotly.graph_objects as go
 import polars as pl
 import pytest
 
@@ -180,17 +181,23 @@ def test_report_companies_chooses_the_detailed_companies(ctx: RunContext) -> Non
 def _figures(ctx: RunContext, names: pl.DataFrame, prices: pl.DataFrame, ids: list[str]) -> list:
     why = charts.reasons_for(ctx["valuations"], "dcf")
     return [
-        charts.upside_ranking(prices),
-        charts.football_field(ctx["valuations"], ctx["blend"], names, ids, prices=names),
-        charts.bridge_waterfall(ctx["equity_bridge"], names, ids, reasons=why),
-        charts.sensitivity_heatmap(ctx["sensitivity"], names, ids, reasons=why),
-        charts.sensitivity_heatmap(ctx["sensitivity"], names, ids, grid="rate_x_exit_multiple"),
-        charts.scenario_bars(ctx["scenarios"], ctx["scenario_summary"], names, ids, reasons=why),
-        charts.simulation_histogram(
-            ctx["simulation_draws"], ctx["simulation"], names, ids, reasons=why
+        go.Figure(charts.upside_ranking(prices)),
+        go.Figure(charts.football_field(ctx["valuations"], ctx["blend"], names, ids, prices=names)),
+        go.Figure(charts.bridge_waterfall(ctx["equity_bridge"], names, ids, reasons=why)),
+        go.Figure(charts.sensitivity_heatmap(ctx["sensitivity"], names, ids, reasons=why)),
+        go.Figure(
+            charts.sensitivity_heatmap(ctx["sensitivity"], names, ids, grid="rate_x_exit_multiple")
         ),
-        charts.liquidation_waterfall(ctx["liquidation_waterfall"], names, ids),
-        charts.value_per_share_bars(ctx["valuations"], names),
+        go.Figure(
+            charts.scenario_bars(ctx["scenarios"], ctx["scenario_summary"], names, ids, reasons=why)
+        ),
+        go.Figure(
+            charts.simulation_histogram(
+                ctx["simulation_draws"], ctx["simulation"], names, ids, reasons=why
+            )
+        ),
+        go.Figure(charts.liquidation_waterfall(ctx["liquidation_waterfall"], names, ids)),
+        go.Figure(charts.value_per_share_bars(ctx["valuations"], names)),
     ]
 
 
@@ -242,7 +249,7 @@ def test_every_chart_titles_its_axes_with_units_for_every_company(
 
 
 def test_each_method_keeps_its_colour_in_every_chart(ctx: RunContext, names: pl.DataFrame) -> None:
-    field = charts.football_field(ctx["valuations"], ctx["blend"], names, ["C001"])
+    field = go.Figure(charts.football_field(ctx["valuations"], ctx["blend"], names, ["C001"]))
     bars = field.data[0]
     colours = dict(zip(bars.y, bars.marker.color, strict=True))
     assert colours == {
@@ -251,7 +258,7 @@ def test_each_method_keeps_its_colour_in_every_chart(ctx: RunContext, names: pl.
         "Asset-based": charts.METHOD_COLORS["asset"],
         "Blended": charts.METHOD_COLORS["blend"],
     }
-    by_method = charts.value_per_share_bars(ctx["valuations"], names)
+    by_method = go.Figure(charts.value_per_share_bars(ctx["valuations"], names))
     for trace in by_method.data:
         method = next(m for m, label in charts.METHOD_LABELS.items() if label == trace.name)
         assert trace.marker.color == charts.METHOD_COLORS[method]
@@ -261,7 +268,7 @@ def test_each_method_keeps_its_colour_in_every_chart(ctx: RunContext, names: pl.
 def test_value_bars_never_put_two_currencies_on_one_axis(
     ctx: RunContext, names: pl.DataFrame
 ) -> None:
-    fig = charts.value_per_share_bars(ctx["valuations"], names)
+    fig = go.Figure(charts.value_per_share_bars(ctx["valuations"], names))
     currency = dict(names.select("company_id", "currency").iter_rows())
     buttons = fig.layout.updatemenus[0].buttons
     assert [b.label for b in buttons] == ["USD", "EUR"]
@@ -272,7 +279,9 @@ def test_value_bars_never_put_two_currencies_on_one_axis(
 
 
 def test_monte_carlo_chart_carries_bins_not_draws(ctx: RunContext, names: pl.DataFrame) -> None:
-    fig = charts.simulation_histogram(ctx["simulation_draws"], ctx["simulation"], names, ["C001"])
+    fig = go.Figure(
+        charts.simulation_histogram(ctx["simulation_draws"], ctx["simulation"], names, ["C001"])
+    )
     bars = fig.data[0]
     draws = ctx["simulation_draws"].filter(pl.col("company_id") == "C001").height
     assert len(bars.x) == 50

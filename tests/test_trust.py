@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.graph_objects as go
 import polars as pl
 import pytest
 
@@ -182,21 +183,29 @@ def test_every_chart_escapes_untrusted_strings() -> None:
         pl.when(pl.col("method") == "asset").then(pl.lit(bad)).otherwise("method").alias("method")
     )
     figures = [
-        charts.value_per_share_bars(hostile_ids(valuations), names),
-        charts.football_field(hostile_ids(valuations), hostile_ids(ctx["blend"]), names, picked),
-        charts.bridge_waterfall(hostile_ids(bridge), names, picked),
-        charts.sensitivity_heatmap(hostile_ids(ctx["sensitivity"]), names, picked),
-        charts.scenario_bars(
-            hostile_ids(scenarios), hostile_ids(ctx["scenario_summary"]), names, picked
+        go.Figure(charts.value_per_share_bars(hostile_ids(valuations), names)),
+        go.Figure(
+            charts.football_field(hostile_ids(valuations), hostile_ids(ctx["blend"]), names, picked)
         ),
-        charts.simulation_histogram(
-            hostile_ids(ctx["simulation_draws"]), hostile_ids(ctx["simulation"]), names, picked
+        go.Figure(charts.bridge_waterfall(hostile_ids(bridge), names, picked)),
+        go.Figure(charts.sensitivity_heatmap(hostile_ids(ctx["sensitivity"]), names, picked)),
+        go.Figure(
+            charts.scenario_bars(
+                hostile_ids(scenarios), hostile_ids(ctx["scenario_summary"]), names, picked
+            )
         ),
-        charts.liquidation_waterfall(hostile_ids(liquidation), names, picked),
-        charts.upside_ranking(
-            wfo.price_against_value(
-                hostile_ids(ctx["blend"]),
-                names.with_columns(pl.lit(10.0).alias("share_price")),
+        go.Figure(
+            charts.simulation_histogram(
+                hostile_ids(ctx["simulation_draws"]), hostile_ids(ctx["simulation"]), names, picked
+            )
+        ),
+        go.Figure(charts.liquidation_waterfall(hostile_ids(liquidation), names, picked)),
+        go.Figure(
+            charts.upside_ranking(
+                wfo.price_against_value(
+                    hostile_ids(ctx["blend"]),
+                    names.with_columns(pl.lit(10.0).alias("share_price")),
+                )
             )
         ),
     ]
