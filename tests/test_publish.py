@@ -96,3 +96,54 @@ def test_loader_inflates_a_script_and_replays_calls_made_before(
         browser.close()
     assert errors == []
     assert pad == 120
+
+
+def test_report_exporter_gives_nbconvert_html_without_its_soup_pass() -> None:
+    """Our exporter skips HTMLExporter's closing BeautifulSoup pass (75 % of an export) and adds
+    the same alt text and tabindex attributes itself: parsed, the pages are identical."""
+    import nbformat
+    from bs4 import BeautifulSoup
+    from nbconvert import HTMLExporter
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from wfo_kit.publish import TEMPLATES, html_exporter
+
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJ"
+        "RU5ErkJggg=="
+    )
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Title\n\nSome *text* and <img src='x.png'> inline."),
+            new_code_cell(
+                "x = 1",
+                outputs=[
+                    new_output("stream", name="stdout", text="printed\n"),
+                    new_output("stream", name="stderr", text="warned\n"),
+                    new_output(
+                        "display_data", data={"text/html": "<div class='t'>&lt;b&gt;</div>"}
+                    ),
+                    new_output("display_data", data={"image/png": png, "text/plain": "<fig>"}),
+                    new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+                ],
+            ),
+            new_code_cell(
+                "1/0",
+                outputs=[
+                    new_output("error", ename="ZeroDivisionError", evalue="x", traceback=["tb"])
+                ],
+            ),
+        ]
+    )
+    nbformat.validate(nb)
+    ours, _ = html_exporter().from_notebook_node(nb)
+    reference = HTMLExporter(
+        template_name="wfo_report",
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    theirs, _ = reference.from_notebook_node(nb)
+    assert ours.count('tabindex="0"') >= 5
+    assert 'alt="No description has been provided for this image"' in ours
+    assert str(BeautifulSoup(ours, features="html.parser")) == theirs
