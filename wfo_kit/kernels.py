@@ -113,6 +113,11 @@ def _take_kernel(name: str) -> Any:
         km.wfo_runs = 0
         KERNEL_COUNTS["starts"] += 1
         return km
+    if getattr(km, "wfo_fresh", False):  # started for this run (start_kernel_early): no reset
+        km.wfo_fresh = False
+        km.wfo_early_client.stop_channels()
+        KERNEL_COUNTS["starts"] += 1
+        return km
     run_code(km, RESET, timeout=30)
     KERNEL_COUNTS["reuses"] += 1
     return km
@@ -154,6 +159,44 @@ del _load, _Ctx, _run, _ctx, _fig
 __import__("gc").collect()
 __import__("gc").freeze()  # the libraries are for keeps: later resets need not scan them
 """
+
+
+# What a run's first cell imports anyway; a kernel started early imports it while the caller
+# is still busy. Names are not bound: the notebook starts from an empty namespace.
+EARLY_IMPORTS = (
+    "for _m in ('polars', 'pandera.polars', 'scipy.stats', 'wfo_kit.pipeline', 'wfo_kit.charts',"
+    " 'wfo_kit.display', 'wfo_kit.summary'): __import__('importlib').import_module(_m)\n"
+    "del _m"
+)
+
+
+def start_kernel_early(name: str = "wfo_kit") -> None:
+    """Start the next run's kernel now and have it import the report's libraries, not waiting.
+
+    ``wfo run`` calls this as soon as its configuration is read: the kernel starts and imports
+    (about 2 s) while the command imports Papermill and nbconvert and hashes the inputs, instead
+    of after. The run then takes this kernel (``reuse_kernel=True``), with no reset; its requests
+    queue behind the imports on the kernel's shell channel. Best effort: any failure here leaves
+    the run to start its kernel as usual and to report a real problem itself.
+    """
+    from jupyter_client.blocking import BlockingKernelClient
+
+    try:
+        check_kernel(name)
+        km = _take_kernel(name)
+        client = BlockingKernelClient()
+        client.load_connection_info(km.get_connection_info())
+        client.start_channels()
+        client.execute(EARLY_IMPORTS, silent=True, store_history=False)
+    except Exception:  # see the docstring: best effort
+        return
+    # The client stays open until the run takes the kernel: closing it drops a request the
+    # kernel, still starting, has not read yet (jupyter_client closes with linger=0).
+    km.wfo_early_client = client
+    km.wfo_fresh = True
+    KERNEL_COUNTS["starts"] -= 1  # counted again when the run takes it
+    km.wfo_runs -= 1  # starting is not a run
+    _give_back_kernel(name, km, healthy=True)
 
 
 def prewarm_kernel(name: str = "wfo_kit") -> None:
