@@ -249,3 +249,30 @@ def test_a_reused_kernel_starts_empty_with_the_libraries_frozen(tmp_path: Path) 
     )
     result = runs.run_report(second, output_root=tmp_path / "out", reuse_kernel=True)
     assert result.status == "succeeded", result.error
+
+
+def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it(
+    tmp_path: Path,
+) -> None:
+    # wfo run starts its kernel before importing Papermill (kernels.start_kernel_early); the run
+    # takes that very kernel, unreset, with the libraries already imported and no name bound.
+    from wfo_kit import kernels, runs
+    from wfo_kit.config import resolve_config
+
+    kernels._shutdown_warm_kernels()
+    kernels.start_kernel_early("wfo_kit")
+    (early,) = kernels._WARM["wfo_kit"]
+    checker = notebook(
+        tmp_path / "checker.ipynb",
+        "import sys\n"
+        "assert {'polars', 'pandera.polars', 'scipy.stats', 'wfo_kit.charts'} <= set(sys.modules)\n"
+        "assert '_m' not in globals(), 'the early imports bound a name'",
+    )
+    resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {checker}\n"))
+    starts = kernels.KERNEL_COUNTS["starts"]
+    result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
+    assert result.status == "succeeded", result.error
+    assert kernels._WARM["wfo_kit"] == [early]
+    assert kernels.KERNEL_COUNTS["starts"] == starts + 1  # counted once, by the run
+    assert not early.wfo_fresh
+    kernels._shutdown_warm_kernels()

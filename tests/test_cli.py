@@ -195,3 +195,32 @@ def test_importing_the_io_module_leaves_the_umask_alone() -> None:
         "assert calls == [], calls\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.e2e
+def test_wfo_run_starts_its_kernel_early_and_once(wfo_bin: str, tmp_path: Path) -> None:
+    """`wfo run` starts the kernel before it imports Papermill: still one kernel start, no reuse,
+    execution counts from 1 (the early imports are silent), and no kernel left after it exits."""
+    import json
+    import os
+
+    root = Path(__file__).resolve().parent.parent
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    params, out = root / "parameters" / "default.yaml", tmp_path / "out"
+    result = subprocess.run(
+        [wfo_bin, "run", str(params), "--env", "quick", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip()).parent
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["resources"]["kernel_starts"] == 1
+    assert manifest["resources"]["kernel_reuses"] == 0
+    notebook = json.loads((run_dir / "valuation.ipynb").read_text())
+    counts = [c["execution_count"] for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+    assert not list(temp.glob("wfo-kernel-*")), "the early kernel outlived wfo run"

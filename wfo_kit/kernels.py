@@ -115,7 +115,12 @@ def _take_kernel(name: str) -> Any:
         return km
     if getattr(km, "wfo_fresh", False):  # started for this run (start_kernel_early): no reset
         km.wfo_fresh = False
-        km.wfo_early_client.stop_channels()
+        client, asked = km.wfo_early
+        # The run would wait for these imports anyway (its cells queue behind them); a slow or
+        # failed import shows in the run itself.
+        with contextlib.suppress(Exception):
+            _await_reply(client, asked, timeout=120)
+        client.stop_channels()
         KERNEL_COUNTS["starts"] += 1
         return km
     run_code(km, RESET, timeout=30)
@@ -127,6 +132,19 @@ def _take_kernel(name: str) -> Any:
 # (about 1 s per report here). Freezing what is alive after it (gc.freeze) leaves the next reset
 # only what the last report allocated: about 0.02 s. No name is bound in the emptied namespace.
 RESET = "%reset -f\n__import__('gc').freeze()"
+
+
+def _await_reply(client: Any, asked: str, *, timeout: float) -> None:
+    """Wait for the kernel's reply to request ``asked`` (not another client's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            msg = f"no reply from the kernel in {timeout} s"
+            raise TimeoutError(msg)
+        reply = client.get_shell_msg(timeout=left)
+        if reply["parent_header"].get("msg_id") == asked:
+            return
 
 
 def run_code(km: Any, code: str, *, timeout: float) -> None:
@@ -187,12 +205,12 @@ def start_kernel_early(name: str = "wfo_kit") -> None:
         client = BlockingKernelClient()
         client.load_connection_info(km.get_connection_info())
         client.start_channels()
-        client.execute(EARLY_IMPORTS, silent=True, store_history=False)
+        asked = client.execute(EARLY_IMPORTS, silent=True, store_history=False)
     except Exception:  # see the docstring: best effort
         return
-    # The client stays open until the run takes the kernel: closing it drops a request the
-    # kernel, still starting, has not read yet (jupyter_client closes with linger=0).
-    km.wfo_early_client = client
+    # The client stays open until the run takes the kernel, which waits for the reply: closing
+    # it sooner drops a request the kernel, still starting, has not read (linger=0).
+    km.wfo_early = (client, asked)
     km.wfo_fresh = True
     KERNEL_COUNTS["starts"] -= 1  # counted again when the run takes it
     km.wfo_runs -= 1  # starting is not a run
@@ -217,11 +235,7 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
         import papermill  # noqa: F401 - imported now, not during the first run
 
         html_exporter()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the reply to our request, not another's
-            reply = client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if reply["parent_header"].get("msg_id") == asked:
-                break
+        _await_reply(client, asked, timeout=120)
     finally:
         client.stop_channels()
     km.wfo_runs -= 1  # warming is not a run
