@@ -456,6 +456,23 @@ def _ranks(count: np.ndarray, draws: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return lo, hi, position - lo
 
 
+def _order_keys(bits: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Doubles' bits (an int64 view) to int64 keys in the doubles' order, in place; its own
+    inverse. A negative double's other 63 bits are flipped (its key falls as its size grows).
+
+    >>> import numpy as np
+    >>> x = np.array([1.5, -2.0, 0.0, -0.5, np.inf, -np.inf])
+    >>> keys = _order_keys(x.copy().view(np.int64), np.empty(6, np.int64))
+    >>> x[np.argsort(keys)].tolist()
+    [-inf, -2.0, -0.5, 0.0, 1.5, inf]
+    >>> _order_keys(keys, np.empty(6, np.int64)).view(np.float64).tolist() == x.tolist()
+    True
+    """
+    np.right_shift(bits, 63, out=scratch)  # -1 (all ones) for a negative double, else 0
+    np.bitwise_and(scratch, np.int64(0x7FFF_FFFF_FFFF_FFFF), out=scratch)
+    return np.bitwise_xor(bits, scratch, out=bits)
+
+
 def _row_stats(
     values: np.ndarray,
     *,
@@ -466,8 +483,9 @@ def _row_stats(
 
     Mean and std are sums over each row in draw order (so a row's figures never depend on the
     other rows of its chunk); ``scratch`` (same shape) holds the deviations. Then ``values`` is
-    partitioned in place at the needed ranks, non-finite draws moved last as +inf: the order
-    statistics are exact whatever the chunk. ``full`` are the ranks of a row with no rejection.
+    partitioned in place at the needed ranks, as order-preserving integer keys (it is left
+    holding them), non-finite draws moved last as +inf: the order statistics are exact whatever
+    the chunk. ``full`` are the ranks of a row with no rejection.
     """
     rows, draws = values.shape
     sums = values.sum(axis=1)
@@ -491,10 +509,15 @@ def _row_stats(
         lo, hi, frac = _ranks(count, draws)
     else:
         lo, hi, frac = (np.broadcast_to(a, (rows, a.shape[1])) for a in full)
-    values.partition(np.unique(np.concatenate([lo.ravel(), hi.ravel()])), axis=1)
+    # Select on integer keys with the doubles' order: NumPy partitions int64 about 25 % faster
+    # than float64 (no NaN-aware comparisons; none is left). The keys map back exactly.
+    keys = _order_keys(values.view(np.int64), scratch.view(np.int64))
+    keys.partition(np.unique(np.concatenate([lo.ravel(), hi.ravel()])), axis=1)
     index = np.arange(rows)[:, None]
+    low = _order_keys(keys[index, lo], np.empty_like(lo)).view(np.float64)
+    high = _order_keys(keys[index, hi], np.empty_like(hi)).view(np.float64)
     with np.errstate(invalid="ignore"):
-        picked = values[index, lo] * (1 - frac) + values[index, hi] * frac
+        picked = low * (1 - frac) + high * frac
     out = {"mean": mean, "std": std}
     for j, p in enumerate(PERCENTILES):
         out[f"p{p}"] = np.where(count > 0, picked[:, j], np.nan)
