@@ -307,10 +307,11 @@ def monte_carlo(
             )["enterprise_value"]
             values += part["bridge"]  # equity, then per share: in place on the chunk's array
             values /= part["shares"]
-        kept[start] = [
-            pl.DataFrame({"company_id": ids[rows][i], "value_per_share": row[np.isfinite(row)]})
+        kept[start] = [  # before the statistics reorder the rows: draws in draw order
+            pl.DataFrame(
+                {"company_id": ids[start + i], "value_per_share": values[i][np.isfinite(values[i])]}
+            )
             for i in np.flatnonzero(keep[rows])
-            for row in (values[i],)
         ]
         stats, rejected[rows] = _row_stats(values, scratch=buffers[0, :m], full=full)
         for key, value in stats.items():
