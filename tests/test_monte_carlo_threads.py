@@ -131,3 +131,21 @@ def test_every_draw_rejected_gives_nulls_and_an_error_is_raised_from_a_thread() 
     broken = inputs.companies.drop("exit_multiple")
     with pytest.raises(pl.exceptions.ColumnNotFoundError):
         monte_carlo(replace(inputs, companies=broken), CONFIG, terminal="exit_multiple")
+
+
+@pytest.mark.parametrize("mode", ["drivers", "drivers_mid_year"])
+def test_driver_forecasts_give_the_same_bits_on_threads(mode: str) -> None:
+    """The general path (a forecast re-projected per draw) on one company per chunk."""
+    from tests.test_revaluation import MODES, universe
+    from wfo_kit.value import prepare_dcf
+
+    inputs, _, _ = prepare_dcf(universe(), MODES[mode])
+    assert not _fusable(inputs)
+    assert inputs.companies.height >= 2
+    one = monte_carlo(inputs, CONFIG, terminal="gordon", threads=1, keep_draws=["D2"])
+    for threads in (2, 3):
+        other = monte_carlo(
+            inputs, CONFIG, terminal="gordon", threads=threads, chunk_bytes=1, keep_draws=["D2"]
+        )
+        assert_frame_equal(other[0], one[0], check_exact=True)
+        assert_frame_equal(other[1], one[1], check_exact=True)
