@@ -231,13 +231,14 @@ def simulation_shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
 
 
 def default_threads() -> int:
-    """Worker threads for :func:`monte_carlo`: the CPUs this process may use, at most 4.
+    """Worker threads for :func:`monte_carlo`: the CPUs this process may use, at most 4, and no
+    more than Polars' pool (so ``POLARS_MAX_THREADS=1`` makes the whole run single-threaded).
 
     NumPy's ufuncs, reductions and ``partition`` release the GIL, so chunks run in parallel on
     threads; past a few, threads contend for memory bandwidth (and for cores others share).
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, usable or 1))
+    return max(1, min(4, usable or 1, pl.thread_pool_size()))
 
 
 def monte_carlo(
