@@ -1015,47 +1015,59 @@ def dcf_wide(
     """
     rate, growth = pl.col("discount_rate"), pl.col("terminal_growth")
     years = len(flow_columns)
-    factor = 1.0 / (1.0 + rate)
+    # Stages of one lazy query, each intermediate a named column computed once: as one nested
+    # expression, Polars re-evaluated 1 / (1 + r) in every Horner step and the whole Horner chain
+    # for the null test (measured 1.2e7 against 4e7 companies/s staged, 1e6 x 10 years).
+    factor, pv, last, final, ok = (pl.col(f"__wfo_dcf_{name}") for name in _WIDE_TEMPORARIES)
     if horizon_column is None:
         horizon = pl.lit(years)
         flows = [pl.col(c) for c in flow_columns]
-        last = pl.col(flow_columns[-1])
-        final = factor.pow(years)
+        last_flow = pl.col(flow_columns[-1])
+        final_factor = factor.pow(years)
     else:
         horizon = pl.col(horizon_column)
         flows = [
             pl.when(horizon >= t).then(pl.col(c)).otherwise(0.0)
             for t, c in enumerate(flow_columns, start=1)
         ]
-        last = pl.lit(None, pl.Float64)
+        last_flow = pl.lit(None, pl.Float64)
         for t, column in enumerate(flow_columns, start=1):
-            last = pl.when(horizon == t).then(pl.col(column)).otherwise(last)
-        final = factor.pow(horizon.cast(pl.Float64))
-    pv = pl.lit(0.0)
+            last_flow = pl.when(horizon == t).then(pl.col(column)).otherwise(last_flow)
+        final_factor = factor.pow(horizon.cast(pl.Float64))
+    horner = pl.lit(0.0)
     for flow in reversed(flows):
-        pv = (pv + flow) * factor  # a null flow inside the horizon makes the PV null
+        horner = (horner + flow) * factor  # a null flow inside the horizon makes the PV null
     if timing == "mid_year":
-        pv = pv * (1.0 + rate).sqrt()
+        horner = horner * (1.0 + rate).sqrt()
     reason = _wide_reason(flow_columns, horizon=horizon, horizon_column=horizon_column)
-    ok = pv.is_not_null() & last.is_not_null() & (rate > growth)
-    terminal = pl.when(ok).then(last * (1.0 + growth) / (rate - growth))
-    pv_terminal = terminal * final
-    pv = pl.when(ok).then(pv)
-    ev = pv + pv_terminal
-    equity = ev + bridge_expr()
     return (
         frame.lazy()
+        .with_columns((1.0 / (1.0 + rate)).alias(factor.meta.output_name()))
         .with_columns(
-            pv.alias("pv_explicit"),
-            terminal.alias("terminal_value"),
-            pv_terminal.alias("pv_terminal"),
-            ev.alias("enterprise_value"),
-            equity.alias("equity_value"),
-            (equity / pl.col("shares_diluted")).alias("value_per_share"),
+            horner.alias(pv.meta.output_name()),
+            last_flow.alias(last.meta.output_name()),
+            final_factor.alias(final.meta.output_name()),
+        )
+        .with_columns(
+            (pv.is_not_null() & last.is_not_null() & (rate > growth)).alias(ok.meta.output_name())
+        )
+        .with_columns(
+            pl.when(ok).then(pv).alias("pv_explicit"),
+            pl.when(ok).then(last * (1.0 + growth) / (rate - growth)).alias("terminal_value"),
+        )
+        .with_columns((pl.col("terminal_value") * final).alias("pv_terminal"))
+        .with_columns((pl.col("pv_explicit") + pl.col("pv_terminal")).alias("enterprise_value"))
+        .with_columns((pl.col("enterprise_value") + bridge_expr()).alias("equity_value"))
+        .with_columns(
+            (pl.col("equity_value") / pl.col("shares_diluted")).alias("value_per_share"),
             reason.alias("reason"),
         )
+        .drop(f"__wfo_dcf_{name}" for name in _WIDE_TEMPORARIES)
         .collect()
     )
+
+
+_WIDE_TEMPORARIES = ("factor", "pv", "last", "final", "ok")
 
 
 def _wide_reason(
