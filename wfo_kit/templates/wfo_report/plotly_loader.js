@@ -244,7 +244,10 @@
     var size = Number(el.getAttribute("data-size"));
     var gz = new Blob([base64Bytes(el.textContent)]);
     var stream = gz.stream().pipeThrough(new DecompressionStream("gzip"));
-    return new Response(stream).arrayBuffer().then(function (buf) {
+    var inflated = new Response(stream).arrayBuffer().catch(function (err) {
+      throw new Error("plotly.js could not be inflated (" + err.message + ")");
+    });
+    return inflated.then(function (buf) {
       if (buf.byteLength !== size) {
         throw new Error("plotly.js inflated to " + buf.byteLength + " bytes, expected " + size);
       }
