@@ -14,10 +14,10 @@
  *
  * Until plotly.js runs, window.Plotly is a stand-in: each call a chart's script makes
  * (Plotly.newPlot, and addFrames / animate for animated figures) waits for the real library and
- * then runs. plotly.js runs once the page is parsed (DOMContentLoaded), so the text and tables
- * show first and then every chart is drawn in one go (drawing each chart as the parser reaches
- * it lays the page out again between charts: slower in Chromium). window.wfoPlotly is the promise
- * of the real library; it rejects, and the page says so, if inflating fails.
+ * then runs. The queued charts are drawn once the page is parsed (DOMContentLoaded), so the text
+ * and tables show first and then every chart is drawn in one go (drawing each chart as the parser
+ * reaches it lays the page out again between charts: slower in Chromium). window.wfoPlotly is the
+ * promise of the real library; it rejects, and the page says so, if inflating fails.
  */
 (function () {
   "use strict";
@@ -283,9 +283,19 @@
   // performance marks: wfo-plotly-start, -inflated (decoded and decompressed), -loaded (ran)
   performance.mark("wfo-plotly-start");
   var el = document.getElementById("wfo-plotlyjs");
-  // gzip inflates off the parser's way, now; LZMA decoding blocks, so it waits for the parse.
-  var gzipped = el.type === "text/x-wfo-gzip-base64" ? inflateGzip(el) : null;
-  if (gzipped) gzipped.catch(function () {}); // reported once the page is parsed
+  // gzip: inflated while the page parses and run as soon as it is, between two of the parser's
+  // chunks (the main thread idles there); the stand-in stays window.Plotly until the page is
+  // parsed, so the charts still wait and are all drawn in one go. LZMA decoding blocks for a few
+  // hundred ms, so it waits for the parse.
+  var early = null;
+  if (el.type === "text/x-wfo-gzip-base64") {
+    early = inflateGzip(el).then(function (js) {
+      var real = evaluate(js);
+      window.Plotly = standIn;
+      return real;
+    });
+    early.catch(function () {}); // reported once the page is parsed
+  }
   window.wfoPlotly = new Promise(function (resolve, reject) {
     function fail(err) {
       document.documentElement.setAttribute("data-wfo-plotly", "failed");
@@ -296,8 +306,11 @@
       reject(err);
     }
     function run() {
-      var js = gzipped || new Promise(function (ok) { ok(inflateLzma(el)); });
-      js.then(evaluate).then(resolve, fail);
+      var ready = early || new Promise(function (ok) { ok(evaluate(inflateLzma(el))); });
+      ready.then(function (real) {
+        window.Plotly = real;
+        return real;
+      }).then(resolve, fail);
     }
     // The page's text first, then the charts.
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
