@@ -127,7 +127,8 @@ def partial_bundle() -> tuple[str, frozenset[str]] | None:
 
 
 # A figure as plotly's renderers write it: Plotly.newPlot("id", [traces], {layout}, {config}).
-_NEW_PLOT = re.compile(r'Plotly\.newPlot\(\s*"[^"\\]*",\s*')
+_NEW_PLOT = re.compile(r"Plotly\.newPlot\(")
+_DIV_ID = re.compile(r'\s*"[^"\\]*",\s*')
 # Calls that may bring traces this reading does not see (frames, traces added later).
 _OTHER_TRACES = re.compile(r"Plotly\.(?:react|plot|addTraces|addFrames)\(")
 # Subplots the partial bundle cannot draw even without traces on them.
@@ -137,8 +138,10 @@ _OTHER_SUBPLOT = re.compile(r"(?:geo|polar|ternary|scene|map|mapbox|smith)\d*")
 def trace_types(html: str) -> frozenset[str] | None:
     """The trace types of the Plotly figures in ``html``; None if some cannot be read.
 
-    Only figures written the way plotly's renderers write them are read; any other Plotly call
-    that may bring traces, or a figure on a non-cartesian subplot, gives None (full plotly.js).
+    Only figures written the way plotly's renderers write them are read; any other ``newPlot``
+    call, a call that may bring traces (``react``, ``addTraces``, animation frames) or a figure
+    on a non-cartesian subplot gives None (full plotly.js). ``restyle`` and ``update`` calls (the
+    report's company picker: visibility and layout) are taken to keep each trace's type.
 
     Examples
     --------
@@ -146,14 +149,19 @@ def trace_types(html: str) -> frozenset[str] | None:
     ['bar', 'scatter']
     >>> trace_types('Plotly.newPlot("a", [], {"polar": {}})') is None
     True
+    >>> trace_types('Plotly.newPlot(div, [{"type": "pie"}])') is None
+    True
     """
     decoder = json.JSONDecoder()
     types: set[str] = set()
     if _OTHER_TRACES.search(html):
         return None
     for call in _NEW_PLOT.finditer(html):
+        div_id = _DIV_ID.match(html, call.end())
+        if div_id is None:
+            return None
         try:
-            traces, end = decoder.raw_decode(html, call.end())
+            traces, end = decoder.raw_decode(html, div_id.end())
             rest = html[end:].lstrip()
             layout = decoder.raw_decode(rest[1:].lstrip())[0] if rest.startswith(",") else {}
         except json.JSONDecodeError:
