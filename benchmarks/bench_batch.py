@@ -95,6 +95,7 @@ def per_report(work: Path, repeats: int) -> list[dict]:
     def ours_cold() -> None:
         publish.html_exporter.cache_clear()  # a new exporter, as the baseline builds
         publish._plotly_packed.cache_clear()
+        publish._plotly_partial.cache_clear()  # the gzip of the partial bundle, as cold
         run_report(resolved, params_file="bench", output_root=work / "ours-cold")
 
     def bare_cold() -> None:

@@ -124,7 +124,8 @@ def test_run_writes_report_results_manifest_log_and_audit(sample_run: Path) -> N
     assert audit[-1]["outcome"] == "succeeded"
     report = (sample_run / "report.html").read_text()
     assert report.count('id="wfo-plotlyjs"') == 1  # plotly.js embedded exactly once
-    assert 'type="text/x-wfo-lzma7"' in report  # ...compressed
+    # ...compressed: the partial bundle (the sample draws only trace types it has), gzip as base64
+    assert 'type="text/x-wfo-gzip-base64"' in report
     assert (sample_run / "report.html").stat().st_size <= MAX_REPORT_BYTES
     # No script or stylesheet is fetched from anywhere (plotly.js' own source mentions CDN URLs for
     # map tiles it never loads here, so look at tags, not at strings).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -147,3 +150,139 @@ def test_report_exporter_gives_nbconvert_html_without_its_soup_pass() -> None:
     assert ours.count('tabindex="0"') >= 5
     assert 'alt="No description has been provided for this image"' in ours
     assert str(BeautifulSoup(ours, features="html.parser")) == theirs
+
+
+BUNDLE_TRACES = frozenset({"bar", "box", "heatmap", "scatter", "waterfall"})
+
+
+def test_partial_bundle_is_built_for_the_plotly_js_the_plotly_package_ships() -> None:
+    """A rebuilt bundle (tools/plotly-bundle) must match plotly's version, banner and code."""
+    import plotly.offline
+
+    from wfo_kit.publish import PARTIAL_BUNDLE, partial_bundle
+
+    version, traces = partial_bundle()
+    assert version == plotly.offline.get_plotlyjs_version()
+    assert traces == BUNDLE_TRACES
+    assert f'.version="{version}"' in PARTIAL_BUNDLE.read_text(encoding="utf-8")
+
+
+def figure_html(fig: object, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)  # type: ignore[attr-defined]
+
+
+def test_trace_types_read_what_plotly_writes_and_refuse_what_they_cannot_see() -> None:
+    import plotly.graph_objects as go
+
+    from wfo_kit.publish import fits_partial_bundle, trace_types
+
+    fig = go.Figure([go.Bar(y=[1]), go.Scatter(y=[2], visible=False), go.Waterfall(y=[3])])
+    html = figure_html(fig, "a") + figure_html(go.Figure(go.Heatmap(z=[[1]])), "b")
+    assert trace_types(html) == {"bar", "scatter", "waterfall", "heatmap"}
+    assert fits_partial_bundle(trace_types(html))
+    pie = figure_html(go.Figure(go.Pie(values=[1])), "c")
+    assert trace_types(html + pie) == {"bar", "scatter", "waterfall", "heatmap", "pie"}
+    assert not fits_partial_bundle(trace_types(html + pie))  # pie: the full plotly.js
+    # an animation's frames, a polar subplot, a call with variables: not read, so full plotly.js
+    animated = go.Figure(go.Bar(y=[1]), frames=[go.Frame(data=[go.Pie(values=[1])])])
+    assert trace_types(figure_html(animated, "d")) is None
+    polar = go.Figure(go.Bar(y=[1]), layout={"polar": {"radialaxis": {"range": [0, 1]}}})
+    assert trace_types(figure_html(polar, "e")) is None
+    assert trace_types('Plotly.newPlot("f", traces, {})') is None
+    assert not fits_partial_bundle(None)
+    assert trace_types("<p>no chart</p>") == frozenset()
+
+
+@contextlib.contextmanager
+def served(pages: dict[str, bytes]) -> Iterator[str]:
+    """Pages from a real HTTP server on loopback, with the CSP `wfo serve` sends a report with."""
+    import http.server
+    import threading
+
+    from wfo_kit.serve.runs import REPORT_CSP
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages[self.path.lstrip("/")]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", REPORT_CSP)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_partial_bundle_draws_each_of_its_trace_types_under_the_serve_csp(
+    tmp_path: Path, chromium: str
+) -> None:
+    """export_html picks the gzip page for these charts; Chromium inflates it natively and draws
+    a chart of every trace type in the bundle, with no request, error or CSP violation; a
+    damaged page says the charts could not be drawn."""
+    import nbformat
+    import plotly.graph_objects as go
+    from playwright.sync_api import sync_playwright
+
+    from wfo_kit.publish import export_html
+
+    figures = {
+        "bar": go.Bar(y=[1, 2]),
+        "box": go.Box(y=[1, 2, 3]),
+        "heatmap": go.Heatmap(z=[[1, 2], [3, 4]]),
+        "scatter": go.Scatter(y=[1, 3]),
+        "waterfall": go.Waterfall(y=[1, -2]),
+    }
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": figure_html(go.Figure(trace), name)}
+        )
+        for name, trace in figures.items()
+    ]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "charts.ipynb")
+    page = export_html(tmp_path / "charts.ipynb", tmp_path / "charts.html").read_text("utf-8")
+    assert 'type="text/x-wfo-gzip-base64"' in page
+    payload = re.search(r'type="text/x-wfo-gzip-base64"[^>]*>([^<]+)<', page)
+    assert payload is not None
+    # base64 of a gzip stream, its middle garbled: the stream's CRC check fails in the browser
+    middle = len(payload[1]) // 2
+    damaged = page.replace(payload[1][middle : middle + 40], "A" * 40)
+    drawn = "() => [...document.querySelectorAll('.plotly-graph-div')].filter(e => e.querySelector('g.trace, g.hm image')).map(e => e.id)"  # noqa: E501
+    with (
+        sync_playwright() as p,
+        served({"ok.html": page.encode(), "damaged.html": damaged.encode()}) as url,
+    ):
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        tab = browser.new_page()
+        requests, errors, console = [], [], []
+        tab.on("request", lambda r: requests.append(r.url))
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.on("console", lambda m: console.append(m.text))
+        tab.goto(url + "ok.html")
+        tab.wait_for_function(f"() => ({drawn})().length === {len(figures)}", timeout=30_000)
+        ids = tab.evaluate(drawn)
+        marks = tab.evaluate("() => performance.getEntriesByType('mark').map(m => m.name)")
+        tab.goto(url + "damaged.html")
+        tab.wait_for_selector("html[data-wfo-plotly=failed]", timeout=30_000)
+        note = tab.inner_text("body")
+        browser.close()
+    assert sorted(ids) == sorted(figures)
+    assert marks == ["wfo-plotly-start", "wfo-plotly-inflated", "wfo-plotly-loaded"]
+    assert requests == [url + "ok.html", url + "damaged.html"]
+    assert [m for m in console if "Content Security" in m] == []
+    # the damaged page says so, and each chart's call fails with the same error
+    assert "The charts could not be drawn: plotly.js could not be inflated" in note
+    assert len(errors) == len(figures)
+    assert all(e.startswith("plotly.js could not be inflated") for e in errors), errors

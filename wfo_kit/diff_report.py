@@ -111,7 +111,7 @@ def diff_page(
     changed_only: bool,
 ) -> str:
     """The whole HTML page (a string); plotly.js embedded only if there is a chart."""
-    from wfo_kit.publish import plotly_resources
+    from wfo_kit.publish import plotly_resources, trace_types
 
     e = html.escape
     blocks = [
@@ -159,15 +159,7 @@ def diff_page(
     blocks += ["<h2>Values per company and method</h2>", html_table(shown(values), rows=10_000)]
     head = ""
     if chart:
-        res = plotly_resources("compressed")
-        head = (
-            '<script type="text/x-wfo-lzma7" id="wfo-plotlyjs" '
-            f'data-size="{res["wfo_plotly_size"]}" '
-            f'data-packed-size="{res["wfo_plotly_packed_size"]}" '
-            f'data-lzma="{res["wfo_plotly_lzma"]}">{res["wfo_plotly_packed"]}</script>\n'
-            f'<script type="text/javascript" id="wfo-plotly-loader">{res["wfo_plotly_loader"]}'
-            "</script>"
-        )
+        head = plotly_resources("compressed", traces=trace_types(chart))["wfo_plotly_head"]
     title = e(f"wfo diff {run_a} {run_b}")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

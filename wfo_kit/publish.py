@@ -8,7 +8,9 @@ and shows the stopped cell.
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -95,14 +97,21 @@ def _report_exporter_class() -> type:
     return ReportExporter
 
 
-# How plotly.js (4.8 MB) goes into a report:
-# - "compressed": LZMA, written 7 bits per character, about 1.3 MB; the page inflates it with a
-#   small decoder (templates/wfo_report/plotly_loader.js) and draws the charts once it is loaded.
-#   A browser's own DecompressionStream only knows gzip and deflate: 1.47 MB of deflate is 1.96 MB
-#   as base64, and the page must stay under 2 MB.
-# - "inline": plotly.js as it is, in a script tag (the page before compression; the bench's
-#   baseline for page size and time to charts).
+# How plotly.js goes into a report:
+# - "compressed": the smallest and fastest page that still draws every chart. When every trace
+#   type of the page's charts is in the partial bundle (templates/wfo_report/plotly-partial.min.js,
+#   1.3 MB: the trace types the valuation report draws, built by tools/plotly-bundle for the
+#   plotly.js version the plotly package ships), that bundle gzipped and written as base64 (about
+#   0.58 MB); the page inflates it with the browser's own DecompressionStream. Otherwise the full
+#   plotly.js (4.8 MB), LZMA-compressed and written 7 bits per character (about 1.27 MB), inflated
+#   by a small decoder in the page (gzip of the full library would be 1.96 MB as base64).
+#   templates/wfo_report/plotly_loader.js reads both and draws the charts once plotly.js runs.
+# - "inline": the full plotly.js as it is, in a script tag (the page before compression; the
+#   bench's baseline for page size and time to charts).
 PLOTLY_EMBEDDINGS = ("compressed", "inline")
+PARTIAL_BUNDLE = TEMPLATES / "wfo_report" / "plotly-partial.min.js"
+# The bundle's first line, written by tools/plotly-bundle/build.mjs.
+_BANNER = re.compile(r"/\*! plotly\.js v(?P<version>\S+) partial traces=(?P<traces>[a-z0-9,]+) ")
 # Raw LZMA1 at the strongest preset: lc=3 lp=0 pb=0 suits text (1.113 MB for plotly.js 4.1.1).
 _LZMA = {"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "lc": 3, "lp": 0, "pb": 0}
 # Never in the packed text: NUL and CR (an HTML parser replaces them) and "<" (it could end the
@@ -153,8 +162,128 @@ def _plotly_js() -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def partial_bundle() -> tuple[str, frozenset[str]] | None:
+    """The partial bundle's plotly.js version and trace types, read from its banner.
+
+    None when the bundle is missing or its banner unreadable: reports then embed the full library.
+    """
+    try:
+        with PARTIAL_BUNDLE.open(encoding="utf-8") as file:
+            match = _BANNER.match(file.readline())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (match["version"], frozenset(match["traces"].split(","))) if match else None
+
+
+# A figure as plotly's renderers write it: Plotly.newPlot("id", [traces], {layout}, {config}).
+_NEW_PLOT = re.compile(r"Plotly\.newPlot\(")
+_DIV_ID = re.compile(r'\s*"[^"\\]*",\s*')
+# Calls that may bring traces this reading does not see (frames, traces added later).
+_OTHER_TRACES = re.compile(r"Plotly\.(?:react|plot|addTraces|addFrames)\(")
+# Subplots the partial bundle cannot draw even without traces on them.
+_OTHER_SUBPLOT = re.compile(r"(?:geo|polar|ternary|scene|map|mapbox|smith)\d*")
+
+
+def trace_types(html: str) -> frozenset[str] | None:
+    """The trace types of the Plotly figures in ``html``; None if some cannot be read.
+
+    Only figures written the way plotly's renderers write them are read; any other ``newPlot``
+    call, a call that may bring traces (``react``, ``addTraces``, animation frames) or a figure
+    on a non-cartesian subplot gives None (full plotly.js). ``restyle`` and ``update`` calls (the
+    report's company picker: visibility and layout) are taken to keep each trace's type.
+
+    Examples
+    --------
+    >>> sorted(trace_types('Plotly.newPlot("a", [{"type": "bar"}, {"x": [1]}], {}, {})'))
+    ['bar', 'scatter']
+    >>> trace_types('Plotly.newPlot("a", [], {"polar": {}})') is None
+    True
+    >>> trace_types('Plotly.newPlot(div, [{"type": "pie"}])') is None
+    True
+    """
+    decoder = json.JSONDecoder()
+    types: set[str] = set()
+    if _OTHER_TRACES.search(html):
+        return None
+    for call in _NEW_PLOT.finditer(html):
+        div_id = _DIV_ID.match(html, call.end())
+        if div_id is None:
+            return None
+        try:
+            traces, end = decoder.raw_decode(html, div_id.end())
+            rest = html[end:].lstrip()
+            layout = decoder.raw_decode(rest[1:].lstrip())[0] if rest.startswith(",") else {}
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(traces, list) or not isinstance(layout, dict):
+            return None
+        if any(_OTHER_SUBPLOT.fullmatch(key) for key in layout):
+            return None
+        types |= {t.get("type", "scatter") if isinstance(t, dict) else "?" for t in traces}
+    return frozenset(types)
+
+
+def notebook_trace_types(nb: Any) -> frozenset[str] | None:
+    """The trace types of every chart in an executed notebook's HTML outputs (or None)."""
+    html = "\n".join(
+        "".join(out.get("data", {}).get("text/html", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+    return trace_types(html)
+
+
+def fits_partial_bundle(traces: frozenset[str] | None) -> bool:
+    """Whether the partial bundle draws these trace types, for the plotly package's plotly.js."""
+    bundle = partial_bundle()
+    if traces is None or bundle is None:
+        return False
+    version, known = bundle
+    return version == _plotly_version() and traces <= known
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_version() -> str:
+    import plotly.offline
+
+    return plotly.offline.get_plotlyjs_version()
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_partial() -> dict[str, str]:
+    """The partial bundle gzipped and written as base64 (the browser inflates gzip natively).
+
+    Compressing takes about 0.1 s (kept per process); the output is the same for the same bundle
+    (no file name or time in the gzip header).
+    """
+    import base64
+
+    raw = PARTIAL_BUNDLE.read_bytes()
+    return {
+        "wfo_plotly_head": _head(
+            "text/x-wfo-gzip-base64",
+            base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii"),
+            size=len(raw),
+        ),
+        "wfo_plotly_size": str(len(raw)),
+    }
+
+
+def _head(kind: str, text: str, *, size: int, extra: str = "") -> str:
+    """plotly.js's two script elements in a page's head: the packed library and its loader.
+
+    ``text`` never holds ``<`` (base64, or pack7's alphabet), so it cannot end the element.
+    """
+    loader = (TEMPLATES / "wfo_report" / "plotly_loader.js").read_text("utf-8")
+    return (
+        f'<script type="{kind}" id="wfo-plotlyjs" data-size="{size}"{extra}>{text}</script>\n'
+        f'<script type="text/javascript" id="wfo-plotly-loader">{loader}</script>'
+    )
+
+
+@functools.lru_cache(maxsize=1)
 def _plotly_packed() -> dict[str, str]:
-    """plotly.js compressed and packed, with what the page's loader needs to inflate it.
+    """The full plotly.js compressed and packed, with what the page's loader needs to inflate it.
 
     Compressing takes a few seconds, so the result is kept per process and in the user's cache
     directory (``$XDG_CACHE_HOME/wfo_kit``), keyed by the content of plotly.js and checked by its
@@ -165,8 +294,8 @@ def _plotly_packed() -> dict[str, str]:
     cache = _cache_dir() / f"plotly-{digest}-{_PACK_VERSION}.txt"
     text = _read_cached(cache)
     if text is None:
-        packed = compress_script(raw)
-        text = f"{packed['wfo_plotly_packed_size']}\n{packed['wfo_plotly_packed']}"
+        compressed = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=[_LZMA])
+        text = f"{len(compressed)}\n{pack7(compressed)}"
         _write_cached(cache, text)
     size_line, _, packed_text = text.partition("\n")
     return _loader_resources(packed_text, packed_size=int(size_line), size=len(raw))
@@ -179,12 +308,15 @@ def compress_script(raw: bytes) -> dict[str, str]:
 
 
 def _loader_resources(packed: str, *, packed_size: int, size: int) -> dict[str, str]:
+    lzma_params = f"{_LZMA['lc']},{_LZMA['lp']},{_LZMA['pb']}"
     return {
-        "wfo_plotly_packed": packed,
-        "wfo_plotly_packed_size": str(packed_size),
+        "wfo_plotly_head": _head(
+            "text/x-wfo-lzma7",
+            packed,
+            size=size,
+            extra=f' data-packed-size="{packed_size}" data-lzma="{lzma_params}"',
+        ),
         "wfo_plotly_size": str(size),
-        "wfo_plotly_lzma": f"{_LZMA['lc']},{_LZMA['lp']},{_LZMA['pb']}",
-        "wfo_plotly_loader": (TEMPLATES / "wfo_report" / "plotly_loader.js").read_text("utf-8"),
     }
 
 
@@ -211,10 +343,16 @@ def _write_cached(path: Path, text: str) -> None:
         pass  # a read-only home: compress again in the next process
 
 
-def plotly_resources(embedding: str = "compressed") -> dict[str, str]:
-    """Template resources that put plotly.js in a report's head (``PLOTLY_EMBEDDINGS``)."""
+def plotly_resources(
+    embedding: str = "compressed", *, traces: frozenset[str] | None = None
+) -> dict[str, str]:
+    """Template resources that put plotly.js in a report's head (``PLOTLY_EMBEDDINGS``).
+
+    ``traces``: the trace types the page draws (:func:`trace_types`); "compressed" embeds the
+    partial bundle when it draws them all, else the full library (also when ``traces`` is None).
+    """
     if embedding == "compressed":
-        return _plotly_packed()
+        return _plotly_partial() if fits_partial_bundle(traces) else _plotly_packed()
     if embedding == "inline":
         return {"wfo_plotly_js": _plotly_js()}
     msg = f"unknown plotly.js embedding {embedding!r}; choose one of {', '.join(PLOTLY_EMBEDDINGS)}"
@@ -245,7 +383,7 @@ def export_html(
         for cell in nb.cells
         for out in cell.get("outputs", [])
     )
-    resources = plotly_resources(plotly_js) if has_chart else {}
+    resources = plotly_resources(plotly_js, traces=notebook_trace_types(nb)) if has_chart else {}
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
     return write_text(target, body)
 

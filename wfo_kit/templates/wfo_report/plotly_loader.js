@@ -1,16 +1,23 @@
 /* wfo_kit report: plotly.js arrives compressed, and is inflated here, in the page, offline.
  *
- * The script element of type text/x-wfo-lzma7 (id wfo-plotlyjs) holds plotly.js compressed with
- * LZMA (raw LZMA1, lc/lp/pb in its data-lzma attribute) and written 7 bits per character (see
- * wfo_kit/publish.py: pack7): about 1.3 MB instead of 4.8 MB. A browser inflates only gzip and
- * deflate by itself (DecompressionStream), and those leave more than 1.9 MB once written as
- * text, so the LZMA decoder is here: a port of the LZMA SDK's reference decoder (LzmaSpec.cpp,
- * public domain).
+ * The script element with id wfo-plotlyjs holds plotly.js in one of two forms (see
+ * wfo_kit/publish.py, plotly_resources):
+ * - type text/x-wfo-gzip-base64: the partial bundle (the trace types the report draws), gzipped
+ *   and written as base64. The browser decodes and inflates it natively (Uint8Array.fromBase64 or
+ *   atob, DecompressionStream), while the page is still being parsed: a few milliseconds.
+ * - type text/x-wfo-lzma7: the full plotly.js compressed with LZMA (raw LZMA1, lc/lp/pb in its
+ *   data-lzma attribute) and written 7 bits per character (publish.pack7): 1.3 MB instead of
+ *   4.8 MB, where gzip as base64 would be 1.96 MB. The decoder below is a port of the LZMA SDK's
+ *   reference decoder (LzmaSpec.cpp, public domain).
+ * Neither needs eval, a blob: or data: URL or a fetch: the code runs as an inline script, which
+ * the CSP `wfo serve` sends with a report allows.
  *
- * Until plotly.js is inflated, window.Plotly is a stand-in: each call a chart's script makes
+ * Until plotly.js runs, window.Plotly is a stand-in: each call a chart's script makes
  * (Plotly.newPlot, and addFrames / animate for animated figures) waits for the real library and
- * then runs. The text and tables of the page show first; the charts follow. window.wfoPlotly is
- * the promise of the real library; it rejects, and the page says so, if inflating fails.
+ * then runs. The queued charts are drawn once the page is parsed (DOMContentLoaded), so the text
+ * and tables show first and then every chart is drawn in one go (drawing each chart as the parser
+ * reaches it lays the page out again between charts: slower in Chromium). window.wfoPlotly is the
+ * promise of the real library; it rejects, and the page says so, if inflating fails.
  */
 (function () {
   "use strict";
@@ -217,16 +224,41 @@
     return out;
   }
 
-  function inflate() {
-    // performance marks: wfo-plotly-start, -inflated (unpacked and decompressed), -loaded
-    performance.mark("wfo-plotly-start");
-    var el = document.getElementById("wfo-plotlyjs");
+  function inflateLzma(el) {
     var lzma = el.getAttribute("data-lzma").split(",").map(Number);
     var packed = unpack7(el.textContent, Number(el.getAttribute("data-packed-size")));
     var js = lzmaDecode(packed, Number(el.getAttribute("data-size")), lzma[0], lzma[1], lzma[2]);
-    var script = document.createElement("script");
-    script.textContent = new TextDecoder().decode(js);
     performance.mark("wfo-plotly-inflated");
+    return new TextDecoder().decode(js);
+  }
+
+  function base64Bytes(text) {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+    var bin = atob(text);
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function inflateGzip(el) {
+    var size = Number(el.getAttribute("data-size"));
+    var gz = new Blob([base64Bytes(el.textContent)]);
+    var stream = gz.stream().pipeThrough(new DecompressionStream("gzip"));
+    var inflated = new Response(stream).arrayBuffer().catch(function (err) {
+      throw new Error("plotly.js could not be inflated (" + err.message + ")");
+    });
+    return inflated.then(function (buf) {
+      if (buf.byteLength !== size) {
+        throw new Error("plotly.js inflated to " + buf.byteLength + " bytes, expected " + size);
+      }
+      performance.mark("wfo-plotly-inflated");
+      return new TextDecoder().decode(buf);
+    });
+  }
+
+  function evaluate(js) {
+    var script = document.createElement("script");
+    script.textContent = js;
     document.head.appendChild(script); // runs now; plotly.js sets window.Plotly
     performance.mark("wfo-plotly-loaded");
     if (!window.Plotly || window.Plotly === standIn) throw new Error("plotly.js did not load");
@@ -248,18 +280,37 @@
     }
   );
   window.Plotly = standIn;
+  // performance marks: wfo-plotly-start, -inflated (decoded and decompressed), -loaded (ran)
+  performance.mark("wfo-plotly-start");
+  var el = document.getElementById("wfo-plotlyjs");
+  // gzip: inflated while the page parses and run as soon as it is, between two of the parser's
+  // chunks (the main thread idles there); the stand-in stays window.Plotly until the page is
+  // parsed, so the charts still wait and are all drawn in one go. LZMA decoding blocks for a few
+  // hundred ms, so it waits for the parse.
+  var early = null;
+  if (el.type === "text/x-wfo-gzip-base64") {
+    early = inflateGzip(el).then(function (js) {
+      var real = evaluate(js);
+      window.Plotly = standIn;
+      return real;
+    });
+    early.catch(function () {}); // reported once the page is parsed
+  }
   window.wfoPlotly = new Promise(function (resolve, reject) {
+    function fail(err) {
+      document.documentElement.setAttribute("data-wfo-plotly", "failed");
+      var note = document.createElement("p");
+      note.className = "wfo-banner wfo-failed";
+      note.textContent = "The charts could not be drawn: " + err.message;
+      document.body.insertBefore(note, document.body.firstChild);
+      reject(err);
+    }
     function run() {
-      try {
-        resolve(inflate());
-      } catch (err) {
-        document.documentElement.setAttribute("data-wfo-plotly", "failed");
-        var note = document.createElement("p");
-        note.className = "wfo-banner wfo-failed";
-        note.textContent = "The charts could not be drawn: " + err.message;
-        document.body.insertBefore(note, document.body.firstChild);
-        reject(err);
-      }
+      var ready = early || new Promise(function (ok) { ok(evaluate(inflateLzma(el))); });
+      ready.then(function (real) {
+        window.Plotly = real;
+        return real;
+      }).then(resolve, fail);
     }
     // The page's text first, then the charts.
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
