@@ -241,3 +241,67 @@ def test_the_data_contract_states_the_signs() -> None:
     doc = contract_markdown()
     assert "positive outflow (30 spent: enter 30, not -30)" in doc
     assert "a liability's book value is entered positive" in doc
+
+
+# --------------------------------------------------------------------------------------------
+# The schema's column checks run in the rules' one pass (issue 16): they quarantine exactly what
+# Pandera's own validation of the whole frame does, with the same reasons.
+
+HOSTILE = {
+    pl.Float64: [None, float("nan"), float("inf"), float("-inf"), -1.0, -0.5, -1e-12, 0.0, 0.5,
+                 1.0, 1.5, 2200.0],
+    pl.Int64: [None, -1, 0, 100, 101, 1899, 1900, 2200, 2201],
+    pl.String: [None, "", "   ", "usd", "US", "USDX", "EUR", "asset", "liability", "equity",
+                "D0", "D2", "<b>x</b>"],
+    pl.Boolean: [None, True, False],
+}  # fmt: skip
+
+
+def _hostile(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The clean rows, then one row per (column, hostile value of its dtype): a copy of a clean
+    row with that one cell replaced. The copies get fresh ids (companies, peers, financials), so
+    that only a hostile value in a key column makes a duplicate."""
+    from wfo_kit.io import ROW
+    from wfo_kit.schemas import INPUT_SCHEMAS, polars_dtypes
+
+    key = "peer_id" if table == "peers" else "company_id"
+    rows = []
+    for column, dtype in polars_dtypes(INPUT_SCHEMAS[table]).items():
+        for value in HOSTILE.get(dtype.base_type(), [None]):
+            source = frame.slice(len(rows) % frame.height, 1)
+            if table != "balance_sheet" and column != key:
+                source = source.with_columns(pl.lit(f"K{len(rows)}").alias(key))
+            rows.append(source.with_columns(pl.lit(value, dtype).alias(column)))
+    return pl.concat([frame, *rows]).with_columns(pl.int_range(1, pl.len() + 1).alias(ROW))
+
+
+@pytest.mark.parametrize("table", ["companies", "financials", "peers", "balance_sheet"])
+def test_column_checks_in_one_pass_quarantine_what_pandera_does(table: str) -> None:
+    from polars.testing import assert_frame_equal
+
+    from wfo_kit.config import ValuationConfig
+    from wfo_kit.validate import RULES, check_table, column_checks
+
+    config = load_config()
+    sample = load_tables(config.data)
+    frame = _hostile(sample[table], table)
+    if table == "financials":  # a year given as 2023.5 (the loader keeps the fraction aside)
+        raw = frame.drop("_row").with_columns(pl.col("year").cast(pl.Float64))
+        raw = raw.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(2023.5).otherwise("year"))
+        frame = conform(raw, table=table, where="test")
+    known = [sample["companies"]["company_id"]]  # and the copies' fresh ids
+    known += [frame["company_id"]] if "company_id" in frame.columns else []
+    ids = pl.concat(known).unique()
+    ids = ids.filter(~ids.is_in(HOSTILE[pl.String]))  # a hostile id is unknown too
+    rules = RULES[table](frame, valuation=ValuationConfig(), company_ids=ids)
+    assert column_checks(frame, table=table) is not None  # the one-pass path is the one taken
+    valid, bad = check_table(frame, table=table, rules=rules)
+    by_pandera, bad_by_pandera = check_table(frame, table=table, rules=rules, run_pandera=True)
+    assert_frame_equal(valid, by_pandera)
+    order = ["row", "check", "column"]
+    assert_frame_equal(
+        bad.sort(order, maintain_order=True), bad_by_pandera.sort(order, maintain_order=True)
+    )
+    assert valid.height > 0
+    assert bad["row"].n_unique() == frame.height - valid.height
+    assert bad["check"].n_unique() >= 4  # nulls, NaN, bounds and rules were all exercised
