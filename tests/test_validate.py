@@ -305,3 +305,14 @@ def test_column_checks_in_one_pass_quarantine_what_pandera_does(table: str) -> N
     assert valid.height > 0
     assert bad["row"].n_unique() == frame.height - valid.height
     assert bad["check"].n_unique() >= 4  # nulls, NaN, bounds and rules were all exercised
+
+
+def test_unknown_companies_are_found_in_any_row_order() -> None:
+    from wfo_kit.validate import _known_company
+
+    ids = ["A", "A", None, None, "Z", "B", "A", "Z", "Z", None, "B"]
+    frame = pl.DataFrame({"company_id": ids})
+    known = pl.Series(["A", "B"])
+    by_runs = frame.select(_known_company(known).fails).to_series()
+    assert by_runs.to_list() == (~frame["company_id"].is_in(known.implode())).to_list()
+    assert by_runs.fill_null(False).arg_true().to_list() == [4, 7, 8]
