@@ -316,3 +316,27 @@ def test_unknown_companies_are_found_in_any_row_order() -> None:
     by_runs = frame.select(_known_company(known).fails).to_series()
     assert by_runs.to_list() == (~frame["company_id"].is_in(known.implode())).to_list()
     assert by_runs.fill_null(False).arg_true().to_list() == [4, 7, 8]
+
+
+def test_a_check_that_is_not_one_expression_leaves_the_table_to_pandera() -> None:
+    import pandera.polars as pa
+
+    from wfo_kit.schemas import INPUT_SCHEMAS
+    from wfo_kit.validate import _compiled_checks
+
+    class ElementWise(pa.DataFrameModel):
+        x: float = pa.Field(gt=0)
+
+        @pa.check("x", element_wise=True)
+        def small(cls, value: float) -> bool:  # noqa: N805 - pandera's classmethod checks
+            return value < 10
+
+    class Plain(pa.DataFrameModel):
+        x: float = pa.Field(gt=0)
+
+    assert _compiled_checks(ElementWise) is None
+    assert [(r.column, r.check) for r in _compiled_checks(Plain)] == [
+        ("x", "not_nullable"),
+        ("x", "greater_than(0)"),
+    ]
+    assert all(_compiled_checks(model) is not None for model in INPUT_SCHEMAS.values())
