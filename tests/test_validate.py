@@ -307,15 +307,19 @@ def test_column_checks_in_one_pass_quarantine_what_pandera_does(table: str) -> N
     assert bad["check"].n_unique() >= 4  # nulls, NaN, bounds and rules were all exercised
 
 
-def test_unknown_companies_are_found_in_any_row_order() -> None:
-    from wfo_kit.validate import _known_company
+def test_rules_evaluated_once_per_run_of_ids_flag_every_row_in_any_order() -> None:
+    from wfo_kit.validate import _blank_rules, _known_company
 
-    ids = ["A", "A", None, None, "Z", "B", "A", "Z", "Z", None, "B"]
+    ids = ["A", "A", None, None, "Z", " ", "B", "A", "Z", "Z", None, "", "", "B"]
     frame = pl.DataFrame({"company_id": ids})
     known = pl.Series(["A", "B"])
-    by_runs = frame.select(_known_company(known).fails).to_series()
-    assert by_runs.to_list() == (~frame["company_id"].is_in(known.implode())).to_list()
-    assert by_runs.fill_null(False).arg_true().to_list() == [4, 7, 8]
+    unknown = frame.select(_known_company(known).fails).to_series()
+    assert unknown.to_list() == (~frame["company_id"].is_in(known.implode())).to_list()
+    assert unknown.fill_null(False).arg_true().to_list() == [4, 5, 8, 9, 11, 12]
+    (blank,) = [r for r in _blank_rules("financials") if r.column == "company_id"]
+    blanks = frame.select(blank.fails).to_series()
+    assert blanks.to_list() == (frame["company_id"].str.strip_chars() == "").to_list()
+    assert blanks.fill_null(False).arg_true().to_list() == [5, 11, 12]
 
 
 def test_a_check_that_is_not_one_expression_leaves_the_table_to_pandera() -> None:
