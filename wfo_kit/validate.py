@@ -485,8 +485,8 @@ def _failing_rows(
     failed = reduce(operator.or_, (found.get_column(flag) for flag in flags)).alias("failed")
     if not failed.any():
         return None, failed
-    # `found` may come out of the (streaming) engine in several chunks; keep the few failing
-    # rows contiguous, so that no empty chunk reaches `pl.format` (see check_table).
+    # `found` may come in several chunks; keep the few failing rows contiguous, so that no empty
+    # chunk reaches `pl.format` (see check_table).
     failing = frame.filter(failed).hstack(found.select(flags).filter(failed)).rechunk()
     return failing, failed
 
