@@ -241,3 +241,106 @@ def test_the_data_contract_states_the_signs() -> None:
     doc = contract_markdown()
     assert "positive outflow (30 spent: enter 30, not -30)" in doc
     assert "a liability's book value is entered positive" in doc
+
+
+# --------------------------------------------------------------------------------------------
+# The schema's column checks run in the rules' one pass (issue 16): they quarantine exactly what
+# Pandera's own validation of the whole frame does, with the same reasons.
+
+HOSTILE = {
+    pl.Float64: [None, float("nan"), float("inf"), float("-inf"), -1.0, -0.5, -1e-12, 0.0, 0.5,
+                 1.0, 1.5, 2200.0],
+    pl.Int64: [None, -1, 0, 100, 101, 1899, 1900, 2200, 2201],
+    pl.String: [None, "", "   ", "usd", "US", "USDX", "EUR", "asset", "liability", "equity",
+                "D0", "D2", "<b>x</b>"],
+    pl.Boolean: [None, True, False],
+}  # fmt: skip
+
+
+def _hostile(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The clean rows, then one row per (column, hostile value of its dtype): a copy of a clean
+    row with that one cell replaced. The copies get fresh ids (companies, peers, financials), so
+    that only a hostile value in a key column makes a duplicate."""
+    from wfo_kit.io import ROW
+    from wfo_kit.schemas import INPUT_SCHEMAS, polars_dtypes
+
+    key = "peer_id" if table == "peers" else "company_id"
+    rows = []
+    for column, dtype in polars_dtypes(INPUT_SCHEMAS[table]).items():
+        for value in HOSTILE.get(dtype.base_type(), [None]):
+            source = frame.slice(len(rows) % frame.height, 1)
+            if table != "balance_sheet" and column != key:
+                source = source.with_columns(pl.lit(f"K{len(rows)}").alias(key))
+            rows.append(source.with_columns(pl.lit(value, dtype).alias(column)))
+    return pl.concat([frame, *rows]).with_columns(pl.int_range(1, pl.len() + 1).alias(ROW))
+
+
+@pytest.mark.parametrize("table", ["companies", "financials", "peers", "balance_sheet"])
+def test_column_checks_in_one_pass_quarantine_what_pandera_does(table: str) -> None:
+    from polars.testing import assert_frame_equal
+
+    from wfo_kit.config import ValuationConfig
+    from wfo_kit.validate import RULES, check_table, column_checks
+
+    config = load_config()
+    sample = load_tables(config.data)
+    frame = _hostile(sample[table], table)
+    if table == "financials":  # a year given as 2023.5 (the loader keeps the fraction aside)
+        raw = frame.drop("_row").with_columns(pl.col("year").cast(pl.Float64))
+        raw = raw.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(2023.5).otherwise("year"))
+        frame = conform(raw, table=table, where="test")
+    known = [sample["companies"]["company_id"]]  # and the copies' fresh ids
+    known += [frame["company_id"]] if "company_id" in frame.columns else []
+    ids = pl.concat(known).unique()
+    ids = ids.filter(~ids.is_in(HOSTILE[pl.String]))  # a hostile id is unknown too
+    rules = RULES[table](frame, valuation=ValuationConfig(), company_ids=ids)
+    assert column_checks(frame, table=table) is not None  # the one-pass path is the one taken
+    valid, bad = check_table(frame, table=table, rules=rules)
+    by_pandera, bad_by_pandera = check_table(frame, table=table, rules=rules, run_pandera=True)
+    assert_frame_equal(valid, by_pandera)
+    order = ["row", "check", "column"]
+    assert_frame_equal(
+        bad.sort(order, maintain_order=True), bad_by_pandera.sort(order, maintain_order=True)
+    )
+    assert valid.height > 0
+    assert bad["row"].n_unique() == frame.height - valid.height
+    assert bad["check"].n_unique() >= 4  # nulls, NaN, bounds and rules were all exercised
+
+
+def test_rules_evaluated_once_per_run_of_ids_flag_every_row_in_any_order() -> None:
+    from wfo_kit.validate import _blank_rules, _known_company
+
+    ids = ["A", "A", None, None, "Z", " ", "B", "A", "Z", "Z", None, "", "", "B"]
+    frame = pl.DataFrame({"company_id": ids})
+    known = pl.Series(["A", "B"])
+    unknown = frame.select(_known_company(known).fails).to_series()
+    assert unknown.to_list() == (~frame["company_id"].is_in(known.implode())).to_list()
+    assert unknown.fill_null(False).arg_true().to_list() == [4, 5, 8, 9, 11, 12]
+    (blank,) = [r for r in _blank_rules("financials") if r.column == "company_id"]
+    blanks = frame.select(blank.fails).to_series()
+    assert blanks.to_list() == (frame["company_id"].str.strip_chars() == "").to_list()
+    assert blanks.fill_null(False).arg_true().to_list() == [5, 11, 12]
+
+
+def test_a_check_that_is_not_one_expression_leaves_the_table_to_pandera() -> None:
+    import pandera.polars as pa
+
+    from wfo_kit.schemas import INPUT_SCHEMAS
+    from wfo_kit.validate import _compiled_checks
+
+    class ElementWise(pa.DataFrameModel):
+        x: float = pa.Field(gt=0)
+
+        @pa.check("x", element_wise=True)
+        def small(cls, value: float) -> bool:  # noqa: N805 - pandera's classmethod checks
+            return value < 10
+
+    class Plain(pa.DataFrameModel):
+        x: float = pa.Field(gt=0)
+
+    assert _compiled_checks(ElementWise) is None
+    assert [(r.column, r.check) for r in _compiled_checks(Plain)] == [
+        ("x", "not_nullable"),
+        ("x", "greater_than(0)"),
+    ]
+    assert all(_compiled_checks(model) is not None for model in INPUT_SCHEMAS.values())
