@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import plotly.graph_objects as go
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -164,7 +165,7 @@ def test_football_field_shows_a_missing_bound_instead_of_hiding_it() -> None:
     )
     blend = blend_values(frame, weights={"dcf": 0.5, "comparables": 0.5})
     companies = pl.DataFrame({"company_id": ["A"], "name": ["Alpha"]})
-    fig = football_field(frame, blend, companies, ["A"])
+    fig = go.Figure(football_field(frame, blend, companies, ["A"]))
     base, width, text, hover = _bar(fig, "DCF")
     # the bar runs from the low to the base (no whisker), and says the high could not be computed
     assert base == pytest.approx(25.9)

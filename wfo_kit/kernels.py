@@ -263,8 +263,18 @@ def _shutdown_warm_kernels() -> None:
         kernels = [km for pool in _WARM.values() for km in pool]
         _WARM.clear()
     for km in kernels:
+        _close_early_client(km)
         with contextlib.suppress(Exception):
             run_sync(km.shutdown_kernel)(now=True)
+
+
+def _close_early_client(km: Any) -> None:
+    """Close the client of a kernel started early that no run took (its sockets, its fds)."""
+    early = getattr(km, "wfo_early", None)
+    if early is not None and getattr(km, "wfo_fresh", False):
+        km.wfo_fresh = False
+        with contextlib.suppress(Exception):
+            early[0].stop_channels()
 
 
 def execute_notebook(
