@@ -149,3 +149,22 @@ def test_driver_forecasts_give_the_same_bits_on_threads(mode: str) -> None:
         )
         assert_frame_equal(other[0], one[0], check_exact=True)
         assert_frame_equal(other[1], one[1], check_exact=True)
+
+
+def test_shocks_of_one_configuration_are_drawn_once_and_read_only() -> None:
+    # The explorer draws the same 2,000 shocks on every slider move: they are kept, so nobody
+    # may change them in place; another seed draws others; a large set is never kept.
+    config = MonteCarloConfig(draws=2000, seed=7)
+    first, again = (
+        simulation_shocks(config),
+        simulation_shocks(MonteCarloConfig(draws=2000, seed=7)),
+    )
+    assert first is again
+    for values in first.values():
+        assert not values.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            values[0] = 0.0
+    other = simulation_shocks(MonteCarloConfig(draws=2000, seed=8))
+    assert not np.array_equal(other["discount_rate_shift"], first["discount_rate_shift"])
+    large = MonteCarloConfig(draws=200_000, seed=7)
+    assert simulation_shocks(large) is not simulation_shocks(large)

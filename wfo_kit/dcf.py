@@ -672,24 +672,22 @@ def forecast_matrix(
     width = int(ok["horizon"].max()) if ok.height else 0
     columns = [str(t) for t in range(1, width + 1)]
     kept = flows.join(ok.select("company_id"), on="company_id", how="semi")
-    matrices = {}
     names = (
         "fcff",
         "time",
         "ebitda",
         *(["terminal_fcff"] if "terminal_fcff" in flows.columns else []),
     )
-    for value in names:
-        if ok.height == 0:
-            matrices[value] = np.zeros((0, 0))
-            continue
-        wide = kept.pivot(on="t", index="company_id", values=value, sort_columns=True)
-        wide = ok.select("company_id").join(
-            wide, on="company_id", how="left", maintain_order="left"
-        )
-        matrices[value] = wide.select(
-            [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in columns]
-        ).to_numpy()
+    if ok.height == 0:
+        return ok, {value: np.zeros((0, 0)) for value in names}, excluded
+    # one pivot of every value (named value_t), one matrix, split: each query costs ~0.3 ms of
+    # Polars overhead however small the frame, which is what the explorer pays per slider move
+    wide = kept.pivot(on="t", index="company_id", values=list(names), sort_columns=True)
+    wide = ok.select("company_id").join(wide, on="company_id", how="left", maintain_order="left")
+    stacked = wide.select(
+        [pl.col(f"{v}_{c}").fill_null(0.0).cast(pl.Float64) for v in names for c in columns]
+    ).to_numpy()
+    matrices = {value: stacked[:, k * width : (k + 1) * width] for k, value in enumerate(names)}
     return ok, matrices, excluded
 
 

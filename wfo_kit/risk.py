@@ -9,6 +9,7 @@ parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.m
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
@@ -205,7 +206,25 @@ def uniform_draws(config: MonteCarloConfig, dims: int) -> np.ndarray:
 
 
 def simulation_shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
-    """Per-draw shocks for each configured variable (common to all companies)."""
+    """Per-draw shocks for each configured variable (common to all companies), read-only.
+
+    They depend on the configuration alone, so small sets are kept: the explorer draws the same
+    2,000 on every slider move (frozen scipy distributions and their ppf cost ~3 ms of each).
+    """
+    if config.draws <= _KEPT_SHOCK_DRAWS:
+        return _kept_shocks(config.model_dump_json())
+    return _shocks(config)
+
+
+_KEPT_SHOCK_DRAWS = 100_000
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_shocks(config_json: str) -> dict[str, np.ndarray]:
+    return _shocks(MonteCarloConfig.model_validate_json(config_json))
+
+
+def _shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
     import scipy.stats
 
     variables = {
@@ -227,6 +246,8 @@ def simulation_shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
     shocks.setdefault("discount_rate_shift", np.zeros(u.shape[0]))
     shocks.setdefault("terminal_growth_shift", np.zeros(u.shape[0]))
     shocks.setdefault("cash_flow_scale", np.ones(u.shape[0]))
+    for values in shocks.values():
+        values.flags.writeable = False  # shared by every caller of the same configuration
     return shocks
 
 
