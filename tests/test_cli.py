@@ -224,3 +224,33 @@ def test_wfo_run_starts_its_kernel_early_and_once(wfo_bin: str, tmp_path: Path) 
     counts = [c["execution_count"] for c in notebook["cells"] if c["cell_type"] == "code"]
     assert counts == list(range(1, len(counts) + 1))
     assert not list(temp.glob("wfo-kernel-*")), "the early kernel outlived wfo run"
+
+
+def test_wfo_processes_skip_the_iri_format_check_and_still_validate_notebooks() -> None:
+    """The ``wfo`` command and batch workers keep jsonschema from importing rfc3987-syntax (1.3 s
+    of grammar building per process); nbformat still accepts a notebook and rejects a bad one."""
+    import sys
+
+    code = (
+        "import sys\n"
+        "from wfo_kit.kernels import skip_unused_imports\n"
+        "skip_unused_imports()\n"
+        "import nbformat, papermill, nbconvert\n"
+        "assert sys.modules['rfc3987_syntax'] is None\n"
+        "nbformat.validate(nbformat.v4.new_notebook())\n"
+        "bad = nbformat.v4.new_notebook(); bad.cells = [{'cell_type': 'code'}]\n"
+        "try:\n"
+        "    nbformat.validate(bad)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "rejected"
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    assert scripts["wfo"] == "wfo_kit.cli:console"  # the command skips it, main() alone does not

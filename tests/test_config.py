@@ -489,6 +489,28 @@ def test_distribution_parameters_must_give_finite_draws(distribution: str, words
     assert words in exc.value.one_line()
 
 
+def test_shipped_distributions_are_the_defaults_and_pass_scipy() -> None:
+    # Distributions equal to the shipped defaults skip the scipy check (1.6 s of import): each
+    # must be a default and pass that check, and a changed parameter is checked again.
+    from wfo_kit.config import SHIPPED_DISTRIBUTIONS, Distribution, MonteCarloConfig
+
+    defaults = MonteCarloConfig()
+    shipped = {
+        (d.dist, tuple(sorted(d.params.items())))
+        for d in (
+            defaults.discount_rate_shift,
+            defaults.terminal_growth_shift,
+            defaults.cash_flow_scale,
+        )
+        if d is not None
+    }
+    assert shipped == SHIPPED_DISTRIBUTIONS
+    for name, params in SHIPPED_DISTRIBUTIONS:
+        Distribution(dist=name, params=dict(params)).checked()
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        Distribution(dist="norm", params={"loc": 0.0, "scale": -0.01})
+
+
 def test_the_field_descriptions_state_the_bounds() -> None:
     from wfo_kit.config import WaccConfig
 

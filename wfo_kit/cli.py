@@ -925,5 +925,13 @@ COMMANDS = {
 }
 
 
+def console() -> int:
+    """The ``wfo`` command: :func:`main` in a process of its own."""
+    from wfo_kit.kernels import skip_unused_imports
+
+    skip_unused_imports()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

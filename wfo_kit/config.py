@@ -372,6 +372,14 @@ class Distribution(_Section):
 
     @model_validator(mode="after")
     def _known(self) -> Distribution:
+        if (self.dist, tuple(sorted(self.params.items()))) in SHIPPED_DISTRIBUTIONS:
+            # checked by tests/test_config.py against scipy; importing scipy.stats costs 1.6 s,
+            # which a batch would otherwise pay before its first worker starts
+            return self
+        return self.checked()
+
+    def checked(self) -> Distribution:
+        """This distribution, once scipy.stats has confirmed its name and parameters."""
         import warnings
 
         import numpy as np
@@ -399,6 +407,16 @@ class Distribution(_Section):
             msg = f"draws from {self.dist} with {self.params} are not finite"
             raise ValueError(msg)
         return self
+
+
+#: The Monte Carlo defaults (name, sorted parameters), valid without asking scipy each time.
+SHIPPED_DISTRIBUTIONS = frozenset(
+    {
+        ("norm", (("loc", 0.0), ("scale", 0.01))),
+        ("uniform", (("loc", -0.005), ("scale", 0.01))),
+        ("norm", (("loc", 1.0), ("scale", 0.1))),
+    }
+)
 
 
 class MonteCarloConfig(_Section):

@@ -68,6 +68,20 @@ def check_notebook(path: Path) -> None:
         raise ConfigurationError(msg, column="report.notebook")
 
 
+def skip_unused_imports() -> None:
+    """For a process of wfo's own (the ``wfo`` command, a batch worker), never the library's.
+
+    nbformat validates notebooks with jsonschema, whose optional "iri" format check imports
+    rfc3987-syntax, which builds a Lark grammar as it is imported: 1.3 s of CPU in every process
+    that imports Papermill or nbconvert (measured with ``python -X importtime``). No schema
+    wfo_kit or nbformat checks uses that format; jsonschema leaves the check out when the import
+    fails, as it does when the package is not installed.
+    """
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def ipc_kernel_manager() -> type:
     """A kernel manager on Unix-domain sockets instead of TCP ports.
 
