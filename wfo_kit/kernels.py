@@ -161,6 +161,13 @@ def _await_reply(client: Any, asked: str, *, timeout: float) -> None:
             return
 
 
+# _QUICK_CLIENTS: the short-lived clients here (a reset, a warm-up, early imports) open no
+# heartbeat channel. Its thread creates its socket after start_channels returns; a client closed
+# a few milliseconds later (a reset takes ~20 ms) could be closing the context under it, and the
+# thread then died with a traceback in the worker's log ("Too many open files" from zmq, seen
+# once in the suite). The run's own nbclient client watches the kernel's liveness.
+
+
 def run_code(km: Any, code: str, *, timeout: float) -> None:
     """Execute ``code`` on a running kernel through a client of its own, closed afterwards.
 
@@ -170,7 +177,7 @@ def run_code(km: Any, code: str, *, timeout: float) -> None:
 
     client = BlockingKernelClient()
     client.load_connection_info(km.get_connection_info())
-    client.start_channels()
+    client.start_channels(hb=False)  # see _QUICK_CLIENTS
     try:
         client.execute_interactive(code, timeout=timeout, store_history=False)
     finally:
@@ -218,7 +225,7 @@ def start_kernel_early(name: str = "wfo_kit") -> None:
         km = _take_kernel(name)
         client = BlockingKernelClient()
         client.load_connection_info(km.get_connection_info())
-        client.start_channels()
+        client.start_channels(hb=False)  # see _QUICK_CLIENTS
         asked = client.execute(EARLY_IMPORTS, silent=True, store_history=False)
     except Exception:  # see the docstring: best effort
         return
@@ -243,7 +250,7 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
     km = _take_kernel(name)
     client = BlockingKernelClient()
     client.load_connection_info(km.get_connection_info())
-    client.start_channels()
+    client.start_channels(hb=False)  # see _QUICK_CLIENTS
     try:
         asked = client.execute(PRELOAD, store_history=False)
         import papermill  # noqa: F401 - imported now, not during the first run
