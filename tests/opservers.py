@@ -184,3 +184,33 @@ def smtp_server(folder: Path, *, user: str, password: str) -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
+
+
+@contextmanager
+def served_with_report_csp(pages: dict[str, bytes]) -> Iterator[str]:
+    """Pages from a real HTTP server on loopback, with the CSP `wfo serve` sends a report with."""
+    import http.server
+    import threading
+
+    from wfo_kit.serve.runs import REPORT_CSP
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages[self.path.lstrip("/")]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", REPORT_CSP)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

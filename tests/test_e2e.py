@@ -12,6 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.opservers import served_with_report_csp
+
 pytestmark = pytest.mark.e2e
 
 BROWSER_ARGS = [
@@ -326,34 +328,9 @@ PICK_COMPANIES = """async (ids) => {
 
 @contextlib.contextmanager
 def _csp_server(report: Path) -> Iterator[str]:
-    """A real HTTP server on loopback sending ``report`` with `wfo serve`'s report CSP."""
-    import http.server
-    import threading
-
-    from wfo_kit.serve.runs import REPORT_CSP
-
-    body = report.read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Security-Policy", REPORT_CSP)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/report.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """``report`` from a real HTTP server on loopback with `wfo serve`'s report CSP."""
+    with served_with_report_csp({"report.html": report.read_bytes()}) as base:
+        yield f"{base}report.html"
 
 
 CHART_CONTENT = """() => [...document.querySelectorAll('.js-plotly-plot')]

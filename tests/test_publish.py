@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.opservers import served_with_report_csp
 from wfo_kit.publish import _FORBIDDEN, PLOTLY_EMBEDDINGS, compress_script, pack7, plotly_resources
 
 EDGE_CASES = [
@@ -193,36 +192,6 @@ def test_trace_types_read_what_plotly_writes_and_refuse_what_they_cannot_see() -
     assert trace_types("<p>no chart</p>") == frozenset()
 
 
-@contextlib.contextmanager
-def served(pages: dict[str, bytes]) -> Iterator[str]:
-    """Pages from a real HTTP server on loopback, with the CSP `wfo serve` sends a report with."""
-    import http.server
-    import threading
-
-    from wfo_kit.serve.runs import REPORT_CSP
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = pages[self.path.lstrip("/")]
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Security-Policy", REPORT_CSP)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_partial_bundle_draws_each_of_its_trace_types_under_the_serve_csp(
     tmp_path: Path, chromium: str
 ) -> None:
@@ -262,7 +231,7 @@ def test_partial_bundle_draws_each_of_its_trace_types_under_the_serve_csp(
     drawn = "() => [...document.querySelectorAll('.plotly-graph-div')].filter(e => e.querySelector('g.trace, g.hm image')).map(e => e.id)"  # noqa: E501
     with (
         sync_playwright() as p,
-        served({"ok.html": page.encode(), "damaged.html": damaged.encode()}) as url,
+        served_with_report_csp({"ok.html": page.encode(), "damaged.html": damaged.encode()}) as url,
     ):
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         tab = browser.new_page()
