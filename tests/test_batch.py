@@ -260,7 +260,9 @@ def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it
     from wfo_kit.config import resolve_config
 
     kernels._shutdown_warm_kernels()
+    starts = kernels.KERNEL_COUNTS["starts"]
     kernels.start_kernel_early("wfo_kit")
+    kernels.start_kernel_early("wfo_kit")  # a warm kernel is there: no second one
     (early,) = kernels._WARM["wfo_kit"]
     checker = notebook(
         tmp_path / "checker.ipynb",
@@ -269,7 +271,6 @@ def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it
         "assert '_m' not in globals(), 'the early imports bound a name'",
     )
     resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {checker}\n"))
-    starts = kernels.KERNEL_COUNTS["starts"]
     result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
     assert result.status == "succeeded", result.error
     assert kernels._WARM["wfo_kit"] == [early]

@@ -161,11 +161,21 @@ def _await_reply(client: Any, asked: str, *, timeout: float) -> None:
             return
 
 
-# _QUICK_CLIENTS: the short-lived clients here (a reset, a warm-up, early imports) open no
-# heartbeat channel. Its thread creates its socket after start_channels returns; a client closed
-# a few milliseconds later (a reset takes ~20 ms) could be closing the context under it, and the
-# thread then died with a traceback in the worker's log ("Too many open files" from zmq, seen
-# once in the suite). The run's own nbclient client watches the kernel's liveness.
+def _quick_client(km: Any) -> Any:
+    """A client of ``km``'s for a short exchange (a reset, a warm-up, early imports).
+
+    It opens no heartbeat channel: that channel's thread creates its socket after
+    start_channels returns, and a client closed a few milliseconds later (a reset takes ~20 ms)
+    could close the context under it; the thread then died with a traceback in the worker's log
+    ("Too many open files" from zmq, seen once in the suite). The run's own nbclient client
+    watches the kernel's liveness.
+    """
+    from jupyter_client.blocking import BlockingKernelClient
+
+    client = BlockingKernelClient()
+    client.load_connection_info(km.get_connection_info())
+    client.start_channels(hb=False)
+    return client
 
 
 def run_code(km: Any, code: str, *, timeout: float) -> None:
@@ -173,11 +183,7 @@ def run_code(km: Any, code: str, *, timeout: float) -> None:
 
     Used to give a reused kernel an empty namespace (``%reset -f``) and to warm one up.
     """
-    from jupyter_client.blocking import BlockingKernelClient
-
-    client = BlockingKernelClient()
-    client.load_connection_info(km.get_connection_info())
-    client.start_channels(hb=False)  # see _QUICK_CLIENTS
+    client = _quick_client(km)
     try:
         client.execute_interactive(code, timeout=timeout, store_history=False)
     finally:
@@ -215,17 +221,17 @@ def start_kernel_early(name: str = "wfo_kit") -> None:
     ``wfo run`` calls this as soon as its configuration is read: the kernel starts and imports
     (about 2 s) while the command imports Papermill and nbconvert and hashes the inputs, instead
     of after. The run then takes this kernel (``reuse_kernel=True``), with no reset; its requests
-    queue behind the imports on the kernel's shell channel. Best effort: any failure here leaves
-    the run to start its kernel as usual and to report a real problem itself.
+    queue behind the imports on the kernel's shell channel. A process that has a warm kernel
+    already starts none. Best effort: any failure here leaves the run to start its kernel as
+    usual and to report a real problem itself.
     """
-    from jupyter_client.blocking import BlockingKernelClient
-
+    with _WARM_LOCK:
+        if _WARM.get(name):
+            return  # a kernel is warm already: the run takes that one
     try:
         check_kernel(name)
         km = _take_kernel(name)
-        client = BlockingKernelClient()
-        client.load_connection_info(km.get_connection_info())
-        client.start_channels(hb=False)  # see _QUICK_CLIENTS
+        client = _quick_client(km)
         asked = client.execute(EARLY_IMPORTS, silent=True, store_history=False)
     except Exception:  # see the docstring: best effort
         return
@@ -245,12 +251,8 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
     and imports either. The kernel imports while this process imports Papermill and builds its
     HTML exporter (both about 2 s, measured): the two overlap instead of adding up.
     """
-    from jupyter_client.blocking import BlockingKernelClient
-
     km = _take_kernel(name)
-    client = BlockingKernelClient()
-    client.load_connection_info(km.get_connection_info())
-    client.start_channels(hb=False)  # see _QUICK_CLIENTS
+    client = _quick_client(km)
     try:
         asked = client.execute(PRELOAD, store_history=False)
         import papermill  # noqa: F401 - imported now, not during the first run
@@ -273,6 +275,7 @@ def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
                 atexit.register(_shutdown_warm_kernels)
             _WARM.setdefault(name, []).append(km)
         return
+    _close_early_client(km)
     with contextlib.suppress(Exception):
         run_sync(km.shutdown_kernel)(now=True)
 
