@@ -159,7 +159,12 @@ def test_shocks_of_one_configuration_are_drawn_once_and_read_only() -> None:
         simulation_shocks(config),
         simulation_shocks(MonteCarloConfig(draws=2000, seed=7)),
     )
-    assert first is again
+    assert all(first[k] is again[k] for k in first)  # drawn once
+    scale = first["cash_flow_scale"]
+    again["cash_flow_scale"] = scale * 2  # a caller's own dict: the kept shocks are unchanged
+    again.pop("discount_rate_shift")
+    assert simulation_shocks(config).keys() == first.keys()
+    assert simulation_shocks(config)["cash_flow_scale"] is scale
     for values in first.values():
         assert not values.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
@@ -167,4 +172,26 @@ def test_shocks_of_one_configuration_are_drawn_once_and_read_only() -> None:
     other = simulation_shocks(MonteCarloConfig(draws=2000, seed=8))
     assert not np.array_equal(other["discount_rate_shift"], first["discount_rate_shift"])
     large = MonteCarloConfig(draws=200_000, seed=7)
-    assert simulation_shocks(large) is not simulation_shocks(large)
+    assert (
+        simulation_shocks(large)["cash_flow_scale"]
+        is not simulation_shocks(large)["cash_flow_scale"]
+    )
+
+
+def test_a_failing_chunk_stops_the_other_threads() -> None:
+    import time
+
+    from wfo_kit.risk import _each_chunk
+
+    done: list[int] = []
+
+    def work(start: int, _buffers: np.ndarray) -> None:
+        if start == 0:
+            msg = "chunk 0 failed"
+            raise ValueError(msg)
+        time.sleep(0.001)
+        done.append(start)
+
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        _each_chunk(range(1000), work, buffers=lambda: np.empty(1), threads=2)
+    assert len(done) < 100  # without the stop: all 999 other chunks ran first
