@@ -55,6 +55,78 @@ def test_revalue_says_why_when_rate_is_not_above_growth(ctx: RunContext) -> None
     assert result["reason"] == "discount rate 0.03 must exceed terminal growth 0.03"
 
 
+def _valued_at(
+    rate: float, growth: float, forecast: str, margin: float | None = None
+) -> RunContext:
+    """The sample valued with every company at one discount rate and terminal growth (and
+    target margin, driver forecasts): the configuration wins over the rows."""
+    config = load_config()
+    drivers = config.valuation.drivers.model_copy(update={"target_margin": margin})
+    valuation = config.valuation.model_copy(
+        update={
+            "drivers": drivers,
+            "forecast": forecast,
+            "precedence": "config",
+            "rate_source": "given",
+            "discount_rate": rate,
+            "terminal_growth": growth,
+        }
+    )
+    return run_pipeline(
+        RunContext(config.model_copy(update={"valuation": valuation})),
+        ["load", "validate", "value"],
+    )
+
+
+@pytest.mark.parametrize("forecast", ["explicit", "drivers"])
+def test_revalue_at_new_rates_is_the_pipeline_at_those_rates_where_the_configuration_wins(
+    forecast: str,
+) -> None:
+    """The slider's rate applies even where valuation.precedence makes the configured rate win
+    over the row (it used to be replaced by the configured one: the slider did nothing); one
+    :func:`prepare` per company serves every rate, through an r <= g exclusion and back."""
+    from wfo_kit.explore import prepare
+
+    at_8, at_11 = _valued_at(0.08, 0.02, forecast), _valued_at(0.11, 0.025, forecast)
+    expected = at_11["dcf_detail"].select("company_id", "value_per_share")
+    assert expected.height >= 20
+    bounds = at_11["valuations"].filter(pl.col("method") == "dcf")
+    for company_id, value in expected.iter_rows():
+        prepared = prepare(at_8, company_id)
+        first = revalue(at_8, Assumptions(company_id, 0.11, 0.025), prepared=prepared)
+        excluded = revalue(at_8, Assumptions(company_id, 0.02, 0.02), prepared=prepared)
+        again = revalue(at_8, Assumptions(company_id, 0.11, 0.025), prepared=prepared)
+        assert first["dcf"] == pytest.approx(value, rel=1e-12), company_id
+        assert again["dcf"] == first["dcf"]
+        assert excluded["dcf"] is None
+        assert excluded["reason"] == "discount rate 0.02 must exceed terminal growth 0.02"
+        row = bounds.filter(pl.col("company_id") == company_id).row(0, named=True)
+        dcf = first["methods"].filter(pl.col("method") == "dcf").row(0, named=True)
+        assert (dcf["low"], dcf["high"]) == pytest.approx((row["low"], row["high"]), rel=1e-12)
+
+
+def test_the_margin_box_wins_over_a_configured_margin_and_none_leaves_it() -> None:
+    at_30 = _valued_at(0.09, 0.02, "drivers", margin=0.30)
+    at_15 = _valued_at(0.09, 0.02, "drivers", margin=0.15)
+    for company_id, value in at_15["dcf_detail"].select("company_id", "value_per_share").rows():
+        moved = revalue(at_30, Assumptions(company_id, 0.09, 0.02, target_margin=0.15))
+        assert moved["dcf"] == pytest.approx(value, rel=1e-12), company_id
+        unset = revalue(at_15, Assumptions(company_id, 0.09, 0.02))
+        assert unset["dcf"] == pytest.approx(value, rel=1e-12), company_id
+
+
+def test_a_prepared_company_is_not_used_for_another(ctx: RunContext) -> None:
+    from wfo_kit.explore import prepare
+
+    row = ctx["dcf_detail"].filter(pl.col("company_id") == "C002").row(0, named=True)
+    result = revalue(
+        ctx,
+        Assumptions("C002", row["discount_rate"], row["terminal_growth"]),
+        prepared=prepare(ctx, "C001"),
+    )
+    assert result["dcf"] == pytest.approx(row["value_per_share"], rel=1e-12)
+
+
 def test_scenarios_and_simulation_follow_the_assumptions(ctx: RunContext) -> None:
     row = ctx["dcf_detail"].filter(pl.col("company_id") == "C001").row(0, named=True)
     own = revalue(ctx, Assumptions("C001", row["discount_rate"], row["terminal_growth"]))

@@ -7,7 +7,7 @@ wires it to ipywidgets controls and Plotly ``FigureWidget``s that update in plac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,11 +15,11 @@ import polars as pl
 
 from wfo_kit.blend import blend_values
 from wfo_kit.charts import range_bars
-from wfo_kit.config import ValuationConfig
-from wfo_kit.dcf import enterprise_value_parts, per_share_from_ev
+from wfo_kit.config import ValuationConfig, config_wins
+from wfo_kit.dcf import DcfInputs, enterprise_value_parts, per_share_from_ev
 from wfo_kit.risk import monte_carlo, scenario_values, sensitivity_rate_growth, value_range
 from wfo_kit.trust import plotly_text
-from wfo_kit.value import prepare_dcf
+from wfo_kit.value import forecast_inputs, prepare_dcf, with_rate_checks
 
 
 @dataclass(frozen=True)
@@ -32,49 +32,103 @@ class Assumptions:
     weights: tuple[tuple[str, float], ...] = ()
 
 
-def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prepared:
+    """What re-valuing one company needs that no slider moves: its row, the other methods as
+    the run valued them, and (explicit forecasts) its DCF inputs before any rate is applied
+    with the companies the forecast excludes. See :func:`prepare`."""
+
+    company_id: str
+    company: pl.DataFrame
+    others: pl.DataFrame
+    forecast: tuple[DcfInputs, pl.DataFrame] | None
+
+
+def prepare(ctx: Any, company_id: str) -> Prepared:
+    """The slider-independent part of :func:`revalue` for one company (reused while only the
+    sliders move: the explorer keeps one per company)."""
+    valuation: ValuationConfig = ctx.config.valuation
+    company = ctx["companies"].filter(pl.col("company_id") == company_id)
+    if company.height == 0:
+        msg = f"company {company_id!r} has no valid company row"
+        raise KeyError(msg)
+    others = (
+        ctx["valuations"]
+        .filter((pl.col("company_id") == company_id) & (pl.col("method") != "dcf"))
+        .select("company_id", "method", "status", "reason", "low", "value_per_share", "high")
+    )
+    forecast = None
+    if valuation.forecast != "drivers":
+        # Explicit flows do not depend on the rates: forecast once, apply each rate after.
+        inputs, _, excluded = forecast_inputs(
+            {"companies": company, "financials": ctx["financials"]},
+            _given_rates(valuation, moved=("discount_rate", "terminal_growth")),
+        )
+        forecast = (inputs, excluded)
+    return Prepared(company_id, company, others, forecast)
+
+
+def _given_rates(valuation: ValuationConfig, *, moved: tuple[str, ...]) -> ValuationConfig:
+    """The valuation settings under which the explorer's inputs apply: rates as given (the
+    slider's, not a WACC), and the slider's value winning over a configured one that would
+    otherwise win over the row (``valuation.precedence``) and leave the slider without effect."""
+    wins = [a for a in config_wins(valuation) if a not in moved]
+    return valuation.model_copy(update={"rate_source": "given", "precedence": wins or "rows"})
+
+
+def revalue(
+    ctx: Any, assumptions: Assumptions, *, prepared: Prepared | None = None
+) -> dict[str, Any]:
     """Re-value one company: DCF under the assumptions, the other methods as run, the blend.
 
     Returns ``dcf`` (value per share or None with ``reason``), ``methods`` (frame of method,
-    low, value_per_share, high), ``blend`` (low/base/high) and ``sensitivity`` (the grid around
-    the new rate and growth).
+    low, value_per_share, high), ``blend`` (low/base/high), ``sensitivity`` (the grid around
+    the new rate and growth), ``scenarios``, ``simulation`` and ``draws``. ``prepared``
+    (:func:`prepare` for the same company) saves the work no assumption changes.
     """
     valuation: ValuationConfig = ctx.config.valuation
-    company = ctx["companies"].filter(pl.col("company_id") == assumptions.company_id)
-    if company.height == 0:
-        msg = f"company {assumptions.company_id!r} has no valid company row"
-        raise KeyError(msg)
-    overrides: dict[str, Any] = {
-        "discount_rate": assumptions.discount_rate,
-        "terminal_growth": assumptions.terminal_growth,
-    }
-    scale = 1.0
+    if prepared is None or prepared.company_id != assumptions.company_id:
+        prepared = prepare(ctx, assumptions.company_id)
+    rate, growth, scale = assumptions.discount_rate, assumptions.terminal_growth, 1.0
     if assumptions.scenario:
         scenario = next(s for s in valuation.scenarios if s.name == assumptions.scenario)
-        overrides["discount_rate"] += scenario.discount_rate_delta
-        overrides["terminal_growth"] += scenario.terminal_growth_delta
+        rate += scenario.discount_rate_delta
+        growth += scenario.terminal_growth_delta
         scale = scenario.cash_flow_scale
-    if assumptions.target_margin is not None:
-        overrides["target_margin"] = assumptions.target_margin
-    config = valuation.model_copy(update={"rate_source": "given"})
+    margin = (
+        {} if assumptions.target_margin is None else {"target_margin": assumptions.target_margin}
+    )
+    config = _given_rates(valuation, moved=("discount_rate", "terminal_growth", *margin))
 
-    def dcf_inputs(values: dict[str, Any]) -> tuple[Any, pl.DataFrame]:
-        assumed = company.with_columns(pl.lit(v, pl.Float64).alias(k) for k, v in values.items())
+    def dcf_inputs(rate: float, growth: float) -> tuple[DcfInputs, pl.DataFrame]:
+        moved = {"discount_rate": rate, "terminal_growth": growth}
+        if prepared.forecast is not None:
+            forecast, excluded = prepared.forecast
+            rated = replace(
+                forecast,
+                companies=forecast.companies.with_columns(
+                    pl.lit(v, pl.Float64).alias(k) for k, v in moved.items()
+                ),
+            )
+            inputs, bad = with_rate_checks(rated, config)
+            return inputs, pl.concat([excluded, bad])
+        # Driver forecasts re-project their flows at the rates and target margin.
+        assumed = prepared.company.with_columns(
+            pl.lit(v, pl.Float64).alias(k) for k, v in {**moved, **margin}.items()
+        )
         inputs, _, excluded = prepare_dcf(
             {"companies": assumed, "financials": ctx["financials"]}, config
         )
         return inputs, excluded
 
-    inputs, excluded = dcf_inputs(overrides)
+    inputs, excluded = dcf_inputs(rate, growth)
     # Scenarios and the simulation move with the sliders, around the assumptions without the
     # selected scenario's own shifts (which they would otherwise apply twice).
-    unshifted = {
-        **overrides,
-        "discount_rate": assumptions.discount_rate,
-        "terminal_growth": assumptions.terminal_growth,
-    }
-    base_inputs = inputs if not assumptions.scenario else dcf_inputs(unshifted)[0]
-    rows = []
+    base_inputs = (
+        inputs
+        if not assumptions.scenario
+        else dcf_inputs(assumptions.discount_rate, assumptions.terminal_growth)[0]
+    )
     dcf_value = None
     reason = None
     if inputs.companies.height:
@@ -83,36 +137,15 @@ def revalue(ctx: Any, assumptions: Assumptions) -> dict[str, Any]:
         bounds = value_range(
             inputs, deltas=valuation.range, terminal=valuation.terminal, flow_scale=scale
         ).row(0, named=True)
-        rows.append(
-            {
-                "company_id": assumptions.company_id,
-                "method": "dcf",
-                "status": "valued",
-                "reason": None,
-                "low": bounds["low"],
-                "value_per_share": dcf_value,
-                "high": bounds["high"],
-            }
-        )
+        row = ("valued", None, bounds["low"], dcf_value, bounds["high"])
     else:
         reason = excluded["reason"][0] if excluded.height else "not valued"
-        rows.append(
-            {
-                "company_id": assumptions.company_id,
-                "method": "dcf",
-                "status": "excluded",
-                "reason": reason,
-                "low": None,
-                "value_per_share": None,
-                "high": None,
-            }
-        )
-    others = (
-        ctx["valuations"]
-        .filter((pl.col("company_id") == assumptions.company_id) & (pl.col("method") != "dcf"))
-        .select("company_id", "method", "status", "reason", "low", "value_per_share", "high")
+        row = ("excluded", reason, None, None, None)
+    others = prepared.others
+    dcf_row = pl.DataFrame(
+        [(assumptions.company_id, "dcf", *row)], schema=others.schema, orient="row"
     )
-    methods = pl.concat([pl.DataFrame(rows, schema=others.schema), others])
+    methods = pl.concat([dcf_row, others])
     # the pipeline's blend: weights renormalised per company there, missing bounds named there
     blend = blend_values(methods, weights=dict(assumptions.weights) or dict(valuation.blend)).row(
         0, named=True
@@ -232,6 +265,7 @@ class Explorer:
         from wfo_kit.charts import PRICE_COLOR, TEMPLATE, method_color
 
         self.ctx = ctx
+        self._prepared: Prepared | None = None
         self._method_color = method_color
         valued = explorer_companies(ctx)
         info = ctx["input_companies"].unique("company_id", keep="first")
@@ -392,8 +426,16 @@ class Explorer:
             return None
         return percent_input(self.margin.value, own if own is not None else 0.0)
 
+    def prepared(self) -> Prepared:
+        """The selected company's slider-independent inputs (:func:`prepare`), kept while the
+        company stays selected."""
+        company = self.company.value
+        if self._prepared is None or self._prepared.company_id != company:
+            self._prepared = prepare(self.ctx, company)
+        return self._prepared
+
     def update(self) -> dict[str, Any]:
-        result = revalue(self.ctx, self.assumptions())
+        result = revalue(self.ctx, self.assumptions(), prepared=self.prepared())
         info = self.info.get(self.company.value, {})
         currency = plotly_text(info.get("currency") or "")
         per_share = f"Value per share ({currency})" if currency else "Value per share"

@@ -149,29 +149,35 @@ def scenario_values(
     inputs: DcfInputs, scenarios: list[Scenario], *, terminal: Terminal
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(per company and scenario, probability-weighted value per company with a reason if null)."""
-    rows = []
-    for scenario in scenarios:
-        rate = inputs.rate + scenario.discount_rate_delta
-        growth = inputs.growth + scenario.terminal_growth_delta
-        value = _per_share(
-            inputs, rate=rate, growth=growth, terminal=terminal, flow_scale=scenario.cash_flow_scale
-        )
-        rows.append(
-            pl.DataFrame(
-                {
-                    "company_id": inputs.companies["company_id"],
-                    "scenario": scenario.name,
-                    "probability": scenario.probability,
-                    "discount_rate": rate,
-                    "terminal_growth": growth,
-                    "cash_flow_scale": scenario.cash_flow_scale,
-                    "value_per_share": value,
-                }
-            ).with_columns(pl.col("value_per_share").fill_nan(None))
-        )
-    per_scenario = pl.concat(rows) if rows else pl.DataFrame()
-    if not rows:
-        return per_scenario, pl.DataFrame()
+    if not scenarios:
+        return pl.DataFrame(), pl.DataFrame()
+    n = inputs.companies.height
+    rate = np.stack([inputs.rate + s.discount_rate_delta for s in scenarios])
+    growth = np.stack([inputs.growth + s.terminal_growth_delta for s in scenarios])
+    value = np.stack(
+        [
+            _per_share(inputs, rate=r, growth=g, terminal=terminal, flow_scale=s.cash_flow_scale)
+            for s, r, g in zip(scenarios, rate, growth, strict=True)
+        ]
+    )
+    # One frame, scenario by scenario (each of its rows: every company in company order).
+    each = np.repeat(np.arange(len(scenarios)), n)
+    per_scenario = pl.DataFrame(
+        {
+            "company_id": inputs.companies["company_id"].gather(
+                np.tile(np.arange(n), len(scenarios))
+            ),
+            "scenario": pl.Series([s.name for s in scenarios], dtype=pl.String).gather(each),
+            "probability": np.array([s.probability for s in scenarios], dtype=np.float64)[each],
+            "discount_rate": rate.reshape(-1),
+            "terminal_growth": growth.reshape(-1),
+            "cash_flow_scale": np.array([s.cash_flow_scale for s in scenarios], dtype=np.float64)[
+                each
+            ],
+            "value_per_share": value.reshape(-1),
+        },
+        nan_to_null=True,
+    )
     weighted = per_scenario.group_by("company_id", maintain_order=True).agg(
         pl.when(pl.col("value_per_share").null_count() == 0)
         .then(group_sum(pl.col("value_per_share") * pl.col("probability")))

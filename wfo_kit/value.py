@@ -71,6 +71,21 @@ def prepare_dcf(
 
     The inputs' companies are in company_id order, so is every table built from them.
     """
+    inputs, tables, excluded = forecast_inputs(valid, valuation)
+    inputs, bad = with_rate_checks(inputs, valuation)
+    return inputs, tables, pl.concat([excluded, bad])
+
+
+def forecast_inputs(
+    valid: dict[str, pl.DataFrame], valuation: ValuationConfig
+) -> tuple[DcfInputs, dict[str, pl.DataFrame], pl.DataFrame]:
+    """:func:`prepare_dcf` up to the forecast: every company with its flows, rates as given,
+    no stable-phase rate and no r <= g exclusion yet (:func:`with_rate_checks` adds both).
+
+    With explicit forecasts nothing here depends on the rates beyond the companies'
+    ``discount_rate`` and ``terminal_growth`` columns, so a caller that only moves the rates
+    (the explorer) may replace those columns and call :func:`with_rate_checks` again.
+    """
     ordered = valid["companies"].sort("company_id", maintain_order=True)
     companies = apply_precedence(ordered, valuation=valuation)
     companies = with_discount_rates(companies, valuation=valuation)
@@ -109,9 +124,15 @@ def prepare_dcf(
             taxes=tax_path(companies, valuation),
         )
         tables = {"fcff": flows}
-    inputs = with_rate_path(inputs, valuation)
-    inputs, bad = drop_unvaluable(inputs, terminal=valuation.terminal)
-    return inputs, tables, pl.concat([gaps, excluded, bad])
+    return inputs, tables, pl.concat([gaps, excluded])
+
+
+def with_rate_checks(
+    inputs: DcfInputs, valuation: ValuationConfig
+) -> tuple[DcfInputs, pl.DataFrame]:
+    """The inputs with their stable-phase rate, less the companies whose rates cannot be valued
+    (r <= g, no rate); those are returned with their reason."""
+    return drop_unvaluable(with_rate_path(inputs, valuation), terminal=valuation.terminal)
 
 
 def tax_path(companies: pl.DataFrame, valuation: ValuationConfig) -> TaxPath | None:
