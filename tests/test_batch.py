@@ -251,6 +251,57 @@ def test_a_reused_kernel_starts_empty_with_the_libraries_frozen(tmp_path: Path) 
     assert result.status == "succeeded", result.error
 
 
+@pytest.mark.parametrize("reuse_kernel", [True, False], ids=["warm", "cold"])
+def test_a_client_readied_without_a_quiet_wait_loses_no_output(
+    tmp_path: Path, reuse_kernel: bool
+) -> None:
+    # The run's client is ready once the kernel answered kernel_info on both channels
+    # (kernels._until_ready), not after 0.2 s of silence on IOPub: every output of the first
+    # cells must still arrive, run after run; and our kernels keep no IPython history.
+    import nbformat
+
+    from wfo_kit import kernels, runs
+    from wfo_kit.config import resolve_config
+
+    talker = notebook(
+        tmp_path / "talker.ipynb",
+        "assert not get_ipython().history_manager.enabled, 'the kernel keeps a history'\n"
+        "for i in range(50):\n    print(i)",
+    )
+    resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {talker}\n"))
+    kernels._shutdown_warm_kernels()
+    for _ in range(4 if reuse_kernel else 2):
+        result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=reuse_kernel)
+        assert result.status == "succeeded", result.error
+        (path,) = result.run_dir.glob("*.ipynb")
+        executed = nbformat.read(str(path), as_version=4)
+        *_, first, last = executed.cells  # after the parameters and papermill's injected cell
+        assert "".join(o.get("text", "") for o in first.outputs) == "started\n"
+        printed = "".join(o.get("text", "") for o in last.outputs)
+        assert printed == "".join(f"{i}\n" for i in range(50))
+    kernels._shutdown_warm_kernels()
+
+
+def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from wfo_kit.kernels import _until_ready
+
+    km = AsyncKernelManager(kernel_name="wfo_kit")
+    asyncio.run(km.start_kernel())
+    try:
+        asyncio.run(km.signal_kernel(signal.SIGKILL))
+        kc = km.client()
+        kc.start_channels()
+        with pytest.raises(RuntimeError, match="Kernel died"):
+            asyncio.run(_until_ready(kc, timeout=30))
+        kc.stop_channels()
+    finally:
+        asyncio.run(km.cleanup_resources())
+
+
 def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it(
     tmp_path: Path,
 ) -> None:
