@@ -178,6 +178,58 @@ def test_shocks_of_one_configuration_are_drawn_once_and_read_only() -> None:
     )
 
 
+def test_shocks_kept_in_the_step_cache_are_the_drawn_ones_to_the_bit(tmp_path) -> None:
+    from wfo_kit import cache, risk
+    from wfo_kit.config import CacheConfig
+
+    settings = CacheConfig(dir=str(tmp_path / "steps"))
+    config = MonteCarloConfig(draws=1000, seed=11)
+    drawn = risk._shocks(config)
+    stored = simulation_shocks(config, cache=settings)
+    (entry,) = (tmp_path / "steps").iterdir()
+    risk._KEPT.clear()  # as a new process: neither level in memory
+    cache.clear_memory()
+    found = simulation_shocks(config, cache=settings)
+    for name, values in drawn.items():
+        np.testing.assert_array_equal(stored[name], values, strict=True)
+        np.testing.assert_array_equal(found[name], values, strict=True)
+        assert not found[name].flags.writeable
+    # An entry that is not whole is a miss, removed, and the shocks are drawn again.
+    for file in entry.glob("*.arrow"):
+        file.write_bytes(file.read_bytes()[:-7])
+    risk._KEPT.clear()
+    cache.clear_memory()
+    redrawn = simulation_shocks(config, cache=settings)
+    np.testing.assert_array_equal(redrawn["cash_flow_scale"], drawn["cash_flow_scale"])
+    # Without the cache (--no-cache) nothing is written.
+    off = CacheConfig(dir=str(tmp_path / "off"), enabled=False)
+    simulation_shocks(MonteCarloConfig(draws=1000, seed=12), cache=off)
+    assert not (tmp_path / "off").exists()
+
+
+def test_a_run_whose_shocks_are_stored_never_imports_scipy(tmp_path) -> None:
+    # The point of storing them: a kernel that valued once before starts without scipy.stats.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from wfo_kit.config import load_config\n"
+        "from wfo_kit.pipeline import RunContext, run_pipeline\n"
+        "ctx = run_pipeline(RunContext(load_config()), ['load', 'validate', 'value'])\n"
+        "assert ctx['simulation'].height > 0\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        for _ in range(2)
+    ]
+    assert runs == ["True", "False"]
+
+
 def test_a_failing_chunk_stops_the_other_threads() -> None:
     import time
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from wfo_kit.blend import blend_values
 from wfo_kit.charts import range_bars
-from wfo_kit.config import ValuationConfig, config_wins
+from wfo_kit.config import CacheConfig, ValuationConfig, config_wins
 from wfo_kit.dcf import DcfInputs, enterprise_value_parts, per_share_from_ev
 from wfo_kit.risk import monte_carlo, scenario_values, sensitivity_rate_growth, value_range
 from wfo_kit.trust import plotly_text
@@ -159,7 +159,9 @@ def revalue(
         if inputs.companies.height
         else pl.DataFrame()
     )
-    scenarios, simulation, draws = _risk(base_inputs, valuation, assumptions.company_id)
+    scenarios, simulation, draws = _risk(
+        base_inputs, valuation, assumptions.company_id, shock_cache=ctx.config.cache
+    )
     return {
         "dcf": dcf_value,
         "reason": reason,
@@ -177,7 +179,11 @@ EXPLORER_DRAWS = 2000
 
 
 def _risk(
-    inputs: Any, valuation: ValuationConfig, company_id: str
+    inputs: Any,
+    valuation: ValuationConfig,
+    company_id: str,
+    *,
+    shock_cache: CacheConfig | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The company's scenarios, and a Monte Carlo of up to :data:`EXPLORER_DRAWS` draws (its
     summary and its draws), under the explorer's assumptions; empty frames where not computed."""
@@ -194,7 +200,11 @@ def _risk(
     draws = min(valuation.monte_carlo.draws, EXPLORER_DRAWS)
     config = valuation.monte_carlo.model_copy(update={"draws": draws})
     simulation, kept = monte_carlo(
-        inputs, config, terminal=valuation.terminal, keep_draws=[company_id]
+        inputs,
+        config,
+        terminal=valuation.terminal,
+        keep_draws=[company_id],
+        shock_cache=shock_cache,
     )
     return scenarios, simulation, kept
 

@@ -196,9 +196,11 @@ def run_code(km: Any, code: str, *, timeout: float) -> None:
 
 
 # Imports, plus one small valuation of the bundled sample: first calls (Pandera building its
-# schemas, Plotly loading its templates) cost more than the imports themselves.
+# schemas, Plotly loading its templates) cost more than the imports themselves. No scipy.stats:
+# the Monte Carlo's shocks come from the step cache once any run has stored them (see
+# risk.simulation_shocks); a kernel imports it only to draw shocks not stored yet.
 PRELOAD = """
-import polars, pandera.polars, plotly.graph_objects, scipy.stats
+import polars, pandera.polars, plotly.graph_objects
 import wfo_kit.charts, wfo_kit.display, wfo_kit.summary
 from wfo_kit.config import load_config as _load
 from wfo_kit.pipeline import RunContext as _Ctx, run_pipeline as _run
@@ -214,7 +216,7 @@ __import__("gc").freeze()  # the libraries are for keeps: later resets need not 
 # What a run's first cell imports anyway; a kernel started early imports it while the caller
 # is still busy. Names are not bound: the notebook starts from an empty namespace.
 EARLY_IMPORTS = (
-    "for _m in ('polars', 'pandera.polars', 'scipy.stats', 'wfo_kit.pipeline', 'wfo_kit.charts',"
+    "for _m in ('polars', 'pandera.polars', 'wfo_kit.pipeline', 'wfo_kit.charts',"
     " 'wfo_kit.display', 'wfo_kit.summary'): __import__('importlib').import_module(_m)\n"
     "del _m"
 )

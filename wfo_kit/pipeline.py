@@ -294,6 +294,7 @@ def value_step(ctx: RunContext) -> dict[str, pl.DataFrame]:
         valuation=ctx.config.valuation,
         universe=universe,
         quarantine=ctx.frames["quarantine"],
+        shock_cache=ctx.config.cache,
     )
     columns = {c for frame in (*ctx.frames.values(), *out.values()) for c in frame.columns}
     out["setting_effects"] = setting_effects(

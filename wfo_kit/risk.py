@@ -9,7 +9,6 @@ parameters: a driver forecast is re-projected at each r and g (see ``DcfInputs.m
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import warnings
@@ -20,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
-from wfo_kit.config import MonteCarloConfig, RangeConfig, Scenario
+from wfo_kit.config import CacheConfig, MonteCarloConfig, RangeConfig, Scenario
 from wfo_kit.dcf import (
     DcfInputs,
     Terminal,
@@ -211,23 +210,78 @@ def uniform_draws(config: MonteCarloConfig, dims: int) -> np.ndarray:
     return np.clip(points, 1e-12, 1 - 1e-12)
 
 
-def simulation_shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
+def simulation_shocks(
+    config: MonteCarloConfig, *, cache: CacheConfig | None = None
+) -> dict[str, np.ndarray]:
     """Per-draw shocks for each configured variable (common to all companies), read-only.
 
-    They depend on the configuration alone, so small sets are kept: the explorer draws the same
-    2,000 on every slider move (frozen scipy distributions and their ppf cost ~3 ms of each).
+    They depend on the configuration alone, so small sets are kept: in this process (the
+    explorer draws the same 2,000 on every slider move; frozen scipy distributions and their
+    ppf cost ~3 ms of each), and with ``cache`` (the step cache's settings, enabled) on disk as
+    a step-cache entry keyed by the configuration and the SciPy and NumPy versions. A kernel
+    that finds them there never imports scipy.stats (about 0.9 s of CPU at each kernel's start,
+    measured).
     """
-    if config.draws <= _KEPT_SHOCK_DRAWS:
-        return dict(_kept_shocks(config.model_dump_json()))  # a caller may rebind its keys
-    return _shocks(config)
+    if config.draws > _KEPT_SHOCK_DRAWS:
+        return _shocks(config)
+    text = config.model_dump_json()
+    with _KEPT_LOCK:
+        shocks = _KEPT.get(text)
+    if shocks is None:
+        stored = cache is not None and cache.enabled
+        shocks = _stored_shocks(config, cache) if stored else None  # type: ignore[arg-type]
+        if shocks is None:
+            shocks = _shocks(config)
+            if stored:
+                _store_shocks(config, shocks, cache)  # type: ignore[arg-type]
+        with _KEPT_LOCK:
+            _KEPT[text] = shocks
+            while len(_KEPT) > _KEPT_CONFIGS:
+                del _KEPT[next(iter(_KEPT))]  # the oldest
+    return dict(shocks)  # a caller may rebind its keys
 
 
 _KEPT_SHOCK_DRAWS = 100_000
+_KEPT_CONFIGS = 8
+_KEPT: dict[str, dict[str, np.ndarray]] = {}
+_KEPT_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=8)
-def _kept_shocks(config_json: str) -> dict[str, np.ndarray]:
-    return _shocks(MonteCarloConfig.model_validate_json(config_json))
+def _shock_key(config: MonteCarloConfig) -> str:
+    from importlib.metadata import version
+
+    from wfo_kit.cache import step_key
+
+    # scipy's version from its metadata: importing scipy is what a hit saves
+    material = {"monte_carlo": config.model_dump(mode="json"), "scipy": version("scipy")}
+    return step_key("monte_carlo_shocks", {**material, "numpy": np.__version__})
+
+
+def _stored_shocks(config: MonteCarloConfig, cache: CacheConfig) -> dict[str, np.ndarray] | None:
+    from wfo_kit.cache import lookup
+
+    hit = lookup(_shock_key(config), cache)
+    if hit is None or "shocks" not in hit.frames:
+        return None
+    frame = hit.frames["shocks"]
+    if set(frame.columns) != set(SHOCK_NAMES) or frame.null_count().sum_horizontal()[0]:
+        return None
+    shocks = {name: frame[name].to_numpy().copy() for name in SHOCK_NAMES}
+    for values in shocks.values():
+        values.flags.writeable = False
+    return shocks
+
+
+def _store_shocks(
+    config: MonteCarloConfig, shocks: dict[str, np.ndarray], cache: CacheConfig
+) -> None:
+    from wfo_kit.cache import store
+
+    store(_shock_key(config), {"shocks": pl.DataFrame(shocks)}, cache)
+
+
+#: The shocks every simulation draws (a variable not configured: its neutral value).
+SHOCK_NAMES = ("discount_rate_shift", "terminal_growth_shift", "cash_flow_scale")
 
 
 def _shocks(config: MonteCarloConfig) -> dict[str, np.ndarray]:
@@ -284,6 +338,7 @@ def monte_carlo(
     chunk_bytes: int = 512 << 10,
     keep_draws: list[str] | None = None,
     threads: int | None = None,
+    shock_cache: CacheConfig | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per-company simulation summary, and the raw draws of the companies in ``keep_draws``.
 
@@ -302,7 +357,7 @@ def monte_carlo(
     non-finite value (x / 0 or a negative spread clipped to 0) and is rejected like any other
     non-finite draw. Other inputs go through :func:`~wfo_kit.dcf.enterprise_value_parts`.
     """
-    shocks = simulation_shocks(config)
+    shocks = simulation_shocks(config, cache=shock_cache)
     draws = shocks["cash_flow_scale"].shape[0]
     n = inputs.companies.height
     # a driver forecast is re-projected per draw: (companies x draws x years) flows in a chunk

@@ -18,7 +18,7 @@ from wfo_kit.accuracy import accuracy_table
 from wfo_kit.assets import value_assets
 from wfo_kit.blend import blend_values
 from wfo_kit.comparables import value_comparables
-from wfo_kit.config import ValuationConfig
+from wfo_kit.config import CacheConfig, ValuationConfig
 from wfo_kit.dated import xnpv_frame
 from wfo_kit.dcf import (
     DcfInputs,
@@ -394,9 +394,16 @@ def _routed(
 
 
 def risk_tables(
-    inputs: DcfInputs, valid: dict[str, pl.DataFrame], valuation: ValuationConfig
+    inputs: DcfInputs,
+    valid: dict[str, pl.DataFrame],
+    valuation: ValuationConfig,
+    *,
+    shock_cache: CacheConfig | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Sensitivity grids, scenarios, Monte Carlo and reverse DCF for the DCF-valued companies."""
+    """Sensitivity grids, scenarios, Monte Carlo and reverse DCF for the DCF-valued companies.
+
+    ``shock_cache``: the step cache's settings, where the simulation's shocks are kept.
+    """
     out: dict[str, pl.DataFrame] = {}
     if inputs.companies.height == 0:
         return out
@@ -424,6 +431,7 @@ def risk_tables(
             valuation.monte_carlo,
             terminal=valuation.terminal,
             keep_draws=inputs.companies["company_id"].head(20).to_list(),
+            shock_cache=shock_cache,
         )
     out["reverse_dcf"] = _reverse(inputs, valid, valuation)
     return out
@@ -482,11 +490,13 @@ def value_companies(
     valuation: ValuationConfig,
     universe: pl.Series,
     quarantine: pl.DataFrame,
+    shock_cache: CacheConfig | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Run every configured method, risk analyses and the blend.
 
     ``universe`` is every company id seen in the input; ``quarantine`` explains those whose
-    company row did not pass validation. Returns ``valuations``, ``blend`` and detail tables.
+    company row did not pass validation; ``shock_cache`` (the step cache's settings) keeps the
+    Monte Carlo's shocks. Returns ``valuations``, ``blend`` and detail tables.
     """
     universe = universe.drop_nulls().unique().sort()
     rejected = (
@@ -504,7 +514,7 @@ def value_companies(
         result = _routed(method_function(method)(valid, valuation), valid, valuation, method)
         out.update(result.tables)
         if result.inputs is not None:
-            out.update(risk_tables(result.inputs, valid, valuation))
+            out.update(risk_tables(result.inputs, valid, valuation, shock_cache=shock_cache))
         rows.append(_method_rows(method, result, rejected, universe))
     valuations = (
         pl.concat(rows, how="diagonal_relaxed")
