@@ -270,8 +270,9 @@ def batch(work: Path, reports: int) -> tuple[dict, list[float]]:
             "reports_per_pass": reports,
             "passes": "1, 2, 1, 2 workers, interleaved",
             "includes": "pool start-up (worker prewarm), every report's run folder and HTML",
-            "start_up": "each pass starts its pool: workers start kernels and import (about "
-            "3 s for one worker, 4.5 s for two on 2 CPUs, measured)",
+            "start_up": "each pass starts its pool: workers start kernels and import (first "
+            "report started after 2.2-2.9 s with one worker, 2.6-3.3 s with two on 2 CPUs, "
+            "measured from the run manifests)",
         },
         value_samples=per_min[2],
         baseline_samples=per_min[1],
@@ -296,8 +297,8 @@ def bare_worker_peak(work: Path, reports: int) -> dict[str, float]:
 
 
 # 24 distinct parameters files per pass: a pool's start-up (each worker starts a kernel and
-# imports, about 3 s for one worker and 4.5 s for two sharing 2 CPUs) is paid once per pass, and
-# with 12 reports it was a third of the two-worker pass (speed-up 1.38x measured, 12 reports).
+# imports; the first report starts after 2.2-2.9 s with one worker, 2.6-3.3 s with two sharing
+# 2 CPUs) is paid once per pass; with 12 reports it was a third of the two-worker pass.
 REPORTS_PER_PASS = 24
 
 

@@ -370,8 +370,8 @@ def _run_files(
     jobs: list[Job] = []
     first_of: dict[str, str] = {}  # content id -> the file that runs it
     # The local pool starts with the first job found: its workers start their kernels and
-    # import (about 2.5 s) while the other files are read and hashed here (0.1-0.2 s each,
-    # plus 1.6 s for scipy.stats the first time), instead of after all of them.
+    # import (2-3 s) while the other files are read and hashed here (0.5 s for the first, with
+    # its imports, then about 3 ms each, measured), instead of after all of them.
     early_pool: tuple[cf.Executor, int] | None = None
     for path in files:
         key = str(path)
