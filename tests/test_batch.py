@@ -282,6 +282,45 @@ def test_a_client_readied_without_a_quiet_wait_loses_no_output(
     kernels._shutdown_warm_kernels()
 
 
+def test_a_kernel_started_early_imports_what_it_is_asked_after_its_first_imports(
+    tmp_path: Path,
+) -> None:
+    # wfo run asks its early kernel for scipy.stats when the Monte Carlo's shocks are not
+    # stored (kernels.import_early); the run then takes the kernel with both imports done.
+    from wfo_kit import kernels, runs
+    from wfo_kit.config import resolve_config
+
+    kernels._shutdown_warm_kernels()
+    kernels.start_kernel_early("wfo_kit")
+    kernels.import_early("wfo_kit", ("email.mime.multipart",))
+    checker = notebook(
+        tmp_path / "checker.ipynb",
+        "import sys\n"
+        "assert {'polars', 'email.mime.multipart'} <= set(sys.modules), 'not imported early'\n"
+        "assert '_m' not in globals()",
+    )
+    resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {checker}\n"))
+    result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
+    assert result.status == "succeeded", result.error
+    kernels._shutdown_warm_kernels()
+
+
+def test_the_run_readies_its_client_without_the_quiet_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfo_kit import kernels, runs
+    from wfo_kit.config import resolve_config
+
+    used = []
+    ready = kernels._client_class()
+    monkeypatch.setattr(kernels, "_client_class", lambda: used.append(ready) or ready)
+    fine = notebook(tmp_path / "fine.ipynb", "x = 1")
+    resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {fine}\n"))
+    assert runs.run_report(resolved, output_root=tmp_path / "out").status == "succeeded"
+    assert used == [ready]
+    assert ready.start_new_kernel_client is not ready.__mro__[1].start_new_kernel_client
+
+
 def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
     import asyncio
 
@@ -295,9 +334,11 @@ def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
         asyncio.run(km.signal_kernel(signal.SIGKILL))
         kc = km.client()
         kc.start_channels()
-        with pytest.raises(RuntimeError, match="Kernel died"):
-            asyncio.run(_until_ready(kc, timeout=30))
-        kc.stop_channels()
+        try:
+            with pytest.raises(RuntimeError, match="Kernel died"):
+                asyncio.run(_until_ready(kc, timeout=30))
+        finally:
+            kc.stop_channels()
     finally:
         asyncio.run(km.cleanup_resources())
 

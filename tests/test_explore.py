@@ -105,6 +105,33 @@ def test_revalue_at_new_rates_is_the_pipeline_at_those_rates_where_the_configura
         assert (dcf["low"], dcf["high"]) == pytest.approx((row["low"], row["high"]), rel=1e-12)
 
 
+def test_a_company_the_dcf_excluded_opens_on_the_inputs_the_report_used() -> None:
+    """Its boxes hold the row's values as valuation.precedence left them (here the configured
+    growth, which wins and is above every rate), so the explorer opens on the report's exclusion
+    and reason, not on a value the report never gave."""
+    from wfo_kit.explore import explorer_companies, report_inputs
+
+    config = load_config()
+    valuation = config.valuation.model_copy(
+        update={"precedence": ["terminal_growth"], "terminal_growth": 0.5}
+    )
+    ctx = run_pipeline(
+        RunContext(config.model_copy(update={"valuation": valuation})),
+        ["load", "validate", "value"],
+    )
+    assert ctx["dcf_detail"].height == 0
+    reasons = ctx["valuations"].filter(pl.col("method") == "dcf")
+    companies = explorer_companies(ctx)[:5]
+    assert len(companies) == 5  # valued by the other methods
+    for company_id in companies:
+        own = report_inputs(ctx, company_id)
+        assert own["terminal_growth"] == 0.5
+        result = revalue(ctx, Assumptions(company_id, own["discount_rate"], own["terminal_growth"]))
+        assert result["dcf"] is None
+        expected = reasons.filter(pl.col("company_id") == company_id)["reason"][0]
+        assert result["reason"] == expected, company_id
+
+
 def test_the_margin_box_wins_over_a_configured_margin_and_none_leaves_it() -> None:
     at_30 = _valued_at(0.09, 0.02, "drivers", margin=0.30)
     at_15 = _valued_at(0.09, 0.02, "drivers", margin=0.15)

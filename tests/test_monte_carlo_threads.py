@@ -184,8 +184,14 @@ def test_shocks_kept_in_the_step_cache_are_the_drawn_ones_to_the_bit(tmp_path) -
 
     settings = CacheConfig(dir=str(tmp_path / "steps"))
     config = MonteCarloConfig(draws=1000, seed=11)
+    risk._KEPT.clear()  # another test of this worker may have drawn them
+    cache.clear_memory()
     drawn = risk._shocks(config)
+    assert not risk.shocks_stored(config, settings)
     stored = simulation_shocks(config, cache=settings)
+    assert risk.shocks_stored(config, settings)
+    assert not risk.shocks_stored(MonteCarloConfig(draws=1000, seed=12), settings)
+    assert not risk.shocks_stored(config, settings.model_copy(update={"enabled": False}))
     (entry,) = (tmp_path / "steps").iterdir()
     risk._KEPT.clear()  # as a new process: neither level in memory
     cache.clear_memory()

@@ -430,7 +430,8 @@ def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from wfo_kit.kernels import start_kernel_early
+    from wfo_kit.kernels import import_early, start_kernel_early
+    from wfo_kit.risk import shocks_stored
     from wfo_kit.runs import run_report
 
     if args.pdf:
@@ -439,6 +440,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The kernel starts and imports while this process imports Papermill and hashes the inputs
     # (wfo run: 0.93x of the papermill + nbconvert CLIs before, measured by make bench).
     start_kernel_early(resolved.config.report.kernel)
+    simulation = resolved.config.valuation.monte_carlo
+    if simulation.enabled and not shocks_stored(simulation, resolved.config.cache):
+        import_early(resolved.config.report.kernel, ("scipy.stats",))  # the run draws them
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_report(
         resolved,

@@ -17,6 +17,7 @@ from wfo_kit.blend import blend_values
 from wfo_kit.charts import range_bars
 from wfo_kit.config import CacheConfig, ValuationConfig, config_wins
 from wfo_kit.dcf import DcfInputs, enterprise_value_parts, per_share_from_ev
+from wfo_kit.effects import apply_precedence
 from wfo_kit.risk import monte_carlo, scenario_values, sensitivity_rate_growth, value_range
 from wfo_kit.trust import plotly_text
 from wfo_kit.value import forecast_inputs, prepare_dcf, with_rate_checks
@@ -242,11 +243,12 @@ def explorer_companies(ctx: Any) -> list[str]:
 
 def report_inputs(ctx: Any, company_id: str) -> dict[str, float | None]:
     """The inputs the report used for one company: its DCF's discount rate and terminal growth
-    (the company row's where the DCF could not value it) and its target margin."""
+    (where the DCF could not value it, the company row's as ``valuation.precedence`` leaves
+    them) and its target margin."""
+    valuation = ctx.config.valuation
     detail = ctx["dcf_detail"].filter(pl.col("company_id") == company_id)
     row = ctx["companies"].filter(pl.col("company_id") == company_id)
-    source = detail if detail.height else row
-    valuation = ctx.config.valuation
+    source = detail if detail.height else apply_precedence(row, valuation=valuation)
 
     def pick(column: str, fallback: float | None) -> float | None:
         if column in source.columns and source.height and source[column][0] is not None:

@@ -215,11 +215,31 @@ __import__("gc").freeze()  # the libraries are for keeps: later resets need not 
 
 # What a run's first cell imports anyway; a kernel started early imports it while the caller
 # is still busy. Names are not bound: the notebook starts from an empty namespace.
-EARLY_IMPORTS = (
-    "for _m in ('polars', 'pandera.polars', 'wfo_kit.pipeline', 'wfo_kit.charts',"
-    " 'wfo_kit.display', 'wfo_kit.summary'): __import__('importlib').import_module(_m)\n"
-    "del _m"
+EARLY_MODULES = (
+    "polars",
+    "pandera.polars",
+    "wfo_kit.pipeline",
+    "wfo_kit.charts",
+    "wfo_kit.display",
+    "wfo_kit.summary",
 )
+
+
+def _imports(modules: tuple[str, ...]) -> str:
+    """Code that imports ``modules`` and binds no name."""
+    return f"for _m in {modules!r}: __import__('importlib').import_module(_m)\ndel _m"
+
+
+def import_early(name: str, modules: tuple[str, ...]) -> None:
+    """Have the kernel started early (:func:`start_kernel_early`) import ``modules`` too, after
+    its first imports; nothing when no such kernel is waiting. ``wfo run`` asks for scipy.stats
+    when the Monte Carlo's shocks are not in the step cache (the run then draws them)."""
+    with _WARM_LOCK:
+        early = [km for km in _WARM.get(name, []) if getattr(km, "wfo_fresh", False)]
+    for km in early:
+        client, _ = km.wfo_early
+        with contextlib.suppress(Exception):  # best effort, as the start itself
+            km.wfo_early = (client, client.execute(_imports(modules), silent=True))
 
 
 def start_kernel_early(name: str = "wfo_kit") -> None:
@@ -239,7 +259,7 @@ def start_kernel_early(name: str = "wfo_kit") -> None:
         check_kernel(name)
         km = _take_kernel(name)
         client = _quick_client(km)
-        asked = client.execute(EARLY_IMPORTS, silent=True, store_history=False)
+        asked = client.execute(_imports(EARLY_MODULES), silent=True, store_history=False)
     except Exception:  # see the docstring: best effort
         return
     # The client stays open until the run takes the kernel, which waits for the reply: closing
@@ -438,10 +458,10 @@ def _client_class() -> type:
 
     ``wait_for_ready`` ends by reading IOPub until nothing arrives for 0.2 s: every report
     (warm kernel or cold) waited that long, idle, before its first cell (0.2 s of a 0.9 s warm
-    report, measured). Here the client is ready once the kernel has answered a kernel_info
-    request on the shell channel and published that request's idle status on IOPub: both
-    channels are then connected, and nothing of the request is left to read. (nbclient reads
-    only a cell's own messages from IOPub, by parent id, so an older message there is ignored.)
+    report, measured). Here, as in ``wait_for_ready`` up to that flush, the client is ready once
+    the kernel has answered a kernel_info request on the shell channel and a message has come
+    on IOPub: both channels are connected. What is left on IOPub (the request's idle status)
+    is never read as a cell's: nbclient reads only a cell's own messages, by parent id.
     """
     from nbclient.util import ensure_async, run_hook, run_sync
     from papermill.clientwrap import PapermillNotebookClient
@@ -466,7 +486,7 @@ def _client_class() -> type:
 
 
 async def _until_ready(kc: Any, *, timeout: float) -> None:
-    """Ask kernel_info until its reply (shell) and its idle status (IOPub) have both come."""
+    """Ask kernel_info until its reply has come on shell and a message on IOPub."""
     from queue import Empty
 
     from nbclient.util import ensure_async
@@ -479,23 +499,15 @@ async def _until_ready(kc: Any, *, timeout: float) -> None:
                 reply = await ensure_async(kc.shell_channel.get_msg(timeout=1))
                 if reply["parent_header"].get("msg_id") == asked:
                     break
-            # A SUB socket misses what is published before it has connected: no idle status
-            # within 0.2 s means ask again.
-            gives_up = time.monotonic() + 0.2
-            while True:
-                left = gives_up - time.monotonic()
-                if left <= 0:
-                    raise Empty
-                msg = await ensure_async(kc.iopub_channel.get_msg(timeout=left))
-                if (
-                    msg["parent_header"].get("msg_id") == asked
-                    and msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"
-                ):
-                    kc._handle_kernel_info_reply(reply)
-                    return
+            # Any IOPub message proves that channel connected (a SUB socket misses what is
+            # published before it has): the request's own busy status, or an older message.
+            # None within 0.2 s (wait_for_ready's own wait): ask again.
+            await ensure_async(kc.iopub_channel.get_msg(timeout=0.2))
         except Empty:
             pass
+        else:
+            kc._handle_kernel_info_reply(reply)
+            return
         if not await ensure_async(kc.is_alive()):
             msg = "Kernel died before replying to kernel_info"
             raise RuntimeError(msg)

@@ -219,26 +219,42 @@ def simulation_shocks(
     explorer draws the same 2,000 on every slider move; frozen scipy distributions and their
     ppf cost ~3 ms of each), and with ``cache`` (the step cache's settings, enabled) on disk as
     a step-cache entry keyed by the configuration and the SciPy and NumPy versions. A kernel
-    that finds them there never imports scipy.stats (about 0.9 s of CPU at each kernel's start,
-    measured).
+    that finds them there need not import scipy.stats (about 0.9 s of CPU at each kernel's
+    start, measured), unless the configuration names a distribution other than the shipped
+    ones (checked against scipy.stats as the configuration is read).
     """
     if config.draws > _KEPT_SHOCK_DRAWS:
         return _shocks(config)
     text = config.model_dump_json()
     with _KEPT_LOCK:
-        shocks = _KEPT.get(text)
+        shocks = _KEPT.pop(text, None)
+        if shocks is not None:
+            _KEPT[text] = shocks  # the most recently used last
     if shocks is None:
-        stored = cache is not None and cache.enabled
-        shocks = _stored_shocks(config, cache) if stored else None  # type: ignore[arg-type]
+        from wfo_kit.cache import lookup, store
+
+        key = _shock_key(config) if cache is not None and cache.enabled else None
+        hit = lookup(key, cache) if key is not None else None  # type: ignore[arg-type]
+        shocks = _read_shocks(hit.frames) if hit is not None else None
         if shocks is None:
             shocks = _shocks(config)
-            if stored:
-                _store_shocks(config, shocks, cache)  # type: ignore[arg-type]
+            if key is not None:
+                store(key, {"shocks": pl.DataFrame(shocks)}, cache)  # type: ignore[arg-type]
         with _KEPT_LOCK:
             _KEPT[text] = shocks
             while len(_KEPT) > _KEPT_CONFIGS:
-                del _KEPT[next(iter(_KEPT))]  # the oldest
+                del _KEPT[next(iter(_KEPT))]  # the least recently used
     return dict(shocks)  # a caller may rebind its keys
+
+
+def shocks_stored(config: MonteCarloConfig, cache: CacheConfig) -> bool:
+    """Whether :func:`simulation_shocks` will find this configuration's shocks on disk (so the
+    run needs no scipy.stats): ``wfo run`` asks, to have its kernel import it early otherwise."""
+    from wfo_kit.cache import cache_dir
+
+    if config.draws > _KEPT_SHOCK_DRAWS or not cache.enabled or cache.max_mb <= 0:
+        return False
+    return (cache_dir(cache) / _shock_key(config)).is_dir()
 
 
 _KEPT_SHOCK_DRAWS = 100_000
@@ -257,27 +273,16 @@ def _shock_key(config: MonteCarloConfig) -> str:
     return step_key("monte_carlo_shocks", {**material, "numpy": np.__version__})
 
 
-def _stored_shocks(config: MonteCarloConfig, cache: CacheConfig) -> dict[str, np.ndarray] | None:
-    from wfo_kit.cache import lookup
-
-    hit = lookup(_shock_key(config), cache)
-    if hit is None or "shocks" not in hit.frames:
+def _read_shocks(frames: dict[str, pl.DataFrame]) -> dict[str, np.ndarray] | None:
+    frame = frames.get("shocks")
+    if frame is None or set(frame.columns) != set(SHOCK_NAMES):
         return None
-    frame = hit.frames["shocks"]
-    if set(frame.columns) != set(SHOCK_NAMES) or frame.null_count().sum_horizontal()[0]:
+    if frame.null_count().sum_horizontal()[0]:
         return None
     shocks = {name: frame[name].to_numpy().copy() for name in SHOCK_NAMES}
     for values in shocks.values():
         values.flags.writeable = False
     return shocks
-
-
-def _store_shocks(
-    config: MonteCarloConfig, shocks: dict[str, np.ndarray], cache: CacheConfig
-) -> None:
-    from wfo_kit.cache import store
-
-    store(_shock_key(config), {"shocks": pl.DataFrame(shocks)}, cache)
 
 
 #: The shocks every simulation draws (a variable not configured: its neutral value).
