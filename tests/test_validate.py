@@ -287,7 +287,12 @@ def test_column_checks_in_one_pass_quarantine_what_pandera_does(table: str) -> N
     frame = _hostile(sample[table], table)
     if table == "financials":  # a year given as 2023.5 (the loader keeps the fraction aside)
         raw = frame.drop("_row").with_columns(pl.col("year").cast(pl.Float64))
-        raw = raw.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(2023.5).otherwise("year"))
+        raw = raw.with_columns(
+            pl.when(pl.int_range(pl.len()) == 3)
+            .then(2023.5)
+            .otherwise(pl.col("year"))
+            .alias("year")
+        )
         frame = conform(raw, table=table, where="test")
     known = [sample["companies"]["company_id"]]  # and the copies' fresh ids
     known += [frame["company_id"]] if "company_id" in frame.columns else []
@@ -344,3 +349,47 @@ def test_a_check_that_is_not_one_expression_leaves_the_table_to_pandera() -> Non
         ("x", "greater_than(0)"),
     ]
     assert all(_compiled_checks(model) is not None for model in INPUT_SCHEMAS.values())
+
+
+@pytest.mark.parametrize("run_pandera", [False, True], ids=["one_pass", "pandera"])
+def test_a_fraction_in_an_integer_column_is_quarantined_whatever_rules_are_given(
+    run_pandera: bool,
+) -> None:
+    # The null check leaves an integer cell that held a fraction (2023.5) to the whole_number
+    # rule; check_table adds that rule when the caller's list lacks it, so the row never stays
+    # valid with a null year nor leaves without its reason.
+    from wfo_kit.validate import check_table
+
+    sample = load_tables(load_config().data)["financials"]
+    raw = sample.drop("_row").with_columns(pl.col("year").cast(pl.Float64))
+    raw = raw.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(2023.5).otherwise(pl.col("year")).alias("year")
+    )
+    frame = conform(raw, table="financials", where="test")
+    valid, bad = check_table(frame, table="financials", rules=[], run_pandera=run_pandera)
+    assert valid.height + bad["row"].n_unique() == frame.height
+    assert bad.select("row", "check", "reason").rows() == [
+        (4, "whole_number", "year must be a whole number, got 2023.5")
+    ]
+
+
+def test_a_failing_row_no_failure_reports_gets_a_reason_naming_its_checks() -> None:
+    from wfo_kit.io import ROW
+    from wfo_kit.validate import Rule, _unreported
+
+    failing = pl.DataFrame(
+        {ROW: [7, 9], "company_id": ["A", "B"], "__rule0": [True, True], "__rule1": [False, True]}
+    )
+    rules = [
+        Rule(check="not_nullable", column="year", fails=pl.lit(True), reason=pl.lit("")),
+        Rule(check="own_rule", column=None, fails=pl.lit(True), reason=pl.lit("")),
+    ]
+    reported = pl.DataFrame({"row": [7]}, schema={"row": pl.Int64})
+    rows = _unreported(failing, reported, rules, ["__rule0", "__rule1"], table="financials")
+    assert rows.select("row", "company_id", "check", "reason").rows() == [
+        (9, "B", "unreported", "failed not_nullable (year), own_rule")
+    ]
+    flags = ["__rule0", "__rule1"]
+    both = _unreported(failing, reported.head(0), rules, flags, table="financials")
+    assert both["row"].to_list() == [7, 9]  # neither row reported: both get one
+    assert _unreported(failing, both, rules, flags, table="financials").height == 0

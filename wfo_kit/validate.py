@@ -132,6 +132,13 @@ def check_table(
     chunks, over which Polars 2.1's ``pl.format`` (every rule's reason) panics.
     """
     frame = frame.rechunk()
+    # A null check leaves an integer cell that held a fraction to the whole_number rule
+    # (_unexplained): the rule is always there, whatever rules the caller gives.
+    given = {(rule.check, rule.column) for rule in rules}
+    rules = [
+        *rules,
+        *(r for r in _whole_number_rules(table, frame) if (r.check, r.column) not in given),
+    ]
     checks = None if run_pandera else column_checks(frame, table=table)
     if checks is None:
         schema_bad = schema_failures(frame, table=table)
@@ -450,7 +457,38 @@ def rule_failures(
         if checks
         else empty_frame(Quarantine)
     )
-    return pl.concat([column_bad, _rule_rows(failing, rules, rule_flags, table=table)]), failed
+    bad = pl.concat([column_bad, _rule_rows(failing, rules, rule_flags, table=table)])
+    return pl.concat([bad, _unreported(failing, bad, everything, flags, table=table)]), failed
+
+
+def _unreported(
+    failing: pl.DataFrame, bad: pl.DataFrame, rules: list[Rule], flags: list[str], *, table: str
+) -> pl.DataFrame:
+    """A quarantine row for each failing row that no failure above reports, naming the checks
+    it failed: a row leaves the valid table only with a reason.
+
+    None is expected (a null check on an integer cell that held a fraction is left to the
+    whole_number rule, which :func:`check_table` always adds): this keeps any other way a check
+    could go unreported from dropping a row silently.
+    """
+    silent = failing.filter(~pl.col(ROW).is_in(bad["row"].implode())).rechunk()
+    if silent.height == 0:
+        return empty_frame(Quarantine)
+    named = [
+        pl.when(pl.col(flag)).then(pl.lit(f"{r.check} ({r.column})" if r.column else r.check))
+        for r, flag in zip(rules, flags, strict=True)
+    ]
+    company = pl.col("company_id") if "company_id" in silent.columns else pl.lit(None, pl.String)
+    failed = pl.concat_str(named, separator=", ", ignore_nulls=True)
+    return silent.select(
+        pl.lit(table).alias("table"),
+        pl.col(ROW).alias("row"),
+        company.alias("company_id"),
+        pl.lit(None, pl.String).alias("column"),
+        pl.lit("unreported").alias("check"),
+        pl.lit(None, pl.String).alias("value"),
+        pl.concat_str([pl.lit("failed "), failed]).alias("reason"),
+    ).cast(QUARANTINE_DTYPES)
 
 
 def _failing_rows(
