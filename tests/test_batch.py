@@ -282,53 +282,36 @@ def test_a_client_readied_without_a_quiet_wait_loses_no_output(
     kernels._shutdown_warm_kernels()
 
 
-def test_a_kernel_started_early_imports_what_it_is_asked_after_its_first_imports(
-    tmp_path: Path,
-) -> None:
-    # wfo run asks its early kernel for scipy.stats when the Monte Carlo's shocks are not
-    # stored (kernels.import_early); the run then takes the kernel with both imports done.
-    from wfo_kit import kernels, runs
-    from wfo_kit.config import resolve_config
-
-    kernels._shutdown_warm_kernels()
-    kernels.start_kernel_early("wfo_kit")
-    kernels.import_early("wfo_kit", ("email.mime.multipart",))
-    checker = notebook(
-        tmp_path / "checker.ipynb",
-        "import sys\n"
-        "assert {'polars', 'email.mime.multipart'} <= set(sys.modules), 'not imported early'\n"
-        "assert '_m' not in globals()",
-    )
-    resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {checker}\n"))
-    result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
-    assert result.status == "succeeded", result.error
-    kernels._shutdown_warm_kernels()
-
-
+@pytest.mark.parametrize("reuse_kernel", [True, False], ids=["warm", "cold"])
 def test_the_run_readies_its_client_without_the_quiet_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reuse_kernel: bool
 ) -> None:
     from wfo_kit import kernels, runs
     from wfo_kit.config import resolve_config
 
-    used = []
-    ready = kernels._client_class()
-    monkeypatch.setattr(kernels, "_client_class", lambda: used.append(ready) or ready)
+    readied = []
+    until_ready = kernels._until_ready
+
+    async def spy(kc: object, *, timeout: float) -> None:
+        readied.append(type(kc).__name__)
+        await until_ready(kc, timeout=timeout)
+
+    monkeypatch.setattr(kernels, "_until_ready", spy)
+    kernels._shutdown_warm_kernels()
     fine = notebook(tmp_path / "fine.ipynb", "x = 1")
     resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {fine}\n"))
-    assert runs.run_report(resolved, output_root=tmp_path / "out").status == "succeeded"
-    assert used == [ready]
-    assert ready.start_new_kernel_client is not ready.__mro__[1].start_new_kernel_client
+    result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=reuse_kernel)
+    assert result.status == "succeeded", result.error
+    assert readied == ["ReadyKernelClient"]  # the run's one nbclient client
+    kernels._shutdown_warm_kernels()
 
 
 def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
     import asyncio
 
-    from jupyter_client.manager import AsyncKernelManager
+    from wfo_kit.kernels import ipc_kernel_manager
 
-    from wfo_kit.kernels import _until_ready
-
-    km = AsyncKernelManager(kernel_name="wfo_kit")
+    km = ipc_kernel_manager()(kernel_name="wfo_kit")
     asyncio.run(km.start_kernel())
     try:
         asyncio.run(km.signal_kernel(signal.SIGKILL))
@@ -336,7 +319,7 @@ def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
         kc.start_channels()
         try:
             with pytest.raises(RuntimeError, match="Kernel died"):
-                asyncio.run(_until_ready(kc, timeout=30))
+                asyncio.run(kc.wait_for_ready(timeout=30))
         finally:
             kc.stop_channels()
     finally:
@@ -356,10 +339,13 @@ def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it
     kernels.start_kernel_early("wfo_kit")
     kernels.start_kernel_early("wfo_kit")  # a warm kernel is there: no second one
     (early,) = kernels._WARM["wfo_kit"]
+    # what wfo run adds when the Monte Carlo's shocks are not stored (there: scipy.stats)
+    kernels.import_early("wfo_kit", ("email.mime.multipart",))
     checker = notebook(
         tmp_path / "checker.ipynb",
         "import sys\n"
-        "assert {'polars', 'pandera.polars', 'wfo_kit.charts'} <= set(sys.modules)\n"
+        "assert {'polars', 'pandera.polars', 'wfo_kit.charts', 'email.mime.multipart'}"
+        " <= set(sys.modules)\n"
         "assert '_m' not in globals(), 'the early imports bound a name'",
     )
     resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {checker}\n"))

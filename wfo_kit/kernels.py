@@ -99,8 +99,30 @@ def ipc_kernel_manager() -> type:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
             self.ip = str(Path(tempfile.gettempdir()) / f"wfo-kernel-{uuid.uuid4().hex[:12]}")
+            self.client_factory = _ready_client_class()
 
     return IPCKernelManager
+
+
+@functools.lru_cache(maxsize=1)
+def _ready_client_class() -> type:
+    """The kernel client of our kernels, readied without the closing 0.2 s of silence.
+
+    jupyter_client's ``wait_for_ready`` ends by reading IOPub until nothing arrives for 0.2 s:
+    every report (warm kernel or cold; nbclient waits for each run's new client) waited that
+    long, idle, before its first cell (0.2 s of a 0.9 s warm report, measured). This client is
+    ready, as ``wait_for_ready`` is up to that flush, once the kernel has answered a kernel_info
+    request on the shell channel and a message has come on IOPub: both channels are connected.
+    What is left on IOPub (the request's idle status) is never read as a cell's: nbclient reads
+    only a cell's own messages, by parent id.
+    """
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class ReadyKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            await _until_ready(self, timeout=float("inf") if timeout is None else timeout)
+
+    return ReadyKernelClient
 
 
 # Warm kernels, kept between runs in one process (a batch worker): starting a kernel and
@@ -424,6 +446,7 @@ def _engine_name() -> str:
             import inspect
 
             from jupyter_client.utils import run_sync
+            from papermill.clientwrap import PapermillNotebookClient
             from papermill.engines import logger
             from papermill.utils import merge_kwargs, remove_args
 
@@ -437,7 +460,7 @@ def _engine_name() -> str:
                 kernel_name=kernel_name,
                 log=logger,
             )
-            client = _client_class()(nb_man, **final)
+            client = PapermillNotebookClient(nb_man, **final)
             try:
                 return client.execute()
             finally:
@@ -450,39 +473,6 @@ def _engine_name() -> str:
 
     papermill_engines.register("wfo", WfoEngine)
     return "wfo"
-
-
-@functools.lru_cache(maxsize=1)
-def _client_class() -> type:
-    """Papermill's notebook client, readied without jupyter_client's closing 0.2 s of silence.
-
-    ``wait_for_ready`` ends by reading IOPub until nothing arrives for 0.2 s: every report
-    (warm kernel or cold) waited that long, idle, before its first cell (0.2 s of a 0.9 s warm
-    report, measured). Here, as in ``wait_for_ready`` up to that flush, the client is ready once
-    the kernel has answered a kernel_info request on the shell channel and a message has come
-    on IOPub: both channels are connected. What is left on IOPub (the request's idle status)
-    is never read as a cell's: nbclient reads only a cell's own messages, by parent id.
-    """
-    from nbclient.util import ensure_async, run_hook, run_sync
-    from papermill.clientwrap import PapermillNotebookClient
-
-    class ReadyClient(PapermillNotebookClient):
-        async def async_start_new_kernel_client(self) -> Any:
-            self.kc = self.km.client()
-            try:
-                await ensure_async(self.kc.start_channels())
-                await _until_ready(self.kc, timeout=self.startup_timeout)
-            except Exception as exc:
-                self.log.error(f"Error occurred while starting new kernel client: {exc}")
-                await self._async_cleanup_kernel()
-                raise
-            self.kc.allow_stdin = False
-            await run_hook(self.on_notebook_start, notebook=self.nb)
-            return self.kc
-
-        start_new_kernel_client = run_sync(async_start_new_kernel_client)
-
-    return ReadyClient
 
 
 async def _until_ready(kc: Any, *, timeout: float) -> None:

@@ -231,10 +231,13 @@ def fcfe_method(valid: dict[str, pl.DataFrame], valuation: ValuationConfig) -> M
         taxes=tax_path(companies, valuation),
     )
     equity_path = valuation.model_copy(
-        update={"stable_discount_rate": None, "rate_fade_from_year": valuation.rate_fade_from_year}
+        update={
+            "stable_discount_rate": None,
+            "rate_fade_from_year": valuation.rate_fade_from_year,
+            "terminal": "gordon",
+        }
     )
-    inputs = with_rate_path(inputs, equity_path)
-    inputs, bad = drop_unvaluable(inputs, terminal="gordon")
+    inputs, bad = with_rate_checks(inputs, equity_path)
     detail = dcf_detail(inputs, terminal="gordon")
     bounds = value_range(inputs, deltas=valuation.range, terminal="gordon")
     valued = detail.select(
