@@ -4,6 +4,7 @@ table of runs linking to each report (relative links), value trends per company 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -130,3 +131,25 @@ def test_accuracy_tracked_per_method_across_runs_in_any_format(tmp_path: Path) -
     assert fig.layout.yaxis.title.text == "median |ln(value / price)|"
     assert fig.layout.yaxis2.title.text == "share within ±20 %"
     assert fig.layout.xaxis2.title.text == "run started (UTC)"
+
+
+def test_a_process_that_exited_unreaped_is_not_alive() -> None:
+    # A killed server's worker can linger as a zombie (its parent died too): it still takes
+    # signals, yet its run must count as stopped, so the run is recovered as interrupted at once
+    # instead of being listed as running, then incomplete, then interrupted.
+    import platform
+    import subprocess
+    import time
+
+    from wfo_kit.history import _alive
+
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        assert not _alive(child.pid, platform.node())
+    finally:
+        child.wait()
+    assert _alive(os.getpid(), platform.node())

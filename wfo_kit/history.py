@@ -112,7 +112,17 @@ def _alive(pid: object, host: object) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by another user
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but is not reaped yet (its parent died with it, say) still
+    takes signals: it is dead all the same. Linux's /proc tells; elsewhere: not known, no."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def history_row(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
