@@ -462,6 +462,11 @@ def test_cancel_rights_and_the_queue_bound(server: Server, sample_run: tuple[str
             response = alice.post("/runs", content=document, headers=YAML)
             assert response.status_code == 202, response.text
             ids.append(response.json()["run_id"])
+            if document is SLOW:  # A on the worker before B and C wait (else C finds 2 waiting)
+                deadline = time.monotonic() + 60
+                while alice.get(f"/runs/{ids[0]}").json()["status"] != "running":
+                    assert time.monotonic() < deadline, "run A never started"
+                    time.sleep(0.05)
         a, b, c = ids
         full = alice.post("/runs", content=FAST, headers=YAML)
         assert_problem(full, 429)
