@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import polars as pl
@@ -202,6 +205,148 @@ def test_a_second_ctrl_c_exits_within_two_seconds(tmp_path: Path) -> None:
     assert time.monotonic() - second < 2.0
     assert proc.returncode == 130, stderr
     _assert_interrupted_run(out)
+
+
+# --------------------------------------------------------------------------------------------
+# A stop (Ctrl-C, or SIGTERM from a pool) while a run's folder is claimed or finished
+
+
+def _stop_here(signum: int, real: Any) -> Any:
+    """``real``, with ``signum`` sent to this process first: a stop arriving at that point."""
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    return stopped
+
+
+def _as_a_batch_worker_stops() -> Any:
+    # A batch worker's SIGTERM handler raises KeyboardInterrupt inside a run (batch._on_sigterm).
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return handler
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("where", "status"),
+    [
+        ("snapshot_http_sources", "interrupted"),  # set-up: after the claim, before the run
+        ("_notify", "succeeded"),  # finishing, where a stop is let in and caught
+        ("_trace", "succeeded"),
+        ("_close_run", "succeeded"),  # finishing, where a stop is held until the folder is done
+    ],
+)
+def test_a_stop_while_the_folder_is_claimed_or_finished_leaves_no_partial_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int, where: str, status: str
+) -> None:
+    from wfo_kit import runs
+    from wfo_kit.config import resolve_config
+
+    monkeypatch.setattr(runs, where, _stop_here(signum, getattr(runs, where)))
+    previous = signal.signal(signal.SIGTERM, _as_a_batch_worker_stops())
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    resolved = resolve_config(params(tmp_path, "fine", f"report:\n  notebook: {fine}\n"))
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the stop still stops the caller
+            runs.run_report(resolved, output_root=out, reuse_kernel=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert not list(out.glob(".*.partial"))
+    (run,) = run_folders(out)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == status
+    assert ("INTERRUPTED" in (run / "report.html").read_text()) == (status == "interrupted")
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    assert [entry["outcome"] for entry in audit] == ["started", status]
+
+
+@pytest.mark.parametrize(("where", "status"), [("_close_run", "succeeded"), ("_notify", "failed")])
+def test_a_batch_run_stopped_as_it_is_finished_keeps_the_status_of_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, status: str
+) -> None:
+    # What a worker reports when its pool stops it (SIGTERM) just after the run's outcome is known.
+    from wfo_kit import batch, runs
+
+    monkeypatch.setattr(runs, where, _stop_here(signal.SIGTERM, getattr(runs, where)))
+    body = "print('fine')" if status == "succeeded" else "raise ValueError('a cell failed')"
+    cell = notebook(tmp_path / "cell.ipynb", body)
+    job = batch.Job(
+        str(params(tmp_path, "p", f"report:\n  notebook: {cell}\n")),
+        make_run_id("stopped"),
+        str(tmp_path / "out"),
+    )
+    previous = signal.signal(signal.SIGTERM, batch._on_sigterm)
+    try:
+        outcome = batch.run_job(job)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    manifest = json.loads((tmp_path / "out" / job.run_id / "manifest.json").read_text())
+    assert outcome["status"] == manifest["status"] == status
+    if status == "failed":
+        assert "a cell failed" in outcome["reason"]
+
+
+def test_held_signals_act_inside_let_through_and_at_the_end_never_between() -> None:
+    from wfo_kit.runs import HeldSignals
+
+    events = []
+
+    def held_twice() -> None:
+        with HeldSignals() as hold:
+            os.kill(os.getpid(), signal.SIGINT)
+            events.append("held")
+            try:
+                with hold.let_through():
+                    events.append("never")  # what was held is raised as the block opens
+            except KeyboardInterrupt:
+                events.append("raised inside")
+            os.kill(os.getpid(), signal.SIGINT)
+            events.append("held again")
+
+    with pytest.raises(KeyboardInterrupt):  # raised as the block ends
+        held_twice()
+    assert events == ["held", "raised inside", "held again"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def elsewhere() -> None:  # no handler can be set outside the main thread: nothing is held
+        with HeldSignals() as hold, hold.let_through():
+            events.append("thread")
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert events[-1] == "thread"
+
+
+@pytest.mark.parametrize("after", [0.0, 0.5])  # its kernel starting; then importing (1-2 s)
+def test_a_worker_stopped_while_warming_up_leaves_quietly_with_its_kernel(after: float) -> None:
+    code = "from wfo_kit.batch import _worker_init\n_worker_init('wfo_kit')\nprint('warm')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 60
+    kernels: list[str] = []
+    while not kernels and time.monotonic() < deadline:  # its kernel has started: warming up
+        with contextlib.suppress(OSError):
+            kernels = children.read_text().split()
+        time.sleep(0.01)
+    assert kernels, "the worker started no kernel within 60 s"
+    time.sleep(after)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "warm" not in stdout  # stopped during the warm-up, not after it
+    assert "Traceback" not in stderr, stderr
+    assert "Exception in initializer" not in stderr
+    # Its kernel was shut down with it, not left to find out that its parent had gone (the
+    # kernel shares the worker's stderr, so communicate() also waited for the kernel to exit).
+    assert "Parent appears to have exited" not in stderr, stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -155,16 +155,27 @@ def run_job(job: Job) -> dict[str, Any]:
             rerun_of=job.rerun_of,
             claimed=job.claimed,
         )
+        manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     except KeyboardInterrupt:
-        report = Path(job.output_root) / job.run_id / "report.html"
+        # Stopped (Ctrl-C, or the pool lost another worker): a run finished before the stop
+        # reached it keeps the status its folder says.
+        run_dir = Path(job.output_root) / job.run_id
+        report = run_dir / "report.html"
+        manifest = _read_manifest(run_dir)
+        status = manifest.get("status") or "interrupted"
+        reason = (
+            "interrupted"
+            if status == "interrupted"
+            else (manifest.get("error") or {}).get("message")
+        )
         return asdict(
             Outcome(
                 job.run_id,
                 job.params_file,
-                "interrupted",
+                status,
                 time.perf_counter() - start,
                 report=str(report) if report.is_file() else None,
-                reason="interrupted",
+                reason=reason,
             )
         )
     except WfoError as exc:
@@ -179,7 +190,6 @@ def run_job(job: Job) -> dict[str, Any]:
         )
     finally:
         _IN_RUN.clear()
-    manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     headline = (manifest.get("headline") or {}).get("median_blended_value_per_share")
     return asdict(
         Outcome(
@@ -196,13 +206,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def _manifest_status(run_dir: Path) -> str | None:
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
+    return _read_manifest(run_dir).get("status")
 
 
 def _finalize_orphan(root: Path, run_id: str, status: str, reason: str) -> None:
@@ -267,7 +271,17 @@ def _worker_init(kernel: str) -> None:
     # Workers leave Ctrl-C to the batch process, which stops their runs on purpose (SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    # Pay the imports and a kernel's start-up now, while the pool is starting.
+    try:
+        _warm_up(kernel)
+    except SystemExit:
+        # SIGTERM while warming up (the pool lost another worker, or is being stopped): leave
+        # quietly. Raised out of an initializer, it would print "Exception in initializer" and
+        # a traceback on the batch's terminal.
+        os._exit(0)
+
+
+def _warm_up(kernel: str) -> None:
+    """Pay the imports and a kernel's start-up now, while the pool is starting."""
     from wfo_kit.kernels import prewarm_kernel, skip_unused_imports
 
     skip_unused_imports()

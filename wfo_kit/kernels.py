@@ -150,7 +150,11 @@ def _take_kernel(name: str) -> Any:
         km = None
     if km is None:
         km = ipc_kernel_manager()(kernel_name=name)
-        run_sync(km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS)
+        try:
+            run_sync(km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS)
+        except BaseException:  # stopped (SIGTERM) or failed while starting: no kernel left over
+            _discard_kernel(km)
+            raise
         km.wfo_runs = 0
         KERNEL_COUNTS["starts"] += 1
         return km
@@ -301,21 +305,25 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
     HTML exporter (both about 2 s, measured): the two overlap instead of adding up.
     """
     km = _take_kernel(name)
-    client = _quick_client(km)
+    client = None
     try:
+        client = _quick_client(km)
         asked = client.execute(PRELOAD, store_history=False)
         import papermill  # noqa: F401 - imported now, not during the first run
 
         html_exporter()
         _await_reply(client, asked, timeout=120)
-    finally:
-        client.stop_channels()
+    except BaseException:  # stopped or failed while warming: the kernel is shut down, not kept
+        if client is not None:
+            client.stop_channels()
+        _give_back_kernel(name, km, healthy=False)
+        raise
+    client.stop_channels()
     km.wfo_runs -= 1  # warming is not a run
     _give_back_kernel(name, km, healthy=True)
 
 
 def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
-    from jupyter_client.utils import run_sync
 
     km.wfo_runs += 1
     if healthy and km.wfo_runs < MAX_KERNEL_REUSE:
@@ -325,20 +333,36 @@ def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
             _WARM.setdefault(name, []).append(km)
         return
     _close_early_client(km)
-    with contextlib.suppress(Exception):
-        run_sync(km.shutdown_kernel)(now=True)
+    _discard_kernel(km)
 
 
 def _shutdown_warm_kernels() -> None:
-    from jupyter_client.utils import run_sync
-
     with _WARM_LOCK:
         kernels = [km for pool in _WARM.values() for km in pool]
         _WARM.clear()
     for km in kernels:
         _close_early_client(km)
+        _discard_kernel(km)
+
+
+def _discard_kernel(km: Any) -> None:
+    """Shut a kernel down; kill its process when its manager cannot.
+
+    A manager whose start was stopped midway (SIGTERM in a warming batch worker) fails its own
+    shutdown (an asyncio InvalidStateError, seen): the kernel it had launched would live on
+    until it noticed that its parent had gone.
+    """
+    from jupyter_client.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:
+        process = getattr(getattr(km, "provisioner", None), "process", None)
         with contextlib.suppress(Exception):
-            run_sync(km.shutdown_kernel)(now=True)
+            process.kill()
+            process.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            km.cleanup_ipc_files()
 
 
 def _close_early_client(km: Any) -> None:

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -266,6 +267,83 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
     return partial
 
 
+#: What a user or a pool sends to stop a run: held while a run folder is claimed or finished.
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class HeldSignals:
+    """Ctrl-C and SIGTERM held while a run folder is claimed or finished, acted on inside.
+
+    Why: between claiming ``.<run_id>.partial`` and renaming it into place, a KeyboardInterrupt
+    left a partial folder that looked like a crashed process. A batch pool that loses a worker
+    sends SIGTERM to its other workers, and a run that had just succeeded was reported as "the
+    worker process died during the run". Inside :meth:`let_through` (the run itself, a
+    notification that may wait on the network) a signal acts at once, with what was held first;
+    its caller catches what it raises. What is held at the end is delivered then. Only the main
+    thread can set handlers: in another thread (a signal goes to the main thread anyway) nothing
+    is held.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self.found: dict[int, Any] = {}  # the handlers the block found, put back at the end
+
+    def _hold(self, signum: int, _frame: Any) -> None:
+        self.held.append(signum)
+
+    def __enter__(self) -> HeldSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in HELD_SIGNALS:
+                handler = signal.getsignal(signum)
+                if handler is not None:  # None: installed outside Python, cannot be put back
+                    self.found[signum] = handler
+            try:
+                _install(dict.fromkeys(self.found, self._hold))
+            except BaseException:  # a signal that came before the block: no hold is left behind
+                _install(self.found)
+                raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        _install(self.found)
+        self._deliver()
+
+    def _deliver(self) -> None:
+        held, self.held = list(dict.fromkeys(self.held)), []
+        for signum in held:
+            signal.raise_signal(signum)  # to the handler the block found: raised here, at once
+
+    @contextlib.contextmanager
+    def let_through(self) -> Iterator[None]:
+        """Signals act at once inside this block, what was held first."""
+        if not self.found:
+            yield
+            return
+        _install(self.found)
+        try:
+            self._deliver()
+            yield
+        finally:
+            _install(dict.fromkeys(self.found, self._hold))
+
+
+def _install(handlers: dict[int, Any]) -> None:
+    """Install every handler; a pending signal whose handler raises is raised once all are in.
+
+    (``signal.signal`` runs the handlers of pending signals first, and may raise then.)
+    """
+    raised: BaseException | None = None
+    for signum, handler in handlers.items():
+        while True:
+            try:
+                signal.signal(signum, handler)
+                break
+            except (KeyboardInterrupt, SystemExit) as exc:  # raised once all are installed
+                raised = raised or exc
+    if raised is not None:
+        raise raised
+
+
 QUEUED_SUFFIX = ".queued"
 
 
@@ -353,103 +431,125 @@ def run_report(
         raise InfrastructureError(msg, hint="check the output folder and its permissions") from exc
     label = Path(params_file).stem if params_file else None
     run_id = run_id or make_run_id(default_run_prefix(content, label=label))
-    partial = _claimed_folder(root, run_id) if claimed else claim_run_folder(root, run_id)
-    started = dt.datetime.now(dt.UTC)
-    record = _RunRecord(
-        run_id=run_id,
-        content_hash=content,
-        params_file=str(params_file) if params_file else None,
-        started=started,
-        resolved=resolved,
-        hashes=hashes,
-        rerun_of=rerun_of,
-        owner=owner,
-    )
-    problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
-    try:
-        config = snapshot_http_sources(config, fetched, partial)
-    except InfrastructureError as exc:  # the run is finished as failed below, not left running
-        record.status, record.error = "failed", exc
-    events = JsonlLog(partial / "log.jsonl")
-    sinks = _LiveSinks.start(config, partial / "log.jsonl")
-
-    def emit(event: str, **fields: Any) -> None:
+    # Signals are held from the claim until the folder is finished; the run and the parts that
+    # may wait on the network let them in, inside a try: a stop is then an interrupted run (or a
+    # finished one) with its folder finished, never a folder left half made.
+    with HeldSignals() as hold:
+        partial = _claimed_folder(root, run_id) if claimed else claim_run_folder(root, run_id)
+        started = dt.datetime.now(dt.UTC)
+        record = _RunRecord(
+            run_id=run_id,
+            content_hash=content,
+            params_file=str(params_file) if params_file else None,
+            started=started,
+            resolved=resolved,
+            hashes=hashes,
+            rerun_of=rerun_of,
+            owner=owner,
+        )
+        problems = record.problems  # bookkeeping that could not be written (disk full, read-only)
         try:
-            events(event, {"event": event, "time": time.time(), "run_id": run_id, **fields})
-        except OSError as exc:
-            problems.append(f"log: {exc.strerror or exc}")
+            config = snapshot_http_sources(config, fetched, partial)
+        except InfrastructureError as exc:  # the run is finished as failed below, not left running
+            record.status, record.error = "failed", exc
+        events = JsonlLog(partial / "log.jsonl")
+        sinks = _LiveSinks.start(config, partial / "log.jsonl")
 
-    say = log or (lambda _msg: None)
-    audit = root / "audit.jsonl"
-    _guarded(problems, "audit", lambda: _audit(audit, record, outcome="started"))
-    _guarded(problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial)))
-    emit("run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or "")
-    if record.error is not None:
-        return _fail_unstarted(root, partial, record, emit=emit, finish=sinks.stop)
-    executed = partial / "valuation.ipynb"
-    escaping: BaseException | None = None
-    usage = _Usage.now()
-    try:
-        say(f"run {run_id}: executing the notebook")
-        emit("step_started", step="report")
-        tick = time.perf_counter()
-        os.environ.update(secret_env)  # the kernel inherits them; no file holds them
+        def emit(event: str, **fields: Any) -> None:
+            try:
+                events(event, {"event": event, "time": time.time(), "run_id": run_id, **fields})
+            except OSError as exc:
+                problems.append(f"log: {exc.strerror or exc}")
+
+        say = log or (lambda _msg: None)
+        audit = root / "audit.jsonl"
+        _guarded(problems, "audit", lambda: _audit(audit, record, outcome="started"))
+        _guarded(
+            problems, "manifest", lambda: write_json(partial / MANIFEST, record.manifest(partial))
+        )
+        emit(
+            "run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or ""
+        )
+        if record.error is not None:
+            return _fail_unstarted(root, partial, record, emit=emit, finish=sinks.stop)
+        executed = partial / "valuation.ipynb"
+        escaping: BaseException | None = None
+        usage = _Usage.now()
         try:
-            with _progress(
-                partial / "log.jsonl", total=len(steps), enabled=progress, verbose=verbose
-            ):
-                execute_notebook(
-                    config,
-                    executed,
-                    partial,
-                    run_id=run_id,
-                    sources=resolved.sources,
-                    # a kernel started earlier cannot see secrets put in the environment now
-                    reuse_kernel=reuse_kernel and not secret_env,
-                )
-        except WfoError as exc:  # a cell raised, timed out, the kernel died, the disk failed
-            record.error = exc
-            emit("step_failed", step="report", error=exc.to_dict())
-        finally:
-            for name in secret_env:
-                os.environ.pop(name, None)
-        record.timings["execute"] = time.perf_counter() - tick
-        if record.error is None:
-            emit("step_finished", step="report", seconds=record.timings["execute"])
-        say("publishing HTML")
-        emit("step_started", step="publish")
-        tick = time.perf_counter()
-        export_html(executed, partial / "report.html", failed=record.error)
-        record.timings["export"] = time.perf_counter() - tick
-        emit("step_finished", step="publish", seconds=record.timings["export"])
-        if config.report.pdf and record.error is None:
-            record.error = _print_pdf(partial, record, say=say, emit=emit)
-        record.status = "failed" if record.error else "succeeded"
-    except (KeyboardInterrupt, SystemExit) as exc:
-        record.status = "interrupted"
-        record.error = ExecutionError(f"run interrupted ({type(exc).__name__})", step="report")
-        escaping = exc
-    except BaseException as exc:  # a native panic (a BaseException) fails the run too
-        record.status = "failed"
-        record.error = classify_error(exc)
-        escaping = exc
-    if escaping is not None:
-        # The stopped run keeps a report that says so, with the cell that was running marked.
-        _guarded(problems, "report", lambda: _publish_stopped(executed, partial, record))
-    if record.status == "succeeded":
-        emit("run_finished", seconds=sum(record.timings.values()))
-    else:
-        error = record.error.to_dict() if record.error else None
-        emit("run_failed", status=record.status, error=error)
-    record.resources = usage.since()
-    if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
-        record.notifications = _notify(root, partial, record, emit)
-    sinks.stop(problems)
-    _trace(partial, problems)
-    final = _close_run(root, partial, record, problems)
-    _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
+            with hold.let_through():
+                say(f"run {run_id}: executing the notebook")
+                emit("step_started", step="report")
+                tick = time.perf_counter()
+                os.environ.update(secret_env)  # the kernel inherits them; no file holds them
+                try:
+                    with _progress(
+                        partial / "log.jsonl", total=len(steps), enabled=progress, verbose=verbose
+                    ):
+                        execute_notebook(
+                            config,
+                            executed,
+                            partial,
+                            run_id=run_id,
+                            sources=resolved.sources,
+                            # a kernel started earlier cannot see secrets set in the environment
+                            reuse_kernel=reuse_kernel and not secret_env,
+                        )
+                except WfoError as exc:  # a cell raised, timed out, the kernel or disk failed
+                    record.error = exc
+                    emit("step_failed", step="report", error=exc.to_dict())
+                finally:
+                    for name in secret_env:
+                        os.environ.pop(name, None)
+                record.timings["execute"] = time.perf_counter() - tick
+                if record.error is None:
+                    emit("step_finished", step="report", seconds=record.timings["execute"])
+                say("publishing HTML")
+                emit("step_started", step="publish")
+                tick = time.perf_counter()
+                export_html(executed, partial / "report.html", failed=record.error)
+                record.timings["export"] = time.perf_counter() - tick
+                emit("step_finished", step="publish", seconds=record.timings["export"])
+                if config.report.pdf and record.error is None:
+                    record.error = _print_pdf(partial, record, say=say, emit=emit)
+                record.status = "failed" if record.error else "succeeded"
+        except (KeyboardInterrupt, SystemExit) as exc:
+            record.status = "interrupted"
+            record.error = ExecutionError(f"run interrupted ({type(exc).__name__})", step="report")
+            escaping = exc
+        except BaseException as exc:  # a native panic (a BaseException) fails the run too
+            record.status = "failed"
+            record.error = classify_error(exc)
+            escaping = exc
+        stop: BaseException | None = None  # a stop that came while the run was being finished
+        if escaping is not None:
+            # The stopped run keeps a report that says so, with the cell that was running marked.
+            _guarded(problems, "report", lambda: _publish_stopped(executed, partial, record))
+        if record.status == "succeeded":
+            emit("run_finished", seconds=sum(record.timings.values()))
+        else:
+            error = record.error.to_dict() if record.error else None
+            emit("run_failed", status=record.status, error=error)
+        record.resources = usage.since()
+        if record.status in ("succeeded", "failed"):  # an interrupted run ends now, unannounced
+            try:
+                with hold.let_through():
+                    record.notifications = _notify(root, partial, record, emit)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                stop = exc
+                record.notifications = _notification_stopped(exc, emit)
+        try:
+            with hold.let_through():
+                sinks.stop(problems)
+                _trace(partial, problems)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            stop = stop or exc
+            problems.append(f"log sinks and traces: stopped by {type(exc).__name__}")
+        final = _close_run(root, partial, record, problems)
+        _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
         raise escaping
+    if stop is not None:  # asked to stop while the run was being finished: it is finished
+        raise stop
     if final is None:
         msg = (
             f"run {run_id} could not be saved ({_first_fatal(problems)}); what it wrote is in "
@@ -693,20 +793,23 @@ def _notify(
             final_report=root / record.run_id / "report.html",
         )
     except Exception as exc:  # a notification must never fail the run
-        outcome = {
-            "fired": [],
-            "deliveries": [],
-            "notes": [],
-            "error": f"{type(exc).__name__}: {exc}",
-        }
-        emit("notification_failed", channel=None, error=outcome["error"])
-        return outcome
+        return _notification_failed(f"{type(exc).__name__}: {exc}", emit)
     for delivery in outcome["deliveries"]:
         event = "notification_sent" if delivery["ok"] else "notification_failed"
         emit(event, **delivery)
     for note in outcome["notes"]:
         emit("notification_note", note=note)
     return outcome if (outcome["fired"] or outcome["notes"]) else None
+
+
+def _notification_failed(error: str, emit: Callable[..., None]) -> dict[str, Any]:
+    emit("notification_failed", channel=None, error=error)
+    return {"fired": [], "deliveries": [], "notes": [], "error": error}
+
+
+def _notification_stopped(exc: BaseException, emit: Callable[..., None]) -> dict[str, Any]:
+    """The notification outcome of a run stopped while notifying: what was sent is not known."""
+    return _notification_failed(f"stopped by {type(exc).__name__} while notifying", emit)
 
 
 def _first_fatal(problems: list[str]) -> str:
