@@ -216,7 +216,7 @@ def test_warm_kernel_is_reused_without_leaking(tmp_path: Path) -> None:
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
 
-    kernels._shutdown_warm_kernels()  # a test file before this one in the worker may have left one
+    kernels.shutdown_warm_kernels()  # a test file before this one in the worker may have left one
     runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=True)
     fds = open_fds()
     (kernel,) = kernels._WARM["wfo_kit"]
@@ -269,7 +269,7 @@ def test_a_client_readied_without_a_quiet_wait_loses_no_output(
         "for i in range(50):\n    print(i)",
     )
     resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {talker}\n"))
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     for _ in range(4 if reuse_kernel else 2):
         result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=reuse_kernel)
         assert result.status == "succeeded", result.error
@@ -279,7 +279,7 @@ def test_a_client_readied_without_a_quiet_wait_loses_no_output(
         assert "".join(o.get("text", "") for o in first.outputs) == "started\n"
         printed = "".join(o.get("text", "") for o in last.outputs)
         assert printed == "".join(f"{i}\n" for i in range(50))
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
 
 
 @pytest.mark.parametrize("reuse_kernel", [True, False], ids=["warm", "cold"])
@@ -297,13 +297,13 @@ def test_the_run_readies_its_client_without_the_quiet_wait(
         await until_ready(kc, timeout=timeout)
 
     monkeypatch.setattr(kernels, "_until_ready", spy)
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     fine = notebook(tmp_path / "fine.ipynb", "x = 1")
     resolved = resolve_config(params(tmp_path, "p", f"report:\n  notebook: {fine}\n"))
     result = runs.run_report(resolved, output_root=tmp_path / "out", reuse_kernel=reuse_kernel)
     assert result.status == "succeeded", result.error
     assert readied == ["ReadyKernelClient"]  # the run's one nbclient client
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
 
 
 def test_readying_a_client_of_a_dead_kernel_says_so() -> None:
@@ -334,7 +334,7 @@ def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it
     from wfo_kit import kernels, runs
     from wfo_kit.config import resolve_config
 
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     starts = kernels.KERNEL_COUNTS["starts"]
     kernels.start_kernel_early("wfo_kit")
     kernels.start_kernel_early("wfo_kit")  # a warm kernel is there: no second one
@@ -354,4 +354,4 @@ def test_a_kernel_started_early_has_imported_the_libraries_when_the_run_takes_it
     assert kernels._WARM["wfo_kit"] == [early]
     assert kernels.KERNEL_COUNTS["starts"] == starts + 1  # counted once, by the run
     assert not early.wfo_fresh
-    kernels._shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()

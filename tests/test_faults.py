@@ -221,12 +221,24 @@ def _stop_here(signum: int, real: Any) -> Any:
     return stopped
 
 
-def _as_a_batch_worker_stops() -> Any:
-    # A batch worker's SIGTERM handler raises KeyboardInterrupt inside a run (batch._on_sigterm).
-    def handler(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+def _raise_keyboard_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt  # as `wfo run` and a batch worker inside a run handle SIGTERM
 
-    return handler
+
+@contextlib.contextmanager
+def handlers_set(**handlers: Any) -> Iterator[dict[int, Any]]:
+    """Signal handlers for a test, by name (SIGINT=...), and this process's put back after."""
+    wanted = {getattr(signal, name): handler for name, handler in handlers.items()}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield wanted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _installed(handlers: dict[int, Any]) -> dict[int, Any]:
+    return {signum: signal.getsignal(signum) for signum in handlers}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -246,16 +258,13 @@ def test_a_stop_while_the_folder_is_claimed_or_finished_leaves_no_partial_folder
     from wfo_kit.config import resolve_config
 
     monkeypatch.setattr(runs, where, _stop_here(signum, getattr(runs, where)))
-    previous = signal.signal(signal.SIGTERM, _as_a_batch_worker_stops())
     fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
     resolved = resolve_config(params(tmp_path, "fine", f"report:\n  notebook: {fine}\n"))
     out = tmp_path / "out"
-    try:
+    with handlers_set(SIGINT=signal.default_int_handler, SIGTERM=_raise_keyboard_interrupt) as set_:
         with pytest.raises(KeyboardInterrupt):  # the stop still stops the caller
             runs.run_report(resolved, output_root=out, reuse_kernel=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+        assert _installed(set_) == set_  # no hold left behind
     assert not list(out.glob(".*.partial"))
     (run,) = run_folders(out)
     manifest = json.loads((run / "manifest.json").read_text())
@@ -280,19 +289,48 @@ def test_a_batch_run_stopped_as_it_is_finished_keeps_the_status_of_its_folder(
         make_run_id("stopped"),
         str(tmp_path / "out"),
     )
-    previous = signal.signal(signal.SIGTERM, batch._on_sigterm)
-    try:
+    with handlers_set(SIGTERM=batch._on_sigterm) as set_:
         outcome = batch.run_job(job)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        assert _installed(set_) == set_
     manifest = json.loads((tmp_path / "out" / job.run_id / "manifest.json").read_text())
     assert outcome["status"] == manifest["status"] == status
+    assert outcome["report"] == str(tmp_path / "out" / job.run_id / "report.html")
     if status == "failed":
         assert "a cell failed" in outcome["reason"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_wfo_run_stopped_by_ctrl_c_or_sigterm_publishes_its_interrupted_report(
+    tmp_path: Path, signum: int
+) -> None:
+    # SIGTERM is what `timeout`, `docker stop` and systemd send: it used to kill `wfo run`
+    # outright, its run left .partial with no report.
+    slow = notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(60)")
+    out = tmp_path / "out"
+    command = [WFO, "run", str(params(tmp_path, "slow", f"report:\n  notebook: {slow}\n"))]
+    proc = subprocess.Popen(
+        [*command, "--output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # the kernel is then inside the slow cell
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "wfo: interrupted"
+    assert "Traceback" not in stderr
+    assert not list(out.glob(".*.partial"))
+    (run,) = run_folders(out)
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    assert "INTERRUPTED" in (run / "report.html").read_text()
+
+
 def test_held_signals_act_inside_let_through_and_at_the_end_never_between() -> None:
-    from wfo_kit.runs import HeldSignals
+    from wfo_kit.stopping import HeldSignals
 
     events = []
 
@@ -308,10 +346,11 @@ def test_held_signals_act_inside_let_through_and_at_the_end_never_between() -> N
             os.kill(os.getpid(), signal.SIGINT)
             events.append("held again")
 
-    with pytest.raises(KeyboardInterrupt):  # raised as the block ends
-        held_twice()
+    with handlers_set(SIGINT=signal.default_int_handler) as set_:
+        with pytest.raises(KeyboardInterrupt):  # raised as the block ends
+            held_twice()
+        assert _installed(set_) == set_
     assert events == ["held", "raised inside", "held again"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
     def elsewhere() -> None:  # no handler can be set outside the main thread: nothing is held
         with HeldSignals() as hold, hold.let_through():

@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import glob
 import json
-import logging
 import multiprocessing
 import os
 import signal
@@ -123,85 +122,79 @@ def succeeded_run(root: Path, content: str) -> Path | None:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Run one job (in a worker process); never raises for a failed run, returns its outcome."""
+    """Run one job (in a worker process) and return its outcome; a failed run is an outcome too.
+
+    A stop (SIGTERM: Ctrl-C of the batch, or the pool lost another worker) gives the outcome the
+    run's folder says: a run that finished before the stop reached it keeps its status.
+    """
     from wfo_kit.config import resolve_config
-    from wfo_kit.kernels import memory_report
     from wfo_kit.runs import run_report
 
     start = time.perf_counter()
     _IN_RUN.set()
     try:
         params_file: str | None = job.params_file
-        if job.rerun_of is not None:
-            from wfo_kit.runs import rerun_config
+        try:
+            if job.rerun_of is not None:
+                from wfo_kit.runs import rerun_config
 
-            resolved, _, params_file = rerun_config(
-                Path(job.output_root),
-                job.rerun_of,
-                accept_changed_inputs=job.accept_changed_inputs,
-                confine=job.confine,
+                resolved, _, params_file = rerun_config(
+                    Path(job.output_root),
+                    job.rerun_of,
+                    accept_changed_inputs=job.accept_changed_inputs,
+                    confine=job.confine,
+                )
+            else:
+                resolved = resolve_config(
+                    job.params_file, sets=list(job.sets), confine=job.confine, env_name=job.env_name
+                )
+            result = run_report(
+                resolved,
+                params_file=params_file,
+                output_root=Path(job.output_root),
+                run_id=job.run_id,
+                reuse_kernel=True,  # a warm kernel per worker: imports paid once
+                owner=job.owner,
+                rerun_of=job.rerun_of,
+                claimed=job.claimed,
             )
-        else:
-            resolved = resolve_config(
-                job.params_file, sets=list(job.sets), confine=job.confine, env_name=job.env_name
+        except WfoError as exc:
+            seconds = time.perf_counter() - start
+            return asdict(
+                Outcome(job.run_id, job.params_file, "failed", seconds, reason=exc.one_line())
             )
-        result = run_report(
-            resolved,
-            params_file=params_file,
-            output_root=Path(job.output_root),
-            run_id=job.run_id,
-            reuse_kernel=True,  # a warm kernel per worker: imports paid once
-            owner=job.owner,
-            rerun_of=job.rerun_of,
-            claimed=job.claimed,
-        )
-        manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        reason = result.error.one_line() if result.error else None
+        return _with_memory(_outcome_of(job, result.run_dir, start, reason=reason))
     except KeyboardInterrupt:
-        # Stopped (Ctrl-C, or the pool lost another worker): a run finished before the stop
-        # reached it keeps the status its folder says.
-        run_dir = Path(job.output_root) / job.run_id
-        report = run_dir / "report.html"
-        manifest = _read_manifest(run_dir)
-        status = manifest.get("status") or "interrupted"
-        reason = (
-            "interrupted"
-            if status == "interrupted"
-            else (manifest.get("error") or {}).get("message")
-        )
-        return asdict(
-            Outcome(
-                job.run_id,
-                job.params_file,
-                status,
-                time.perf_counter() - start,
-                report=str(report) if report.is_file() else None,
-                reason=reason,
-            )
-        )
-    except WfoError as exc:
-        return asdict(
-            Outcome(
-                job.run_id,
-                job.params_file,
-                "failed",
-                time.perf_counter() - start,
-                reason=exc.one_line(),
-            )
-        )
+        return _with_memory(_outcome_of(job, Path(job.output_root) / job.run_id, start))
     finally:
         _IN_RUN.clear()
-    headline = (manifest.get("headline") or {}).get("median_blended_value_per_share")
-    return asdict(
-        Outcome(
-            result.run_id,
-            job.params_file,
-            result.status,
-            time.perf_counter() - start,
-            headline=headline,
-            report=str(result.report),
-            reason=result.error.one_line() if result.error else None,
-            **memory_report(),
-        )
+
+
+def _with_memory(outcome: Outcome) -> dict[str, Any]:
+    from wfo_kit.kernels import memory_report
+
+    return asdict(dataclasses.replace(outcome, **memory_report()))
+
+
+def _outcome_of(
+    job: Job, run_dir: Path, start: float | None = None, *, reason: str | None = None
+) -> Outcome:
+    """The outcome a run's folder says (no folder: interrupted before it had one)."""
+    manifest = _read_manifest(run_dir)
+    status = manifest.get("status") or "interrupted"
+    if reason is None and status != "succeeded":
+        error = manifest.get("error") or {}
+        reason = "interrupted" if status == "interrupted" else error.get("message")
+    report = run_dir / "report.html"
+    return Outcome(
+        job.run_id,
+        job.params_file,
+        status,
+        0.0 if start is None else time.perf_counter() - start,
+        headline=(manifest.get("headline") or {}).get("median_blended_value_per_share"),
+        report=str(report) if report.is_file() else None,
+        reason=reason,
     )
 
 
@@ -275,8 +268,12 @@ def _worker_init(kernel: str) -> None:
         _warm_up(kernel)
     except SystemExit:
         # SIGTERM while warming up (the pool lost another worker, or is being stopped): leave
-        # quietly. Raised out of an initializer, it would print "Exception in initializer" and
-        # a traceback on the batch's terminal.
+        # quietly, with any kernel kept so far shut down. Raised out of an initializer, it would
+        # print "Exception in initializer" and a traceback on the batch's terminal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        from wfo_kit.kernels import shutdown_warm_kernels
+
+        shutdown_warm_kernels()
         os._exit(0)
 
 
@@ -285,13 +282,10 @@ def _warm_up(kernel: str) -> None:
     from wfo_kit.kernels import prewarm_kernel, skip_unused_imports
 
     skip_unused_imports()
-    from wfo_kit.observers import quiet_library_logs
+    from wfo_kit.observers import quiet_library_logs, quiet_stopped_cells
 
     quiet_library_logs()
-    # A run stopped by Ctrl-C leaves nbclient's cell task unawaited: asyncio would print its
-    # traceback on the terminal; the run's own report and manifest say what happened.
-    logging.getLogger("asyncio").addHandler(logging.NullHandler())
-    logging.getLogger("asyncio").propagate = False
+    quiet_stopped_cells()
     with contextlib.suppress(Exception):  # a failure here only means a cold first run
         prewarm_kernel(kernel)
 
@@ -510,8 +504,10 @@ def _run_round(
                     job = running.pop(future)
                     try:
                         outcome = Outcome(**future.result())
-                    except cf.process.BrokenProcessPool:
-                        broken.append(job)  # judged below, once every worker has exited
+                    except (cf.process.BrokenProcessPool, SystemExit):
+                        # SystemExit: the worker was stopped just as its run returned; judged
+                        # below by the run's folder, as a broken pool's runs are
+                        broken.append(job)
                         continue
                     except Exception as exc:  # a worker-side crash outside run_job's handling
                         reason = f"the worker failed outside the run: {type(exc).__name__}: {exc}"
@@ -542,9 +538,7 @@ def _run_round(
             retry.append(dataclasses.replace(job, run_id=renewed_run_id(job.run_id)))
             continue
         else:
-            outcome = Outcome(
-                job.run_id, job.params_file, status, report=str(root / job.run_id / "report.html")
-            )
+            outcome = _outcome_of(job, root / job.run_id)
         record(outcome)
     return retry, False
 
@@ -596,7 +590,7 @@ def _interrupt(
         if future not in not_done:
             try:
                 outcome = Outcome(**future.result(timeout=0))
-            except Exception as exc:  # the worker died while stopping: say how
+            except (Exception, SystemExit) as exc:  # the worker died or exited while stopping
                 reason = f"interrupted; its worker ended with {type(exc).__name__}: {exc}"
         if outcome is None:
             future.cancel()

@@ -9,10 +9,13 @@ is fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -312,10 +315,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "no_cache", False):  # the last layer, so it wins over any file or --set
         args.sets = [*args.sets, "cache.enabled=false"]
     started = time.monotonic()
-    code, error = _dispatch(args)
+    with _sigterm_as_ctrl_c():
+        code, error = _dispatch(args)
     if args.command != "run":  # a run audits itself (started, then its outcome)
         _audit_command(args, argv, code=code, error=error, seconds=time.monotonic() - started)
     return code
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``docker stop``, systemd) stops a command as Ctrl-C does.
+
+    Left to its default, it killed ``wfo run`` mid-write: the run stayed ``.partial`` with no
+    report. Now a run ends ``interrupted`` with its report and folder, a batch stops its runs, and
+    the command exits 130. A handler set by whoever called us is kept (``wfo serve``'s uvicorn
+    sets its own).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _dispatch(args: argparse.Namespace) -> tuple[int, str | None]:
@@ -431,9 +461,11 @@ def _resolve(args: argparse.Namespace, *, notes: bool = False):  # noqa: ANN202
 
 def cmd_run(args: argparse.Namespace) -> int:
     from wfo_kit.kernels import import_early, start_kernel_early
+    from wfo_kit.observers import quiet_stopped_cells
     from wfo_kit.risk import shocks_stored
     from wfo_kit.runs import run_report
 
+    quiet_stopped_cells()
     if args.pdf:
         args.sets = [*args.sets, "report.pdf=true"]
     resolved = _resolve(args, notes=True)
@@ -821,8 +853,10 @@ def _effect_reason(effects: pl.DataFrame, key: str) -> str:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from wfo_kit.history import compare_results
+    from wfo_kit.observers import quiet_stopped_cells
     from wfo_kit.runs import rerun
 
+    quiet_stopped_cells()
     result, changed = rerun(
         args.output,
         args.run_id,

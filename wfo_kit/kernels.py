@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from wfo_kit import errors
 from wfo_kit.errors import ConfigurationError, NotebookExecutionError
 from wfo_kit.io import atomic_path
 from wfo_kit.publish import html_exporter, notebook_path
+from wfo_kit.stopping import HeldSignals
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,8 +154,11 @@ def _take_kernel(name: str) -> Any:
     if km is None:
         km = ipc_kernel_manager()(kernel_name=name)
         try:
-            run_sync(km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS)
-        except BaseException:  # stopped (SIGTERM) or failed while starting: no kernel left over
+            # Held: a stop between the launch and the manager knowing the process would leave a
+            # kernel no one can shut down. Delivered once it is started, then shut down here.
+            with HeldSignals():
+                run_sync(km.start_kernel)(extra_arguments=KERNEL_ARGUMENTS)
+        except BaseException:  # stopped or failed while starting: no kernel left over
             _discard_kernel(km)
             raise
         km.wfo_runs = 0
@@ -313,14 +319,14 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
 
         html_exporter()
         _await_reply(client, asked, timeout=120)
+        client.stop_channels()
+        km.wfo_runs -= 1  # warming is not a run
+        _give_back_kernel(name, km, healthy=True)
     except BaseException:  # stopped or failed while warming: the kernel is shut down, not kept
         if client is not None:
             client.stop_channels()
-        _give_back_kernel(name, km, healthy=False)
+        _discard_kernel(km)  # kept already (a stop at the very end) or not: shut down
         raise
-    client.stop_channels()
-    km.wfo_runs -= 1  # warming is not a run
-    _give_back_kernel(name, km, healthy=True)
 
 
 def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
@@ -329,14 +335,14 @@ def _give_back_kernel(name: str, km: Any, *, healthy: bool) -> None:
     if healthy and km.wfo_runs < MAX_KERNEL_REUSE:
         with _WARM_LOCK:
             if not _WARM:  # the first kernel kept: shut the pool down when the process exits
-                atexit.register(_shutdown_warm_kernels)
+                atexit.register(shutdown_warm_kernels)
             _WARM.setdefault(name, []).append(km)
         return
     _close_early_client(km)
     _discard_kernel(km)
 
 
-def _shutdown_warm_kernels() -> None:
+def shutdown_warm_kernels() -> None:
     with _WARM_LOCK:
         kernels = [km for pool in _WARM.values() for km in pool]
         _WARM.clear()
@@ -359,10 +365,16 @@ def _discard_kernel(km: Any) -> None:
     except Exception:
         process = getattr(getattr(km, "provisioner", None), "process", None)
         with contextlib.suppress(Exception):
-            process.kill()
+            # Launched in a session of its own: its process group is the kernel and whatever
+            # it started. Never this process's own group.
+            if os.getpgid(process.pid) == process.pid != os.getpgid(0):
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
             process.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            km.cleanup_ipc_files()
+        for cleanup in (km.cleanup_connection_file, km.cleanup_ipc_files, km._close_control_socket):
+            with contextlib.suppress(Exception):
+                cleanup()
 
 
 def _close_early_client(km: Any) -> None:

@@ -229,6 +229,22 @@ class NotebookProgress:
             self.bar.bar_style = "success"
 
 
+def quiet_stopped_cells() -> None:
+    """Keep asyncio's "Task exception was never retrieved" off the terminal of a stopped run.
+
+    A run stopped by Ctrl-C or SIGTERM leaves nbclient's cell task unawaited, and asyncio printed
+    its DeadKernelError traceback as the process exited, after our one line. The run's own report
+    and manifest say what happened. Called by the commands that execute notebooks in their own
+    process (`wfo run`, `wfo rerun`) and by batch workers, never on import.
+    """
+    import logging
+
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
 def quiet_library_logs() -> None:
     """Keep Papermill's and nbclient's log records off the terminal.
 

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +53,7 @@ from wfo_kit.notify import check_confined_channels
 from wfo_kit.observers import JsonlLog, TerminalProgress, console_log, follow
 from wfo_kit.pipeline import check_step_names
 from wfo_kit.publish import export_html
+from wfo_kit.stopping import HeldSignals
 
 PACKAGES = (
     "wfo_kit",
@@ -267,83 +267,6 @@ def claim_run_folder(root: Path, run_id: str) -> Path:
     return partial
 
 
-#: What a user or a pool sends to stop a run: held while a run folder is claimed or finished.
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class HeldSignals:
-    """Ctrl-C and SIGTERM held while a run folder is claimed or finished, acted on inside.
-
-    Why: between claiming ``.<run_id>.partial`` and renaming it into place, a KeyboardInterrupt
-    left a partial folder that looked like a crashed process. A batch pool that loses a worker
-    sends SIGTERM to its other workers, and a run that had just succeeded was reported as "the
-    worker process died during the run". Inside :meth:`let_through` (the run itself, a
-    notification that may wait on the network) a signal acts at once, with what was held first;
-    its caller catches what it raises. What is held at the end is delivered then. Only the main
-    thread can set handlers: in another thread (a signal goes to the main thread anyway) nothing
-    is held.
-    """
-
-    def __init__(self) -> None:
-        self.held: list[int] = []
-        self.found: dict[int, Any] = {}  # the handlers the block found, put back at the end
-
-    def _hold(self, signum: int, _frame: Any) -> None:
-        self.held.append(signum)
-
-    def __enter__(self) -> HeldSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in HELD_SIGNALS:
-                handler = signal.getsignal(signum)
-                if handler is not None:  # None: installed outside Python, cannot be put back
-                    self.found[signum] = handler
-            try:
-                _install(dict.fromkeys(self.found, self._hold))
-            except BaseException:  # a signal that came before the block: no hold is left behind
-                _install(self.found)
-                raise
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        _install(self.found)
-        self._deliver()
-
-    def _deliver(self) -> None:
-        held, self.held = list(dict.fromkeys(self.held)), []
-        for signum in held:
-            signal.raise_signal(signum)  # to the handler the block found: raised here, at once
-
-    @contextlib.contextmanager
-    def let_through(self) -> Iterator[None]:
-        """Signals act at once inside this block, what was held first."""
-        if not self.found:
-            yield
-            return
-        _install(self.found)
-        try:
-            self._deliver()
-            yield
-        finally:
-            _install(dict.fromkeys(self.found, self._hold))
-
-
-def _install(handlers: dict[int, Any]) -> None:
-    """Install every handler; a pending signal whose handler raises is raised once all are in.
-
-    (``signal.signal`` runs the handlers of pending signals first, and may raise then.)
-    """
-    raised: BaseException | None = None
-    for signum, handler in handlers.items():
-        while True:
-            try:
-                signal.signal(signum, handler)
-                break
-            except (KeyboardInterrupt, SystemExit) as exc:  # raised once all are installed
-                raised = raised or exc
-    if raised is not None:
-        raise raised
-
-
 QUEUED_SUFFIX = ".queued"
 
 
@@ -471,7 +394,13 @@ def run_report(
             "run_started", steps=[*steps, "report", "publish"], params_file=record.params_file or ""
         )
         if record.error is not None:
-            return _fail_unstarted(root, partial, record, emit=emit, finish=sinks.stop)
+            return _fail_unstarted(
+                root,
+                partial,
+                record,
+                emit=emit,
+                finish=lambda: _drain(hold, sinks, partial, problems),
+            )
         executed = partial / "valuation.ipynb"
         escaping: BaseException | None = None
         usage = _Usage.now()
@@ -537,13 +466,7 @@ def run_report(
             except (KeyboardInterrupt, SystemExit) as exc:
                 stop = exc
                 record.notifications = _notification_stopped(exc, emit)
-        try:
-            with hold.let_through():
-                sinks.stop(problems)
-                _trace(partial, problems)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            stop = stop or exc
-            problems.append(f"log sinks and traces: stopped by {type(exc).__name__}")
+        stop = _drain(hold, sinks, partial, problems) or stop
         final = _close_run(root, partial, record, problems)
         _guarded(problems, "audit", lambda: _audit(audit, record, outcome=record.status))
     if isinstance(escaping, KeyboardInterrupt | SystemExit):
@@ -565,6 +488,21 @@ def run_report(
     return RunResult(run_id, final, record.status, final / "report.html", record.error)
 
 
+def _drain(
+    hold: HeldSignals, sinks: _LiveSinks, partial: Path, problems: list[str]
+) -> BaseException | None:
+    """Let the log sinks send what is left (up to ``DRAIN_SECONDS``) and write the traces; a stop
+    acts at once here, and is returned for the caller to raise once the folder is finished."""
+    try:
+        with hold.let_through():
+            sinks.stop(problems)
+            _trace(partial, problems)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        problems.append(f"log sinks and traces: stopped by {type(exc).__name__}")
+        return exc
+    return None
+
+
 def _fail_unstarted(
     root: Path, partial: Path, record: _RunRecord, *, emit: Any, finish: Any
 ) -> NoReturn:
@@ -577,9 +515,11 @@ def _fail_unstarted(
     emit("run_failed", status="failed", error=error.to_dict())
     stand_in = _stand_in_report(record.run_id, "failed", error.one_line())
     _guarded(problems, "report", lambda: write_text(partial / "report.html", stand_in))
-    finish(problems)
+    stop = finish()
     final = _close_run(root, partial, record, problems)
     _guarded(problems, "audit", lambda: _audit(root / "audit.jsonl", record, outcome="failed"))
+    if stop is not None:  # asked to stop while the run was being finished: it is finished
+        raise stop
     if final is None:
         msg = (
             f"run {record.run_id} could not be saved ({_first_fatal(problems)}); what it wrote is "
