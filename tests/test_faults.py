@@ -329,6 +329,58 @@ def test_wfo_run_stopped_by_ctrl_c_or_sigterm_publishes_its_interrupted_report(
     assert "INTERRUPTED" in (run / "report.html").read_text()
 
 
+STOPPED_RUNS = """
+import os, signal, sys, threading
+from pathlib import Path
+from wfo_kit import runs
+from wfo_kit.config import resolve_config
+
+def stop(_signum, _frame):
+    raise KeyboardInterrupt  # as a batch worker inside a run
+
+signal.signal(signal.SIGTERM, stop)
+resolved = resolve_config(sys.argv[1])
+out = Path(sys.argv[2])
+runs.run_report(resolved, output_root=out, reuse_kernel=True)  # a warm kernel from here on
+for n in range(int(sys.argv[3])):
+    after = 0.004 + n * float(sys.argv[4])
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        try:
+            status = runs.run_report(resolved, output_root=out, reuse_kernel=True).status
+        finally:
+            timer.join()
+    except KeyboardInterrupt:
+        status = "stopped"
+    print(f"{after:.3f} {status}", flush=True)
+"""
+
+
+def test_stops_anywhere_in_warm_runs_never_hang_and_leave_no_partial_folder(tmp_path: Path) -> None:
+    # A stop inside an exchange with the kernel (its reset, its client's start) left a zmq
+    # context whose termination hung for ever: a batch worker stopped by its pool hung, and the
+    # batch with it. A process of its own, so that a hang fails this test instead of the suite.
+    fine = notebook(tmp_path / "fine.ipynb", "print('fine')")
+    parameters = params(tmp_path, "fine", f"report:\n  notebook: {fine}\n")
+    out = tmp_path / "out"
+    stops = 30
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_RUNS, str(parameters), str(out), str(stops), "0.002"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == stops, done.stdout
+    assert not list(out.glob(".*.partial"))
+    statuses = [
+        json.loads((run / "manifest.json").read_text())["status"] for run in run_folders(out)
+    ]
+    assert statuses  # the warm-up run at least; a run stopped before its claim has no folder
+    assert set(statuses) <= {"succeeded", "interrupted"}
+
+
 def test_held_signals_act_inside_let_through_and_at_the_end_never_between() -> None:
     from wfo_kit.stopping import HeldSignals
 

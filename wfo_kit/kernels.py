@@ -125,6 +125,10 @@ def _ready_client_class() -> type:
         async def wait_for_ready(self, timeout: float | None = None) -> None:
             await _until_ready(self, timeout=float("inf") if timeout is None else timeout)
 
+        def start_channels(self, *args: Any, **kwargs: Any) -> None:
+            with HeldSignals():  # as in _quick_client: never a channel set half started
+                super().start_channels(*args, **kwargs)
+
     return ReadyKernelClient
 
 
@@ -171,7 +175,7 @@ def _take_kernel(name: str) -> Any:
         # failed import shows in the run itself.
         with contextlib.suppress(Exception):
             _await_reply(client, asked, timeout=120)
-        client.stop_channels()
+        close_client(client)
         KERNEL_COUNTS["starts"] += 1
         return km
     run_code(km, RESET, timeout=30)
@@ -198,6 +202,39 @@ def _await_reply(client: Any, asked: str, *, timeout: float) -> None:
             return
 
 
+#: How long closing a kernel client may take before it is left to the process's exit.
+CLOSE_CLIENT_SECONDS = 5.0
+
+
+def close_client(kc: Any, *, within: float = CLOSE_CLIENT_SECONDS) -> None:
+    """Stop a kernel client's channels, waiting ``within`` seconds at most.
+
+    Why: when a stop (SIGTERM, Ctrl-C) lands inside an exchange with a kernel, ``stop_channels``
+    can block for ever in zmq's context termination. Seen: a batch worker stopped by its pool
+    hung in ``Context.term`` and the whole batch with it (jupyter_client issue 771 reports the
+    same hang). The channels are stopped in a daemon thread; one still blocked after ``within``
+    is left behind, and the process's exit does not wait for it.
+    """
+    import inspect
+
+    from jupyter_client.utils import run_sync
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):
+            stopped = kc.stop_channels()
+            if inspect.isawaitable(stopped):
+                run_sync(lambda: stopped)()
+
+    closing = threading.Thread(target=stop, name="wfo-close-kernel-client", daemon=True)
+    closing.start()
+    closing.join(within)
+    if closing.is_alive():  # kept: collected, the client would try (and hang) again
+        _UNCLOSED_CLIENTS.append(kc)
+
+
+_UNCLOSED_CLIENTS: list[Any] = []
+
+
 def _quick_client(km: Any) -> Any:
     """A client of ``km``'s for a short exchange (a reset, a warm-up, early imports).
 
@@ -209,22 +246,27 @@ def _quick_client(km: Any) -> Any:
     """
     from jupyter_client.blocking import BlockingKernelClient
 
-    client = BlockingKernelClient()
-    client.load_connection_info(km.get_connection_info())
-    client.start_channels(hb=False)
+    with HeldSignals():  # a stop inside start_channels left a context whose close hung for ever
+        client = BlockingKernelClient()
+        client.load_connection_info(km.get_connection_info())
+        client.start_channels(hb=False)
     return client
 
 
 def run_code(km: Any, code: str, *, timeout: float) -> None:
     """Execute ``code`` on a running kernel through a client of its own, closed afterwards.
 
-    Used to give a reused kernel an empty namespace (``%reset -f``) and to warm one up.
+    Used to give a reused kernel an empty namespace (``%reset -f``, about 20 ms). A stop is held
+    until it is done: one that landed inside the exchange left a zmq context whose termination
+    hung for ever, later, wherever Python collected it (seen in a batch worker stopped by its
+    pool).
     """
-    client = _quick_client(km)
-    try:
-        client.execute_interactive(code, timeout=timeout, store_history=False)
-    finally:
-        client.stop_channels()
+    with HeldSignals():
+        client = _quick_client(km)
+        try:
+            client.execute_interactive(code, timeout=timeout, store_history=False)
+        finally:
+            close_client(client)
 
 
 # Imports, plus one small valuation of the bundled sample: first calls (Pandera building its
@@ -319,12 +361,12 @@ def prewarm_kernel(name: str = "wfo_kit") -> None:
 
         html_exporter()
         _await_reply(client, asked, timeout=120)
-        client.stop_channels()
+        close_client(client)
         km.wfo_runs -= 1  # warming is not a run
         _give_back_kernel(name, km, healthy=True)
     except BaseException:  # stopped or failed while warming: the kernel is shut down, not kept
         if client is not None:
-            client.stop_channels()
+            close_client(client)
         _discard_kernel(km)  # kept already (a stop at the very end) or not: shut down
         raise
 
@@ -383,7 +425,7 @@ def _close_early_client(km: Any) -> None:
     if early is not None and getattr(km, "wfo_fresh", False):
         km.wfo_fresh = False
         with contextlib.suppress(Exception):
-            early[0].stop_channels()
+            close_client(early[0])
 
 
 def execute_notebook(
@@ -479,9 +521,7 @@ def _engine_name() -> str:
             # end: with a reused (not owned) kernel, nbclient leaves them open (14 file
             # descriptors and a thread per report, measured), while its own cleanup option would
             # shut the warm kernel down.
-            import inspect
 
-            from jupyter_client.utils import run_sync
             from papermill.clientwrap import PapermillNotebookClient
             from papermill.engines import logger
             from papermill.utils import merge_kwargs, remove_args
@@ -502,9 +542,7 @@ def _engine_name() -> str:
             finally:
                 kc = getattr(client, "kc", None)
                 if kc is not None and not client.owns_km:
-                    stopped = kc.stop_channels()
-                    if inspect.isawaitable(stopped):
-                        run_sync(lambda: stopped)()
+                    close_client(kc)
                     client.kc = None
 
     papermill_engines.register("wfo", WfoEngine)
