@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,9 @@ def _ready_client_class() -> type:
             with HeldSignals():  # as in _quick_client: never a channel set half started
                 super().start_channels(*args, **kwargs)
 
+        def stop_channels(self) -> None:  # nbclient's own clean-up too (kernels it owns)
+            close_client(self, stop=super().stop_channels)
+
     return ReadyKernelClient
 
 
@@ -206,26 +210,29 @@ def _await_reply(client: Any, asked: str, *, timeout: float) -> None:
 CLOSE_CLIENT_SECONDS = 5.0
 
 
-def close_client(kc: Any, *, within: float = CLOSE_CLIENT_SECONDS) -> None:
+def close_client(
+    kc: Any, *, within: float = CLOSE_CLIENT_SECONDS, stop: Callable[[], Any] | None = None
+) -> None:
     """Stop a kernel client's channels, waiting ``within`` seconds at most.
 
     Why: when a stop (SIGTERM, Ctrl-C) lands inside an exchange with a kernel, ``stop_channels``
     can block for ever in zmq's context termination. Seen: a batch worker stopped by its pool
     hung in ``Context.term`` and the whole batch with it (jupyter_client issue 771 reports the
     same hang). The channels are stopped in a daemon thread; one still blocked after ``within``
-    is left behind, and the process's exit does not wait for it.
+    is left behind, and the process's exit does not wait for it. ``stop``: the closing call
+    (``kc.stop_channels`` by default; our client's own override passes its parent's).
     """
     import inspect
 
     from jupyter_client.utils import run_sync
 
-    def stop() -> None:
+    def close() -> None:
         with contextlib.suppress(Exception):
-            stopped = kc.stop_channels()
+            stopped = (stop or kc.stop_channels)()
             if inspect.isawaitable(stopped):
                 run_sync(lambda: stopped)()
 
-    closing = threading.Thread(target=stop, name="wfo-close-kernel-client", daemon=True)
+    closing = threading.Thread(target=close, name="wfo-close-kernel-client", daemon=True)
     closing.start()
     closing.join(within)
     if closing.is_alive():  # kept: collected, the client would try (and hang) again
