@@ -11,7 +11,7 @@ import pytest
 from tests.opservers import http_receiver
 from wfo_kit.cli import main
 from wfo_kit.config import load_config
-from wfo_kit.logsinks import open_sinks, query_logs
+from wfo_kit.logsinks import connect_log_db, open_sinks, query_logs
 from wfo_kit.opsconfig import LoggingConfig
 from wfo_kit.pipeline import RunContext, run_pipeline
 
@@ -194,12 +194,14 @@ def test_a_long_run_reaches_the_database_sink_while_it_runs(tmp_path: Path) -> N
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: list[dict] = []
     deadline = time.monotonic() + 25
-    while time.monotonic() < deadline and proc.poll() is None and not seen:
-        if database.is_file():
-            seen = query_logs(str(database), step="validate", level="info")
-        time.sleep(0.1)
-    go.touch()  # the row arrived while the run waits (or it never did): let the run end
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not seen:
+            if database.is_file():
+                seen = query_logs(str(database), step="validate", level="info")
+            time.sleep(0.1)
+    finally:
+        go.touch()  # the row arrived while the run waits (or it never did): let the run end
+        _, stderr = proc.communicate(timeout=60)
     assert seen, "no validate row while the run was running"
     assert seen[0]["event"] == "step_finished"
     assert proc.returncode == 0, stderr
@@ -209,3 +211,16 @@ def test_a_long_run_reaches_the_database_sink_while_it_runs(tmp_path: Path) -> N
     assert events[-1] == ("run_finished", None)
     assert ("step_finished", "publish") in events
     assert {r["run_id"] for r in rows} == {seen[0]["run_id"]}
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "duckdb"])
+def test_a_log_database_whose_table_is_not_made_yet_has_no_rows(
+    tmp_path: Path, scheme: str
+) -> None:
+    # A sink creates the file, then its table: a reader in between (`wfo logs` while a run
+    # starts) got "no such table: wfo_log".
+    url = f"{scheme}:///{tmp_path / 'logs.db'}"
+    connect_log_db(url).close()  # the file, no table
+    assert query_logs(url) == []
+    connect_log_db(url, create=True).close()
+    assert query_logs(url, step="validate") == []

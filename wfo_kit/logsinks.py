@@ -275,6 +275,14 @@ def open_sinks(config: LoggingConfig) -> Sinks:
     return sinks
 
 
+def _has_log_table(connection: Any) -> bool:
+    if isinstance(connection, sqlite3.Connection):
+        catalog = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:  # DuckDB
+        catalog = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(connection.execute(catalog, [TABLE]).fetchone()[0])
+
+
 def query_logs(
     url: str, *, run_id: str | None = None, level: str | None = None, step: str | None = None
 ) -> list[dict[str, Any]]:
@@ -293,6 +301,8 @@ def query_logs(
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     connection = connect_log_db(url)
     try:
+        if not _has_log_table(connection):  # a sink has made the file, not yet its table
+            return []
         sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}{where} ORDER BY time"
         rows = connection.execute(sql, params).fetchall()
     finally:
