@@ -164,6 +164,7 @@ def _start_slow_batch(tmp_path: Path, runs: int) -> tuple[subprocess.Popen[str],
         time.sleep(0.2)
     else:
         proc.kill()
+        proc.communicate()
         pytest.fail("the batch did not start a run within 120 s")
     time.sleep(3)  # the warm kernel is then inside the slow cell
     return proc, out
@@ -423,14 +424,19 @@ def test_a_worker_stopped_while_warming_up_leaves_quietly_with_its_kernel(after:
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     deadline = time.monotonic() + 60
     kernels: list[str] = []
-    while not kernels and time.monotonic() < deadline:  # its kernel has started: warming up
-        with contextlib.suppress(OSError):
-            kernels = children.read_text().split()
-        time.sleep(0.01)
+    try:
+        while not kernels and time.monotonic() < deadline:  # its kernel has started: warming up
+            with contextlib.suppress(OSError):
+                kernels = children.read_text().split()
+            time.sleep(0.01)
+        time.sleep(after)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:  # never a process left running for a later test to find
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert kernels, "the worker started no kernel within 60 s"
-    time.sleep(after)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "warm" not in stdout  # stopped during the warm-up, not after it
     assert "Traceback" not in stderr, stderr
