@@ -460,12 +460,14 @@ def test_under_load(cluster: Cluster) -> None:
     started = time.monotonic()
     with cf.ThreadPoolExecutor(max_workers=54) as pool:
         readers = [pool.submit(read, i) for i in range(4)]
-        list(pool.map(submit, range(50)))
-        with cluster.client("b") as client:
-            runs = wait_all(client, list(accepted), timeout=150)
-        while time.monotonic() - started < 15:  # reads go on for 15 s at least
-            time.sleep(0.2)
-        stop_reading.set()
+        try:
+            list(pool.map(submit, range(50)))
+            with cluster.client("b") as client:
+                runs = wait_all(client, list(accepted), timeout=150)
+            while time.monotonic() - started < 15:  # reads go on for 15 s at least
+                time.sleep(0.2)
+        finally:  # a failure above fails the test; the readers must still stop, or it hangs
+            stop_reading.set()
         reads = sum(f.result() for f in readers)
     assert not [s for s in statuses if s >= 500], statuses
     assert statuses[202] == len(accepted) >= 5
