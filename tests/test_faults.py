@@ -6,6 +6,7 @@ root (CAP_SYS_ADMIN); elsewhere those tests are skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -380,6 +381,51 @@ def test_stops_anywhere_in_warm_runs_never_hang_and_leave_no_partial_folder(tmp_
     ]
     assert statuses  # the warm-up run at least; a run stopped before its claim has no folder
     assert set(statuses) <= {"succeeded", "interrupted"}
+
+
+def test_closing_a_kernel_client_that_hangs_gives_up_in_time_and_keeps_it() -> None:
+    from wfo_kit import kernels
+
+    release = threading.Event()
+
+    class HangingClient:  # stop_channels blocked, as in zmq's context termination after a stop
+        def stop_channels(self) -> None:
+            release.wait(30)
+
+    client = HangingClient()
+    started = time.monotonic()
+    try:
+        kernels.close_client(client, within=0.2)
+        assert time.monotonic() - started < 5
+        assert client in kernels._UNCLOSED_CLIENTS  # never collected, so never closed again
+    finally:
+        release.set()
+        kernels._UNCLOSED_CLIENTS.remove(client)
+
+
+def test_a_kernel_whose_manager_cannot_shut_it_down_is_killed_and_its_files_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jupyter_client.utils import run_sync
+
+    from wfo_kit import kernels
+
+    km = kernels.ipc_kernel_manager()(kernel_name="wfo_kit")
+    run_sync(km.start_kernel)(extra_arguments=kernels.KERNEL_ARGUMENTS)
+    process = km.provisioner.process
+    connection_file = Path(km.connection_file)
+    assert process.poll() is None
+    assert connection_file.is_file()
+
+    def refuses(*_args: Any, **_kwargs: Any) -> None:  # as after a start stopped midway
+        raise asyncio.InvalidStateError("invalid state")
+
+    monkeypatch.setattr(km, "shutdown_kernel", refuses)
+    kernels._discard_kernel(km)
+    assert process.poll() is not None  # killed and reaped, not left to notice its parent
+    assert not connection_file.exists()
+    assert not list(Path(km.ip).parent.glob(f"{Path(km.ip).name}-*"))  # its IPC sockets
+    assert km.context.closed  # its zmq context too
 
 
 def test_held_signals_act_inside_let_through_and_at_the_end_never_between() -> None:

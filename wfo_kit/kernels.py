@@ -227,19 +227,32 @@ def close_client(
     from jupyter_client.utils import run_sync
 
     def close() -> None:
+        stopped = (stop or kc.stop_channels)()
+        if inspect.isawaitable(stopped):
+            run_sync(lambda: stopped)()
+
+    _within(within, close, keep=kc)
+
+
+def _within(seconds: float, action: Callable[[], Any], *, keep: Any) -> None:
+    """``action`` in a daemon thread, waited for ``seconds`` at most; its errors are dropped.
+
+    ``keep`` (what the action closes) stays referenced while the action is still blocked: were
+    it collected, its ``__del__`` would try the same close, and hang, wherever that happened.
+    """
+
+    def run() -> None:
         with contextlib.suppress(Exception):
-            stopped = (stop or kc.stop_channels)()
-            if inspect.isawaitable(stopped):
-                run_sync(lambda: stopped)()
+            action()
 
-    closing = threading.Thread(target=close, name="wfo-close-kernel-client", daemon=True)
+    closing = threading.Thread(target=run, name="wfo-close-kernel-resources", daemon=True)
     closing.start()
-    closing.join(within)
-    if closing.is_alive():  # kept: collected, the client would try (and hang) again
-        _UNCLOSED_CLIENTS.append(kc)
+    closing.join(seconds)
+    if closing.is_alive():
+        _UNCLOSED_CLIENTS.append(keep)
 
 
-_UNCLOSED_CLIENTS: list[Any] = []
+_UNCLOSED_CLIENTS: list[Any] = []  # what a close left blocked (see _within)
 
 
 def _quick_client(km: Any) -> Any:
@@ -424,6 +437,8 @@ def _discard_kernel(km: Any) -> None:
         for cleanup in (km.cleanup_connection_file, km.cleanup_ipc_files, km._close_control_socket):
             with contextlib.suppress(Exception):
                 cleanup()
+        if getattr(km, "_created_context", False):  # its zmq context, as its shutdown would
+            _within(CLOSE_CLIENT_SECONDS, lambda: km.context.destroy(linger=0), keep=km.context)
 
 
 def _close_early_client(km: Any) -> None:
@@ -431,8 +446,7 @@ def _close_early_client(km: Any) -> None:
     early = getattr(km, "wfo_early", None)
     if early is not None and getattr(km, "wfo_fresh", False):
         km.wfo_fresh = False
-        with contextlib.suppress(Exception):
-            close_client(early[0])
+        close_client(early[0])  # never raises: a failed close is a closed client here
 
 
 def execute_notebook(
